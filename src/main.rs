@@ -1,1 +1,325 @@
-fn main() {}
+//! The `halfopen` command: the collector and reconciler services, the query
+//! commands, `snapshot`, and the self-contained `demo`.
+mod demo;
+mod output;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use halfopen_proto::v1;
+use halfopen_proto::v1::reconciler_client::ReconcilerClient;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const DEFAULT_RECONCILER: &str = "http://127.0.0.1:7077";
+
+#[derive(Parser)]
+#[command(
+    name = "halfopen",
+    version,
+    about = "Find half-open TCP connections by comparing both ends",
+    long_about = "Find half-open TCP connections by comparing both ends.\n\n\
+        A collector on every host streams its TCP socket table to one reconciler, which joins both ends of \
+        every connection by 4-tuple and reports, after a race-free confirmation, the connections that only \
+        the client holds: the SYN-cookie incident where a full accept queue made the server forget a \
+        handshake the client thinks is done, and the client waits forever for a greeting.",
+    after_help = "Quick start on one machine (as root): halfopen demo\n\
+        On real hosts: run `halfopen reconciler` once, `halfopen collector --reconciler http://RECONCILER:7077` \
+        on every app and DB host, then `halfopen orphans`."
+)]
+struct Cli {
+    /// Log filter for the services (also RUST_LOG), e.g. info, debug, halfopen_reconciler=debug.
+    #[arg(long, global = true, env = "HALFOPEN_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the per-host collector: stream this host's TCP table to the reconciler.
+    #[command(
+        after_help = "Example: halfopen collector --reconciler http://10.1.0.5:7077 --interval 5s\n\
+        Runs as root (sock_diag sees every socket without it, but naming client processes needs /proc/<pid>/fd).\n\
+        Reconnects with backoff while the reconciler is away; never exits because of it."
+    )]
+    Collector {
+        /// Reconciler URL.
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        /// How often to scan and report (e.g. 5s, 1s, 500ms).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        interval: Duration,
+        /// This host's name in reports and findings (default: the hostname).
+        #[arg(long)]
+        host_id: Option<String>,
+        /// Read /proc/net/tcp instead of netlink sock_diag (slower; for kernels without sock_diag).
+        #[arg(long)]
+        proc_net: bool,
+    },
+    /// Run the central reconciler: join every host's table, confirm and record findings.
+    #[command(after_help = "Example: halfopen reconciler --listen 0.0.0.0:7077 --db /var/lib/halfopen/halfopen.db")]
+    Reconciler {
+        /// Address to listen on for collectors and the CLI.
+        #[arg(long, default_value = "0.0.0.0:7077")]
+        listen: SocketAddr,
+        /// SQLite database that records every confirmed finding (survives restarts).
+        #[arg(long, env = "HALFOPEN_DB", default_value = "/var/lib/halfopen/halfopen.db")]
+        db: PathBuf,
+        /// Keep findings in memory only.
+        #[arg(long, conflicts_with = "db")]
+        no_db: bool,
+        /// How long a candidate must be known before the server host is asked (must exceed any handshake).
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        grace: Duration,
+        /// A host with no report for this many of its intervals is stale: nothing is judged against it.
+        #[arg(long, default_value_t = 3)]
+        stale_intervals: u32,
+    },
+    /// List the current half-open connections (client_only).
+    #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]
+    Orphans {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        /// One JSON array; each element: client, server, client_host, server_host, side, pid, process, cmdline, uid, first_seen, confirmed_at, ...
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every collector: addresses, last report, socket counts, stale or not.
+    #[command(after_help = "Example: halfopen hosts --json")]
+    Hosts {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// This host's TCP connections as the collector sees them, with side and process (like `ss -tnp`).
+    #[command(after_help = "Example: halfopen snapshot --json | jq '.[] | select(.side==\"client\")'")]
+    Snapshot {
+        #[arg(long)]
+        json: bool,
+        /// Also read tcp_info (bytes received/acked, ms since last data received).
+        #[arg(long)]
+        info: bool,
+        /// Read /proc/net/tcp instead of netlink sock_diag.
+        #[arg(long)]
+        proc_net: bool,
+    },
+    /// Reproduce the SYN-cookie incident in a throwaway lab and show what halfopen finds (root).
+    #[command(
+        after_help = "Builds network namespaces (198.18.0.0/15 addresses only), runs the real reconciler and \
+        collectors in them, overflows a greeting server's accept queue with a burst of connects, prints \
+        halfopen's findings next to `ss` on both sides, and tears everything down (also on Ctrl-C)."
+    )]
+    Demo(demo::DemoArgs),
+    /// Lab processes used by `demo` and the tests.
+    #[command(hide = true)]
+    Lab {
+        #[command(subcommand)]
+        cmd: halfopen_lab::LabCommand,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 5s, 500ms, 2m)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Lab { cmd } => {
+            init_logging(&cli.log);
+            halfopen_lab::run(cmd).map_err(Into::into)
+        }
+        Cmd::Demo(args) => {
+            init_logging("warn");
+            demo::run(args)
+        }
+        Cmd::Snapshot { json, info, proc_net } => snapshot(json, info, proc_net),
+        other => {
+            init_logging(&cli.log);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(run_async(other))
+        }
+    }
+}
+
+async fn run_async(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Collector {
+            reconciler,
+            interval,
+            host_id,
+            proc_net,
+        } => {
+            let host_id = match host_id {
+                Some(h) if !h.trim().is_empty() => h,
+                Some(_) => bail!("--host-id must not be empty"),
+                None => hostname()?,
+            };
+            let cfg = halfopen_collector::CollectorConfig {
+                reconciler: normalize_url(&reconciler),
+                interval,
+                host_id,
+                force_proc: proc_net,
+            };
+            halfopen_collector::run(cfg, shutdown_signal()).await?;
+            Ok(())
+        }
+        Cmd::Reconciler {
+            listen,
+            db,
+            no_db,
+            grace,
+            stale_intervals,
+        } => {
+            let cfg = halfopen_reconciler::ServeConfig {
+                listen,
+                db: (!no_db).then_some(db),
+                engine: halfopen_reconciler::EngineConfig {
+                    grace_ms: grace.as_millis() as u64,
+                    stale_intervals: stale_intervals.max(1),
+                    ..Default::default()
+                },
+                tick: Duration::from_millis(200),
+            };
+            halfopen_reconciler::serve(cfg, shutdown_signal()).await?;
+            Ok(())
+        }
+        Cmd::Orphans { reconciler, json } => {
+            let mut c = client(&reconciler).await?;
+            let r = c
+                .list_orphans(v1::ListOrphansRequest {})
+                .await
+                .with_context(|| format!("asking {reconciler} for orphans"))?
+                .into_inner();
+            let rows: Vec<_> = r
+                .findings
+                .iter()
+                .filter(|f| f.kind == "client_only")
+                .filter_map(output::orphan_json)
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", output::orphans_table(&rows));
+            }
+            Ok(())
+        }
+        Cmd::Hosts { reconciler, json } => {
+            let mut c = client(&reconciler).await?;
+            let r = c
+                .list_hosts(v1::ListHostsRequest {})
+                .await
+                .with_context(|| format!("asking {reconciler} for hosts"))?
+                .into_inner();
+            let rows: Vec<_> = r.hosts.iter().map(output::host_json).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", output::hosts_table(&rows));
+            }
+            Ok(())
+        }
+        _ => unreachable!("handled in main"),
+    }
+}
+
+fn snapshot(json: bool, info: bool, proc_net: bool) -> Result<()> {
+    let snap = halfopen_collector::snapshot::snapshot(proc_net, info).context("reading this host's sockets")?;
+    let mut rows: Vec<_> = snap
+        .sockets
+        .iter()
+        .map(|(r, p)| output::snapshot_json(r, p.as_ref()))
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string(&rows)?);
+    } else {
+        rows.sort_by(|a, b| (a.side, &a.local, &a.remote).cmp(&(b.side, &b.local, &b.remote)));
+        print!("{}", output::snapshot_table(&rows));
+        eprintln!(
+            "{} sockets, {} listeners, read through {}",
+            rows.len(),
+            snap.listeners.len(),
+            snap.source
+        );
+    }
+    if snap.owner_stats.permission_errors > 0 {
+        eprintln!(
+            "warning: {} /proc entries could not be read (permission denied): their processes are not shown; run as root",
+            snap.owner_stats.permission_errors
+        );
+    }
+    Ok(())
+}
+
+/// Accepts "host:port" as well as a URL.
+fn normalize_url(s: &str) -> String {
+    if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    }
+}
+
+async fn client(url: &str) -> Result<ReconcilerClient<tonic::transport::Channel>> {
+    let url = normalize_url(url);
+    let ep = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("invalid reconciler URL {url:?}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30));
+    let ch = ep.connect().await.with_context(|| {
+        format!("cannot reach the reconciler at {url} (is `halfopen reconciler` running there? set --reconciler or HALFOPEN_RECONCILER)")
+    })?;
+    Ok(ReconcilerClient::new(ch).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+fn hostname() -> Result<String> {
+    let h = nix_hostname().context("reading the hostname (or pass --host-id)")?;
+    if h.is_empty() {
+        bail!("the hostname is empty: pass --host-id");
+    }
+    Ok(h)
+}
+
+fn nix_hostname() -> std::io::Result<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -67,16 +67,8 @@ impl TcpState {
     }
 
     /// Every state that matters for matching: all but LISTEN and CLOSE.
-    pub const MATCH_MASK: u32 = (1 << 1)
-        | (1 << 2)
-        | (1 << 3)
-        | (1 << 4)
-        | (1 << 5)
-        | (1 << 6)
-        | (1 << 8)
-        | (1 << 9)
-        | (1 << 11)
-        | (1 << 12);
+    pub const MATCH_MASK: u32 =
+        (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12);
 }
 
 /// Which end of the connection this host holds.
@@ -164,9 +156,7 @@ impl ListenerPorts {
         let ip = crate::canonical_ip(local.ip());
         let port = local.port();
         let hit = self.entries.iter().any(|&(lip, lport)| {
-            lport == port
-                && (lip == ip
-                    || lip.is_unspecified() && (lip.is_ipv6() || ip.is_ipv4()))
+            lport == port && (lip == ip || lip.is_unspecified() && (lip.is_ipv6() || ip.is_ipv4()))
         });
         if hit {
             Side::Server
@@ -198,7 +188,11 @@ mod tests {
 
     #[test]
     fn sides() {
-        let p = ListenerPorts::new(["0.0.0.0:25".parse().unwrap(), "[::]:3306".parse().unwrap(), "198.18.0.1:80".parse().unwrap()]);
+        let p = ListenerPorts::new([
+            "0.0.0.0:25".parse().unwrap(),
+            "[::]:3306".parse().unwrap(),
+            "198.18.0.1:80".parse().unwrap(),
+        ]);
         assert_eq!(p.side_of("198.18.0.1:25".parse().unwrap()), Side::Server);
         // dual-stack wildcard accepts IPv4 (seen as mapped, folded to v4)
         assert_eq!(p.side_of("[::ffff:198.18.0.1]:3306".parse().unwrap()), Side::Server);

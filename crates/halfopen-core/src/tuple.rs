@@ -26,17 +26,10 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 pub fn is_matchable_ip(ip: IpAddr) -> bool {
     match canonical_ip(ip) {
         IpAddr::V4(v4) => {
-            !(v4.is_loopback()
-                || v4.is_unspecified()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast())
+            !(v4.is_loopback() || v4.is_unspecified() || v4.is_link_local() || v4.is_multicast() || v4.is_broadcast())
         }
         IpAddr::V6(v6) => {
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (v6.segments()[0] & 0xffc0) == 0xfe80)
+            !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80)
         }
     }
 }
@@ -211,7 +204,15 @@ mod tests {
 
     #[test]
     fn matchable() {
-        for s in ["127.0.0.1", "::1", "0.0.0.0", "::", "169.254.1.1", "fe80::1", "::ffff:127.0.0.1"] {
+        for s in [
+            "127.0.0.1",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "169.254.1.1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_matchable_ip(s.parse().unwrap()), "{s}");
         }
         for s in ["198.18.0.1", "2001:db8::1", "::ffff:198.18.0.1"] {

@@ -1,0 +1,325 @@
+//! The collector's gRPC edge: connects to the reconciler, sends the Hello,
+//! a full table and then numbered deltas every interval, answers lookups,
+//! and reconnects with backoff whenever the reconciler is away. Nothing the
+//! reconciler does (absent, slow, restarting) stops the collector.
+use crate::kernel::{addresses, Kernel, KernelError, ReportData};
+use halfopen_proto::convert::*;
+use halfopen_proto::v1;
+use halfopen_proto::v1::reconciler_client::ReconcilerClient;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, info, warn};
+
+/// Records per message: a socket is ~60 bytes on the wire, so a chunk stays
+/// near 1 MiB, well under gRPC's 4 MiB default limit at any table size.
+pub const CHUNK: usize = 16_384;
+
+#[derive(Clone, Debug)]
+pub struct CollectorConfig {
+    pub reconciler: String,
+    pub interval: Duration,
+    pub host_id: String,
+    pub force_proc: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error("invalid reconciler URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("cannot connect: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("reconciler refused the session: {0}")]
+    Status(#[from] tonic::Status),
+    #[error("reconciler closed the session")]
+    Closed,
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// Runs the collector until `shutdown` resolves. Returns an error only for
+/// what retrying cannot fix (a bad URL, a kernel that cannot be read).
+pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), CollectorError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(cfg.reconciler.clone())
+        .map_err(|e| CollectorError::Url {
+            url: cfg.reconciler.clone(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_keep_alive_interval(Duration::from_secs(15))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let kernel = Kernel::start(cfg.force_proc)?;
+    info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %cfg.reconciler, interval = ?cfg.interval, "collector starting");
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let started = Instant::now();
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            r = session(&cfg, &endpoint, &kernel) => {
+                match r {
+                    Ok(()) => {}
+                    Err(e) => warn!(reconciler = %cfg.reconciler, "session ended: {e}; retrying in {backoff:?}"),
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_millis(500);
+        }
+        let jitter = Duration::from_millis(
+            (SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_millis())
+                .unwrap_or(0)
+                % 250) as u64,
+        );
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep(backoff + jitter) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn session(
+    cfg: &CollectorConfig,
+    endpoint: &tonic::transport::Endpoint,
+    kernel: &Kernel,
+) -> Result<(), SessionError> {
+    let channel = endpoint.connect().await?;
+    let mut client = ReconcilerClient::new(channel)
+        .max_decoding_message_size(16 * 1024 * 1024)
+        .max_encoding_message_size(16 * 1024 * 1024);
+    let (tx, rx) = mpsc::channel::<v1::CollectorMessage>(64);
+    let mut addrs = addresses().map_err(KernelError::from)?;
+    let hello = v1::Hello {
+        host_id: cfg.host_id.clone(),
+        addresses: addrs_to_wire(&addrs),
+        interval_ms: cfg.interval.as_millis().min(u32::MAX as u128) as u32,
+        source: kernel.source().to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    tx.send(msg_hello(hello)).await.map_err(|_| SessionError::Closed)?;
+    let mut inbound = client.collect(ReceiverStream::new(rx)).await?.into_inner();
+    info!(reconciler = %cfg.reconciler, "connected");
+
+    let mut seq = 0u64;
+    let mut need_full = true;
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let data = match kernel.report(need_full).await {
+                    Ok(d) => d,
+                    Err(KernelError::Scan(e)) => {
+                        // Skip this interval; the next report is a full one so
+                        // the reconciler never applies a delta against a gap.
+                        warn!("scan failed, skipping this interval: {e}");
+                        need_full = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let new_addrs = addresses().map_err(KernelError::from)?;
+                let changed = if new_addrs != addrs { addrs = new_addrs; Some(addrs.clone()) } else { None };
+                debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.sockets, scan = ?data.scan_time, "report");
+                for m in report_messages(&mut seq, data, changed) {
+                    tx.send(m).await.map_err(|_| SessionError::Closed)?;
+                }
+                need_full = false;
+            }
+            m = inbound.message() => {
+                let Some(m) = m? else { return Err(SessionError::Closed) };
+                match m.msg {
+                    Some(v1::reconciler_message::Msg::Lookup(l)) => {
+                        let tuples = l.tuples.iter().filter_map(tuple_from_wire).collect::<Vec<_>>();
+                        let hits = kernel.lookup(tuples, l.attribute).await;
+                        let results = match hits {
+                            Ok(h) => h,
+                            Err(KernelError::Scan(e)) => {
+                                warn!("lookup scan failed, the reconciler will ask again: {e}");
+                                continue;
+                            }
+                            Err(e) => return Err(e.into()),
+                        };
+                        let reply = v1::LookupReply {
+                            id: l.id,
+                            results: results.iter().map(|h| v1::LookupResult {
+                                tuple: Some(tuple_to_wire(&h.tuple)),
+                                present: h.record.is_some(),
+                                state: h.record.map(|r| r.state as u32).unwrap_or(0),
+                                cookie: h.record.map(|r| r.cookie).unwrap_or(0),
+                                process: h.process.as_ref().map(process_to_wire),
+                                keepalive: h.record.map(|r| r.keepalive).unwrap_or(false),
+                            }).collect(),
+                        };
+                        tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
+                            .await
+                            .map_err(|_| SessionError::Closed)?;
+                    }
+                    Some(v1::reconciler_message::Msg::Resync(r)) => {
+                        info!(reason = %r.reason, "reconciler asked for a full table");
+                        need_full = true;
+                        ticker.reset_immediately();
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+fn msg_hello(h: v1::Hello) -> v1::CollectorMessage {
+    v1::CollectorMessage {
+        msg: Some(v1::collector_message::Msg::Hello(h)),
+    }
+}
+
+/// Splits one report into messages of at most [`CHUNK`] records. A full
+/// table keeps one seq across its chunks (the last has `last_chunk`); a large
+/// delta becomes several consecutive deltas.
+pub fn report_messages(seq: &mut u64, data: ReportData, addresses: Option<Vec<IpAddr>>) -> Vec<v1::CollectorMessage> {
+    let taken_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let stats = v1::ScanStats {
+        sockets: data.sockets,
+        scan_us: data.scan_time.as_micros() as u64,
+        owners_vanished: data.owners_vanished,
+        permission_errors: data.permission_errors,
+    };
+    let mut items: Vec<Item> = data.upserted.iter().map(|r| Item::Up(socket_to_wire(r))).collect();
+    items.extend(data.removed.iter().map(|t| Item::Rm(tuple_to_wire(t))));
+    let chunks: Vec<&[Item]> = if items.is_empty() {
+        vec![&[]]
+    } else {
+        items.chunks(CHUNK).collect()
+    };
+    let n = chunks.len();
+    if data.full {
+        *seq += 1;
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let last = i + 1 == n;
+        if !data.full {
+            *seq += 1;
+        }
+        let mut r = v1::Report {
+            seq: *seq,
+            full: data.full,
+            last_chunk: last || !data.full,
+            taken_at_unix_ms: taken_at,
+            ..Default::default()
+        };
+        for it in chunk {
+            match it {
+                Item::Up(s) => r.upserted.push(s.clone()),
+                Item::Rm(t) => r.removed.push(t.clone()),
+            }
+        }
+        if last {
+            r.listeners = data.listeners.iter().map(listener_to_wire).collect();
+            r.stats = Some(stats);
+            if let Some(a) = &addresses {
+                r.addresses = addrs_to_wire(a);
+            }
+        }
+        out.push(v1::CollectorMessage {
+            msg: Some(v1::collector_message::Msg::Report(r)),
+        });
+    }
+    out
+}
+
+enum Item {
+    Up(v1::Socket),
+    Rm(v1::Tuple),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halfopen_core::{Side, SocketRecord, TcpState, Tuple};
+    use prost::Message;
+
+    fn recs(n: usize) -> Vec<SocketRecord> {
+        (0..n)
+            .map(|i| SocketRecord {
+                tuple: Tuple::new(
+                    format!("[2001:db8::1]:{}", 1000 + i % 60000).parse().unwrap(),
+                    format!("[2001:db8::{:x}]:3306", i / 60000 + 2).parse().unwrap(),
+                ),
+                state: TcpState::Established,
+                side: Side::Client,
+                cookie: i as u64,
+                inode: i as u64,
+                uid: 0,
+                keepalive: false,
+                info: None,
+            })
+            .collect()
+    }
+
+    fn reports(m: &[v1::CollectorMessage]) -> Vec<&v1::Report> {
+        m.iter()
+            .map(|m| match &m.msg {
+                Some(v1::collector_message::Msg::Report(r)) => r,
+                _ => panic!("not a report"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn half_a_million_sockets_stay_under_the_grpc_limit() {
+        let data = ReportData {
+            full: true,
+            upserted: recs(500_000),
+            ..Default::default()
+        };
+        let mut seq = 0;
+        let msgs = report_messages(&mut seq, data, None);
+        let rs = reports(&msgs);
+        assert_eq!(rs.len(), 500_000usize.div_ceil(CHUNK));
+        assert!(rs.iter().all(|r| r.seq == 1 && r.full));
+        assert_eq!(rs.iter().filter(|r| r.last_chunk).count(), 1);
+        assert!(rs.last().unwrap().last_chunk);
+        let max = msgs.iter().map(|m| m.encoded_len()).max().unwrap();
+        assert!(max < 4 * 1024 * 1024 / 2, "largest message {max} bytes");
+        assert_eq!(rs.iter().map(|r| r.upserted.len()).sum::<usize>(), 500_000);
+    }
+
+    #[test]
+    fn big_delta_becomes_consecutive_deltas() {
+        let data = ReportData {
+            full: false,
+            upserted: recs(CHUNK + 10),
+            removed: vec![Tuple::new(
+                "198.18.0.1:1".parse().unwrap(),
+                "198.18.0.2:2".parse().unwrap(),
+            )],
+            ..Default::default()
+        };
+        let mut seq = 7;
+        let msgs = report_messages(&mut seq, data, Some(vec!["198.18.0.1".parse().unwrap()]));
+        let rs = reports(&msgs);
+        assert_eq!(rs.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![8, 9]);
+        assert!(rs.iter().all(|r| !r.full && r.last_chunk));
+        assert_eq!(rs[1].removed.len(), 1);
+        assert_eq!(rs[1].addresses.len(), 1);
+        assert_eq!(seq, 9);
+        // An empty delta still advances the sequence (a heartbeat).
+        let msgs = report_messages(&mut seq, ReportData::default(), None);
+        assert_eq!(reports(&msgs)[0].seq, 10);
+    }
+}

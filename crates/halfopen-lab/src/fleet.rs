@@ -1,0 +1,176 @@
+//! A halfopen deployment inside a [`Lab`]: the real `halfopen` binary run as
+//! reconciler and collectors in the lab's namespaces, queried through its own
+//! CLI from inside the lab, plus the ground truth from `ss` on both ends.
+//! Shared by `halfopen demo` and the end-to-end tests.
+use crate::{Lab, LabChild, LabError};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const RECONCILER_PORT: u16 = 7077;
+
+/// The halfopen processes of one lab.
+pub struct Fleet {
+    pub exe: PathBuf,
+    /// Host the reconciler runs on, and from which queries are made.
+    pub reconciler_host: String,
+    pub url: String,
+    pub reconciler: LabChild,
+    pub collectors: Vec<(String, LabChild)>,
+}
+
+impl Fleet {
+    /// Starts a reconciler on `host` (listening on its lab address) and waits
+    /// until it answers. `extra` goes to `halfopen reconciler`.
+    pub fn start(lab: &mut Lab, exe: &Path, host: &str, extra: &[&str]) -> Result<Fleet, LabError> {
+        let ip = lab.host(host).ip;
+        let listen = format!("{ip}:{RECONCILER_PORT}");
+        let mut args = vec!["reconciler", "--listen", &listen];
+        args.extend_from_slice(extra);
+        let reconciler = lab.spawn(host, exe, &args)?;
+        let fleet = Fleet {
+            exe: exe.to_path_buf(),
+            reconciler_host: host.to_string(),
+            url: format!("http://{listen}"),
+            reconciler,
+            collectors: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if fleet.hosts(lab).is_ok() {
+                return Ok(fleet);
+            }
+            if let Some(status) = fleet.reconciler.try_wait()? {
+                return Err(LabError::Other(format!(
+                    "the reconciler exited ({status}) before answering: {}",
+                    fleet.reconciler.read_stderr().unwrap_or_default()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout {
+                    what: "the reconciler to answer".into(),
+                    timeout: Duration::from_secs(20),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts a collector on `host`, named after the lab host.
+    pub fn add_collector(&mut self, lab: &mut Lab, host: &str, interval: &str) -> Result<(), LabError> {
+        let exe = self.exe.clone();
+        let child = lab.spawn(
+            host,
+            &exe,
+            &[
+                "collector",
+                "--reconciler",
+                &self.url,
+                "--interval",
+                interval,
+                "--host-id",
+                host,
+            ],
+        )?;
+        self.collectors.push((host.to_string(), child));
+        Ok(())
+    }
+
+    pub fn collector(&self, host: &str) -> Option<&LabChild> {
+        self.collectors.iter().find(|(h, _)| h == host).map(|(_, c)| c)
+    }
+
+    /// Runs `halfopen ARGS --reconciler URL --json` from the reconciler's host
+    /// and parses its output.
+    pub fn query(&self, lab: &Lab, args: &[&str]) -> Result<serde_json::Value, LabError> {
+        let exe = self.exe.to_string_lossy().into_owned();
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend_from_slice(&["--reconciler", &self.url, "--json"]);
+        let out = lab.run(&self.reconciler_host, &exe, &a, Duration::from_secs(30))?;
+        if !out.status.success() {
+            return Err(LabError::Other(format!(
+                "halfopen {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| LabError::Other(format!("halfopen {} printed invalid JSON: {e}", args.join(" "))))
+    }
+
+    pub fn orphans(&self, lab: &Lab) -> Result<Vec<serde_json::Value>, LabError> {
+        as_array(self.query(lab, &["orphans"])?)
+    }
+
+    pub fn hosts(&self, lab: &Lab) -> Result<Vec<serde_json::Value>, LabError> {
+        as_array(self.query(lab, &["hosts"])?)
+    }
+
+    /// Waits until every collector in the fleet has reported and is not stale.
+    pub fn wait_for_collectors(&self, lab: &Lab, timeout: Duration) -> Result<(), LabError> {
+        let want: BTreeSet<&str> = self.collectors.iter().map(|(h, _)| h.as_str()).collect();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let hosts = self.hosts(lab)?;
+            let ready: BTreeSet<&str> = hosts
+                .iter()
+                .filter(|h| h["stale"] == false && h["last_report"].is_string())
+                .filter_map(|h| h["host_id"].as_str())
+                .filter(|h| want.contains(h))
+                .collect::<BTreeSet<_>>();
+            if ready.len() == want.len() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout {
+                    what: format!("collectors {want:?} to report (ready: {ready:?})"),
+                    timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn as_array(v: serde_json::Value) -> Result<Vec<serde_json::Value>, LabError> {
+    match v {
+        serde_json::Value::Array(a) => Ok(a),
+        other => Err(LabError::Other(format!("expected a JSON array, got {other}"))),
+    }
+}
+
+/// Connections the client host holds ESTABLISHED to `server` (ip:port) that
+/// the server host does not hold ESTABLISHED, by `ss` on both: (client, server).
+/// Server-side connections still in the accept queue count as held.
+pub fn ss_client_only(
+    lab: &Lab,
+    client_host: &str,
+    server_host: &str,
+    server: SocketAddr,
+) -> Result<BTreeSet<(SocketAddr, SocketAddr)>, LabError> {
+    let client: BTreeSet<(SocketAddr, SocketAddr)> = lab
+        .ss_established(client_host)?
+        .into_iter()
+        .filter(|c| c.remote == server)
+        .map(|c| c.tuple())
+        .collect();
+    let held: BTreeSet<(SocketAddr, SocketAddr)> = lab
+        .ss_established(server_host)?
+        .into_iter()
+        .map(|c| c.mirrored())
+        .collect();
+    Ok(client.difference(&held).copied().collect())
+}
+
+/// (client, server) pairs of a JSON array of findings.
+pub fn finding_pairs(findings: &[serde_json::Value]) -> BTreeSet<(SocketAddr, SocketAddr)> {
+    findings
+        .iter()
+        .filter_map(|f| {
+            let c = f["client"].as_str()?.parse().ok()?;
+            let s = f["server"].as_str()?.parse().ok()?;
+            Some((c, s))
+        })
+        .collect()
+}

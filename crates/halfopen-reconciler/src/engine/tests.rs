@@ -1,0 +1,679 @@
+//! Engine tests: unit flows and a property test that plays random
+//! interleavings of snapshots, deltas and lookups against a simulated world.
+use super::*;
+use halfopen_core::{Process, Side, SocketRecord, TcpState, Tuple};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+const S_IP: &str = "198.18.0.1";
+const C_IP: &str = "198.18.0.2";
+
+fn clk(ms: u64) -> Clock {
+    Clock {
+        mono_ms: ms,
+        wall_ms: 1_700_000_000_000 + ms as i64,
+    }
+}
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn rec(local: SocketAddr, remote: SocketAddr, side: Side, state: TcpState, cookie: u64) -> SocketRecord {
+    SocketRecord {
+        tuple: Tuple::new(local, remote),
+        state,
+        side,
+        cookie,
+        inode: 0,
+        uid: 0,
+        keepalive: false,
+        info: None,
+    }
+}
+
+fn hello(name: &str, ip: &str) -> HelloIn {
+    HelloIn {
+        host_id: name.into(),
+        addresses: vec![ip.parse().unwrap(), "127.0.0.1".parse().unwrap()],
+        interval_ms: 1000,
+        source: "netlink".into(),
+        peer: String::new(),
+    }
+}
+
+fn full(seq: u64, recs: Vec<SocketRecord>) -> ReportIn {
+    ReportIn {
+        seq,
+        full: true,
+        last_chunk: true,
+        upserted: recs,
+        ..Default::default()
+    }
+}
+
+/// Answers every lookup in `actions` from the given tables (tuple -> (state, cookie)).
+fn answer(
+    e: &mut Engine,
+    actions: Vec<Action>,
+    tables: &HashMap<HostIdx, HashMap<Tuple, (TcpState, u64)>>,
+    sessions: &HashMap<HostIdx, u64>,
+    now: Clock,
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    for a in actions {
+        match a {
+            Action::Lookup { host, id, tuples, .. } => {
+                let t = &tables[&host];
+                let results = tuples
+                    .iter()
+                    .map(|tu| {
+                        let hit = t.get(tu);
+                        LookupResultIn {
+                            tuple: *tu,
+                            present: hit.is_some(),
+                            state: hit.map(|h| h.0),
+                            cookie: hit.map(|h| h.1).unwrap_or(0),
+                            process: hit.map(|_| Process {
+                                pid: 42,
+                                comm: "java".into(),
+                                cmdline: "java -jar app.jar".into(),
+                                uid: 1000,
+                            }),
+                            keepalive: false,
+                        }
+                    })
+                    .collect();
+                out.extend(e.lookup_reply(host, sessions[&host], id, results, now));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn confirmed(actions: &[Action]) -> Vec<Finding> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Confirmed(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+struct TwoHosts {
+    e: Engine,
+    s: HostIdx,
+    c: HostIdx,
+    sessions: HashMap<HostIdx, u64>,
+}
+
+fn two_hosts() -> TwoHosts {
+    let mut e = Engine::new(EngineConfig::default());
+    let (s, ss) = e.connect(hello("db", S_IP), clk(0));
+    let (c, cs) = e.connect(hello("app", C_IP), clk(0));
+    TwoHosts {
+        e,
+        s,
+        c,
+        sessions: HashMap::from([(s, ss), (c, cs)]),
+    }
+}
+
+#[test]
+fn orphan_is_confirmed_after_grace_and_both_lookups() {
+    let mut w = two_hosts();
+    let orphan = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 77);
+    let healthy_c = rec(sa(C_IP, 40002), sa(S_IP, 3306), Side::Client, TcpState::Established, 78);
+    let healthy_s = rec(sa(S_IP, 3306), sa(C_IP, 40002), Side::Server, TcpState::Established, 99);
+    let (s, c) = (w.s, w.c);
+    w.e.report(s, w.sessions[&s], full(1, vec![healthy_s]), clk(10));
+    w.e.report(c, w.sessions[&c], full(1, vec![orphan, healthy_c]), clk(20));
+    // Before the grace period nothing is asked.
+    let a = w.e.tick(clk(500));
+    assert!(a.iter().all(|a| !matches!(a, Action::Lookup { .. })), "{a:?}");
+    let a = w.e.tick(clk(1100));
+    let lookups: Vec<_> = a.iter().filter(|a| matches!(a, Action::Lookup { .. })).collect();
+    assert_eq!(lookups.len(), 1);
+    match lookups[0] {
+        Action::Lookup {
+            host,
+            tuples,
+            attribute,
+            ..
+        } => {
+            assert_eq!(*host, s, "first lookup goes to the server host");
+            assert_eq!(tuples, &vec![orphan.tuple.mirror()]);
+            assert!(!attribute);
+        }
+        _ => unreachable!(),
+    }
+    let tables = HashMap::from([
+        (s, HashMap::from([(healthy_s.tuple, (TcpState::Established, 99))])),
+        (
+            c,
+            HashMap::from([
+                (orphan.tuple, (TcpState::Established, 77)),
+                (healthy_c.tuple, (TcpState::Established, 78)),
+            ]),
+        ),
+    ]);
+    // Server says absent -> the engine asks the client, with attribution.
+    let a2 = answer(&mut w.e, a, &tables, &w.sessions, clk(1200));
+    assert!(confirmed(&a2).is_empty());
+    assert!(matches!(&a2[0], Action::Lookup { host, attribute: true, .. } if *host == c));
+    let a3 = answer(&mut w.e, a2, &tables, &w.sessions, clk(1300));
+    let f = confirmed(&a3);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].tuple, orphan.tuple);
+    assert_eq!(f[0].client_host, "app");
+    assert_eq!(f[0].server_host, "db");
+    assert_eq!(f[0].process.as_ref().unwrap().pid, 42);
+    assert_eq!(f[0].first_seen_ms, clk(20).wall_ms);
+    assert_eq!(f[0].confirmed_at_ms, clk(1300).wall_ms);
+    assert_eq!(w.e.findings(clk(1300)).len(), 1);
+
+    // The client closes it: gone.
+    let d = ReportIn {
+        seq: 2,
+        removed: vec![orphan.tuple],
+        last_chunk: true,
+        ..Default::default()
+    };
+    let a4 = w.e.report(c, w.sessions[&c], d, clk(2000));
+    assert!(
+        matches!(
+            &a4[0],
+            Action::Gone {
+                reason: GoneReason::ClientClosed,
+                ..
+            }
+        ),
+        "{a4:?}"
+    );
+    assert!(w.e.findings(clk(2000)).is_empty());
+}
+
+#[test]
+fn server_holding_it_in_any_state_clears_the_candidate() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    let cl = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![cl]), clk(0));
+    let a = w.e.tick(clk(1500));
+    // The server's fresh scan has it in SYN_RECV (handshake without cookies).
+    let tables = HashMap::from([
+        (s, HashMap::from([(cl.tuple.mirror(), (TcpState::SynRecv, 1))])),
+        (c, HashMap::from([(cl.tuple, (TcpState::Established, 7))])),
+    ]);
+    let a2 = answer(&mut w.e, a, &tables, &w.sessions, clk(1600));
+    assert!(a2.is_empty(), "{a2:?}");
+    assert_eq!(w.e.candidate_count(), 0);
+    assert_eq!(w.e.stats().cleared_by_server_lookup, 1);
+}
+
+#[test]
+fn reused_tuple_with_new_cookie_is_not_confirmed() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    let cl = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![cl]), clk(0));
+    let a = w.e.tick(clk(1500));
+    let mut tables = HashMap::from([
+        (s, HashMap::new()),
+        (c, HashMap::from([(cl.tuple, (TcpState::Established, 7))])),
+    ]);
+    let a2 = answer(&mut w.e, a, &tables, &w.sessions, clk(1600));
+    // Between the server check and the client check the tuple was closed and
+    // reused by a new socket.
+    tables.insert(c, HashMap::from([(cl.tuple, (TcpState::Established, 8))]));
+    let a3 = answer(&mut w.e, a2, &tables, &w.sessions, clk(1700));
+    assert!(confirmed(&a3).is_empty());
+    assert_eq!(w.e.stats().cleared_by_client_lookup, 1);
+}
+
+#[test]
+fn unmonitored_server_is_never_judged() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    let cl = rec(
+        sa(C_IP, 40001),
+        sa("198.18.0.99", 3306),
+        Side::Client,
+        TcpState::Established,
+        7,
+    );
+    let lo = rec(
+        sa("127.0.0.1", 40002),
+        sa("127.0.0.1", 3306),
+        Side::Client,
+        TcpState::Established,
+        8,
+    );
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![cl, lo]), clk(0));
+    let a = w.e.tick(clk(5000));
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(w.e.candidate_count(), 0);
+}
+
+#[test]
+fn ambiguous_address_is_never_judged() {
+    let mut e = Engine::new(EngineConfig::default());
+    let (s1, ss1) = e.connect(hello("db1", S_IP), clk(0));
+    let (s2, ss2) = e.connect(hello("db2", S_IP), clk(0));
+    let (c, cs) = e.connect(hello("app", C_IP), clk(0));
+    e.report(s1, ss1, full(1, vec![]), clk(0));
+    e.report(s2, ss2, full(1, vec![]), clk(0));
+    let cl = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    e.report(c, cs, full(1, vec![cl]), clk(0));
+    assert!(e.tick(clk(5000)).is_empty());
+    assert_eq!(e.owner_of(S_IP.parse().unwrap()), None);
+}
+
+#[test]
+fn disconnected_or_stale_server_is_never_judged() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    let cl = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![cl]), clk(0));
+    assert_eq!(w.e.candidate_count(), 1);
+    // The server's collector dies before the grace period ends.
+    w.e.disconnect(s, w.sessions[&s]);
+    assert!(w.e.tick(clk(1500)).is_empty());
+    assert_eq!(w.e.candidate_count(), 0);
+    assert!(w.e.hosts(clk(1500)).iter().find(|h| h.name == "db").unwrap().stale);
+
+    // Stale by silence: a server that reported once, long ago.
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![]), clk(9_000));
+    let d = ReportIn {
+        seq: 2,
+        upserted: vec![cl],
+        last_chunk: true,
+        ..Default::default()
+    };
+    w.e.report(c, w.sessions[&c], d, clk(9_500));
+    assert_eq!(
+        w.e.candidate_count(),
+        0,
+        "server silent for 9.5 s with a 1 s interval is stale"
+    );
+}
+
+#[test]
+fn sequence_gap_asks_for_resync_and_suspends_judgement() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![]), clk(0));
+    let cl = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    let d = ReportIn {
+        seq: 3,
+        upserted: vec![cl],
+        last_chunk: true,
+        ..Default::default()
+    };
+    let a = w.e.report(c, w.sessions[&c], d, clk(100));
+    assert!(matches!(&a[0], Action::Resync { host, .. } if *host == c));
+    assert_eq!(w.e.candidate_count(), 0);
+    // The full table that follows is applied.
+    w.e.report(c, w.sessions[&c], full(4, vec![cl]), clk(200));
+    assert_eq!(w.e.candidate_count(), 1);
+}
+
+#[test]
+fn full_table_in_chunks_is_applied_at_the_last_chunk() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    let a = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    let b = rec(sa(C_IP, 40002), sa(S_IP, 3306), Side::Client, TcpState::Established, 8);
+    let mut first = full(1, vec![a]);
+    first.last_chunk = false;
+    w.e.report(c, w.sessions[&c], first, clk(0));
+    assert_eq!(w.e.hosts(clk(0)).iter().find(|h| h.name == "app").unwrap().sockets, 0);
+    w.e.report(c, w.sessions[&c], full(1, vec![b]), clk(0));
+    let hv = w.e.hosts(clk(0));
+    let app = hv.iter().find(|h| h.name == "app").unwrap();
+    assert_eq!((app.sockets, app.client_sockets), (2, 2));
+    assert_eq!(w.e.candidate_count(), 2);
+}
+
+#[test]
+fn restored_orphan_goes_when_the_client_table_lacks_it_and_stays_when_present() {
+    let f = |port, cookie| Finding {
+        kind: FindingKind::ClientOnly,
+        tuple: Tuple::new(sa(C_IP, port), sa(S_IP, 3306)),
+        cookie,
+        client_host: "app".into(),
+        server_host: "db".into(),
+        process: None,
+        keepalive: false,
+        first_seen_ms: 1,
+        confirmed_at_ms: 2,
+    };
+    let mut e = Engine::new(EngineConfig::default());
+    e.restore(vec![f(40001, 7), f(40002, 8)]);
+    assert_eq!(e.findings(clk(0)).len(), 2);
+    assert!(e.findings(clk(0))[0].client_host_stale);
+    let (s, ss) = e.connect(hello("db", S_IP), clk(0));
+    let (c, cs) = e.connect(hello("app", C_IP), clk(0));
+    e.report(s, ss, full(1, vec![]), clk(0));
+    let still = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    let a = e.report(c, cs, full(1, vec![still]), clk(10));
+    let gone: Vec<_> = a.iter().filter(|a| matches!(a, Action::Gone { .. })).collect();
+    assert_eq!(gone.len(), 1);
+    let v = e.findings(clk(10));
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].finding.tuple.local().port(), 40001);
+    assert!(!v[0].client_host_stale);
+}
+
+// ------------------------------------------------------------------ property test
+
+/// A connection in the simulated world.
+#[derive(Clone, Debug)]
+struct Conn {
+    tuple: Tuple, // client view
+    open: u64,
+    /// The client leaves ESTABLISHED here (None: never within the run).
+    close: Option<u64>,
+    /// Healthy: the server end exists from open + handshake until close + tail.
+    /// Orphan: the server never holds it.
+    orphan: bool,
+    handshake: u64,
+    tail: u64,
+    cookie_c: u64,
+    cookie_s: u64,
+}
+
+impl Conn {
+    fn client_state(&self, t: u64) -> Option<TcpState> {
+        if t < self.open {
+            return None;
+        }
+        match self.close {
+            Some(c) if t >= c => {
+                // FIN_WAIT/TIME_WAIT for a while after an active close.
+                if t < c + 3_000 && !self.orphan {
+                    Some(TcpState::TimeWait)
+                } else {
+                    None
+                }
+            }
+            _ => Some(TcpState::Established),
+        }
+    }
+    fn server_present(&self, t: u64) -> bool {
+        if self.orphan || t < self.open + self.handshake {
+            return false;
+        }
+        match self.close {
+            Some(c) => t < c + self.tail,
+            None => true,
+        }
+    }
+    /// Time the reconciler has to be told this can't be a healthy one.
+    fn end_of_life(&self) -> u64 {
+        self.close.map(|c| c + self.tail + 3_000).unwrap_or(u64::MAX)
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo).max(1)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    /// Host takes a snapshot now; it is delivered at a later time.
+    Snapshot(usize),
+    Deliver(usize, u64 /* snapshot index */),
+    /// A lookup's scan happens now, its reply is delivered later.
+    Scan(u64 /* lookup id */),
+    Reply(u64),
+    Tick,
+}
+
+/// A simulated host's table: tuple -> (state, cookie, side).
+type World = HashMap<Tuple, (TcpState, u64, Side)>;
+
+fn world_table(conns: &[Conn], host: usize, t: u64) -> World {
+    let mut m = HashMap::new();
+    for c in conns {
+        if host == 1 {
+            if let Some(st) = c.client_state(t) {
+                m.insert(c.tuple, (st, c.cookie_c, Side::Client));
+            }
+        } else if c.server_present(t) {
+            m.insert(c.tuple.mirror(), (TcpState::Established, c.cookie_s, Side::Server));
+        }
+    }
+    m
+}
+
+/// Plays one random world; returns (confirmed findings, planted orphans that
+/// must have been found).
+fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>, Vec<Conn>) {
+    let mut rng = Rng(seed | 1);
+    let grace = 1_000;
+    let cfg = EngineConfig {
+        grace_ms: grace,
+        lookup_timeout_ms: 20_000,
+        ..Default::default()
+    };
+    let mut e = Engine::new(cfg);
+    let horizon: u64 = 60_000;
+    // Connections on a small set of client ports so tuples get reused.
+    let mut next_free: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut conns = Vec::new();
+    let mut cookie = 1000;
+    for _ in 0..n_conns {
+        let port = 40000 + (rng.next() % reuse_ports as u64) as u16;
+        let earliest = *next_free.get(&port).unwrap_or(&0);
+        let open = earliest.max(rng.range(0, horizon - 5_000));
+        if open >= horizon - 5_000 {
+            continue;
+        }
+        let orphan = rng.next().is_multiple_of(5);
+        let life = match rng.next() % 4 {
+            0 => rng.range(1, 200),
+            1 => rng.range(200, 3_000),
+            2 => rng.range(3_000, 20_000),
+            _ => u64::MAX,
+        };
+        let close = if life == u64::MAX { None } else { Some(open + life) };
+        // Handshake completes on the server within the grace period.
+        let handshake = rng.range(0, grace - 1);
+        let tail = rng.range(0, 5_000);
+        cookie += 2;
+        let c = Conn {
+            tuple: Tuple::new(sa(C_IP, port), sa(S_IP, 3306)),
+            open,
+            close,
+            orphan,
+            handshake,
+            tail,
+            cookie_c: cookie,
+            cookie_s: cookie + 1,
+        };
+        // The next connection on this port starts after both ends are gone.
+        let free = c.end_of_life().saturating_add(1);
+        next_free.insert(port, free);
+        conns.push(c);
+    }
+
+    let (s, ss) = e.connect(hello("db", S_IP), clk(0));
+    let (ch, cs) = e.connect(hello("app", C_IP), clk(0));
+    let idx = [s, ch];
+    let sess = [ss, cs];
+    let interval = 1_000;
+
+    // Event queue ordered by time.
+    let mut q: BTreeMap<(u64, u64), Ev> = BTreeMap::new();
+    let mut seqno = 0u64;
+    let mut push = |q: &mut BTreeMap<(u64, u64), Ev>, t: u64, ev: Ev| {
+        seqno += 1;
+        q.insert((t, seqno), ev);
+    };
+    for host in 0..2 {
+        let mut t = rng.range(0, interval);
+        while t < horizon + 30_000 {
+            push(&mut q, t, Ev::Snapshot(host));
+            t += rng.range(interval / 2, interval * 3 / 2);
+        }
+    }
+    let mut t = 0;
+    while t < horizon + 40_000 {
+        push(&mut q, t, Ev::Tick);
+        t += 100;
+    }
+
+    let mut snapshots: Vec<World> = Vec::new();
+    let mut last_sent: [Option<World>; 2] = [None, None];
+    let mut seqs = [0u64; 2];
+    let mut last_delivery = [0u64; 2];
+    let mut lookups: HashMap<u64, (usize, Vec<Tuple>, Option<World>)> = HashMap::new();
+    let mut found = Vec::new();
+
+    while let Some(((now, _), ev)) = q.pop_first() {
+        let c = clk(now);
+        let mut actions = Vec::new();
+        match ev {
+            Ev::Snapshot(host) => {
+                snapshots.push(world_table(&conns, host, now));
+                // Reports from one host arrive in order, after a random delay.
+                let at = (now + rng.range(0, 2_500)).max(last_delivery[host]);
+                last_delivery[host] = at;
+                push(&mut q, at, Ev::Deliver(host, snapshots.len() as u64 - 1));
+            }
+            Ev::Deliver(host, si) => {
+                let snap = snapshots[si as usize].clone();
+                let to_rec = |t: &Tuple, v: &(TcpState, u64, Side)| SocketRecord {
+                    tuple: *t,
+                    state: v.0,
+                    side: v.2,
+                    cookie: v.1,
+                    inode: 1,
+                    uid: 0,
+                    keepalive: false,
+                    info: None,
+                };
+                seqs[host] += 1;
+                let r = match &last_sent[host] {
+                    None => full(seqs[host], snap.iter().map(|(t, v)| to_rec(t, v)).collect()),
+                    Some(prev) => ReportIn {
+                        seq: seqs[host],
+                        full: false,
+                        last_chunk: true,
+                        upserted: snap
+                            .iter()
+                            .filter(|(t, v)| prev.get(t) != Some(v))
+                            .map(|(t, v)| to_rec(t, v))
+                            .collect(),
+                        removed: prev.keys().filter(|t| !snap.contains_key(t)).copied().collect(),
+                        ..Default::default()
+                    },
+                };
+                last_sent[host] = Some(snap);
+                actions = e.report(idx[host], sess[host], r, c);
+            }
+            Ev::Tick => actions = e.tick(c),
+            Ev::Scan(id) => {
+                let (host, _, ref mut result) = lookups.get_mut(&id).unwrap();
+                *result = Some(world_table(&conns, *host, now));
+                push(&mut q, now + rng.range(0, 1_500), Ev::Reply(id));
+            }
+            Ev::Reply(id) => {
+                let (host, tuples, result) = lookups.remove(&id).unwrap();
+                let table = result.unwrap();
+                let results = tuples
+                    .iter()
+                    .map(|t| {
+                        let hit = table.get(t);
+                        LookupResultIn {
+                            tuple: *t,
+                            present: hit.is_some(),
+                            state: hit.map(|h| h.0),
+                            cookie: hit.map(|h| h.1).unwrap_or(0),
+                            process: None,
+                            keepalive: false,
+                        }
+                    })
+                    .collect();
+                actions = e.lookup_reply(idx[host], sess[host], id, results, c);
+            }
+        }
+        for a in actions {
+            match a {
+                Action::Lookup { host, id, tuples, .. } => {
+                    let hn = if host == s { 0 } else { 1 };
+                    lookups.insert(id, (hn, tuples, None));
+                    // The scan happens after the request arrives.
+                    push(&mut q, now + rng.range(0, 1_500), Ev::Scan(id));
+                }
+                Action::Confirmed(f) => found.push(f),
+                Action::Resync { .. } => panic!("in-order reports never need a resync"),
+                Action::Gone { .. } => {}
+            }
+        }
+    }
+    // Orphans that lived long enough must have been found: detection needs a
+    // snapshot + delivery (<= 1.5 s + 2.5 s), the grace (1 s), two lookups
+    // (<= 3 s each), with slack.
+    let must: Vec<Conn> = conns
+        .iter()
+        .filter(|c| {
+            c.orphan && c.close.map(|x| x - c.open).unwrap_or(u64::MAX) > 15_000 && c.open + 15_000 < horizon + 30_000
+        })
+        .cloned()
+        .collect();
+    (found, conns, must)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #[test]
+    fn random_interleavings_never_confirm_a_healthy_connection(seed in any::<u64>(), n in 5usize..80, reuse in 3u16..40) {
+        let (found, conns, must) = play(seed, n, reuse);
+        for f in &found {
+            let c = conns.iter().find(|c| c.tuple == f.tuple && c.cookie_c == f.cookie);
+            prop_assert!(c.is_some(), "confirmed something that never existed: {:?}", f);
+            prop_assert!(c.unwrap().orphan, "false positive: healthy connection confirmed: {:?} {:?}", f, c);
+        }
+        for m in &must {
+            prop_assert!(found.iter().any(|f| f.tuple == m.tuple && f.cookie == m.cookie_c), "missed orphan {:?}", m);
+        }
+    }
+}
+
+#[test]
+fn simulation_plants_and_finds_orphans() {
+    // Guards the property test against a world that never exercises anything.
+    let mut total_found = 0;
+    let mut total_must = 0;
+    for seed in 1..20u64 {
+        let (found, conns, must) = play(seed * 7919, 60, 10);
+        assert!(conns.iter().any(|c| !c.orphan));
+        total_found += found.len();
+        total_must += must.len();
+    }
+    assert!(total_must >= 10, "too few long-lived orphans planted: {total_must}");
+    assert!(total_found >= total_must);
+}

@@ -1,0 +1,468 @@
+//! Process attribution: which process holds a socket inode, found through
+//! /proc/<pid>/fd.
+//!
+//! [`Owners`] keeps a cache inode -> (pid, fd). A cached pair is re-validated
+//! with one readlink of /proc/<pid>/fd/<fd> (it must still read
+//! "socket:[<inode>]"); the inodes that miss are found in ONE walk of
+//! /proc/*/fd that stops as soon as all of them are found. Nothing is scanned
+//! per socket, and the walk allocates nothing per fd (getdents64 into a reused
+//! buffer, readlinkat into a stack buffer, see `sys`).
+//!
+//! A process or fd that disappears during the walk is normal and counted in
+//! [`ResolveStats::vanished`]; EACCES/EPERM are counted and logged once per
+//! call; any other error is counted in [`ResolveStats::other_errors`] and
+//! logged once per call with the first example.
+use std::collections::{HashMap, HashSet};
+use std::ffi::CStr;
+use std::io;
+use std::ops::ControlFlow;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use halfopen_core::Process;
+
+use crate::sys::{for_each_dirent, open_dir_at, parse_socket_link, parse_u32, read_file_at, readlink_at, StackPath};
+
+/// What one [`Owners::resolve`] or [`Owners::resolve_all`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResolveStats {
+    /// /proc/<pid>/fd directories walked.
+    pub pids_walked: u64,
+    /// fd entries read with readlink during the walk.
+    pub fds_walked: u64,
+    /// Cached (pid, fd) pairs confirmed with one readlink.
+    pub revalidated: u64,
+    /// Cached pairs that no longer pointed at their inode (dropped, then
+    /// looked for in the walk).
+    pub stale: u64,
+    /// Processes or fds that disappeared under us (ENOENT, ESRCH).
+    pub vanished: u64,
+    /// EACCES / EPERM.
+    pub permission_errors: u64,
+    /// Any other error (logged).
+    pub other_errors: u64,
+    pub elapsed: Duration,
+}
+
+/// Cache entries unused for this many calls are dropped.
+const CACHE_IDLE_CALLS: u64 = 32;
+
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    pid: u32,
+    fd: u32,
+    last_used: u64,
+}
+
+/// Finds the owners of socket inodes; see the module doc.
+#[derive(Debug)]
+pub struct Owners {
+    cache: HashMap<u64, Cached>,
+    calls: u64,
+    proc_buf: Vec<u8>,
+    fd_buf: Vec<u8>,
+    file_buf: Vec<u8>,
+}
+
+impl Default for Owners {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+enum Kind {
+    Vanished,
+    Permission,
+    Other,
+}
+
+fn kind(e: &io::Error) -> Kind {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ESRCH) => Kind::Vanished,
+        Some(libc::EACCES) | Some(libc::EPERM) => Kind::Permission,
+        _ => Kind::Other,
+    }
+}
+
+/// Counts errors into the stats; remembers the first unexpected one.
+struct Errors<'s> {
+    stats: &'s mut ResolveStats,
+    first_other: Option<String>,
+}
+
+impl Errors<'_> {
+    /// Counts `e`; returns true if it means "the thing vanished".
+    fn note(&mut self, what: &str, path: &CStr, e: &io::Error) -> bool {
+        match kind(e) {
+            Kind::Vanished => {
+                self.stats.vanished += 1;
+                true
+            }
+            Kind::Permission => {
+                self.stats.permission_errors += 1;
+                false
+            }
+            Kind::Other => {
+                self.stats.other_errors += 1;
+                if self.first_other.is_none() {
+                    self.first_other = Some(format!("{what} /proc/{}: {e}", path.to_string_lossy()));
+                }
+                false
+            }
+        }
+    }
+
+    fn report(self, call: &str) {
+        if self.stats.permission_errors > 0 {
+            tracing::warn!(
+                count = self.stats.permission_errors,
+                "{call}: permission denied {} times reading /proc; those sockets stay unattributed (run as root or with CAP_SYS_PTRACE)",
+                self.stats.permission_errors
+            );
+        }
+        if let Some(first) = self.first_other {
+            tracing::warn!(
+                count = self.stats.other_errors,
+                "{call}: {} unexpected errors reading /proc; first: {first}",
+                self.stats.other_errors
+            );
+        }
+    }
+}
+
+/// Walks /proc/*/fd, calling `on_socket(inode, pid, fd)` for every socket fd
+/// until it breaks.
+fn walk(
+    proc_fd: BorrowedFd<'_>,
+    proc_buf: &mut [u8],
+    fd_buf: &mut [u8],
+    errs: &mut Errors<'_>,
+    mut on_socket: impl FnMut(u64, u32, u32) -> ControlFlow<()>,
+) {
+    let mut pids = Vec::with_capacity(1024);
+    if let Err(e) = for_each_dirent(proc_fd, proc_buf, |name| {
+        if let Some(pid) = parse_u32(name.to_bytes()) {
+            pids.push(pid);
+        }
+        ControlFlow::Continue(())
+    }) {
+        errs.note("listing", c"", &e);
+        return;
+    }
+    for pid in pids {
+        let Some(path) = StackPath::new(format_args!("{pid}/fd")) else {
+            continue;
+        };
+        errs.stats.pids_walked += 1;
+        let dir = match open_dir_at(Some(proc_fd), path.as_cstr()) {
+            Ok(d) => d,
+            Err(e) => {
+                errs.note("opening", path.as_cstr(), &e);
+                continue;
+            }
+        };
+        let flow = for_each_dirent(dir.as_fd(), fd_buf, |name| {
+            let Some(fd) = parse_u32(name.to_bytes()) else {
+                return ControlFlow::Continue(()); // "." and ".."
+            };
+            errs.stats.fds_walked += 1;
+            let mut link = [0u8; 64];
+            match readlink_at(dir.as_fd(), name, &mut link) {
+                Ok(target) => {
+                    if let Some(inode) = parse_socket_link(target) {
+                        return on_socket(inode, pid, fd);
+                    }
+                }
+                Err(e) => {
+                    errs.note("readlink in", path.as_cstr(), &e);
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        match flow {
+            Ok(ControlFlow::Break(())) => return,
+            Ok(ControlFlow::Continue(())) => {}
+            Err(e) => {
+                errs.note("listing", path.as_cstr(), &e);
+            }
+        }
+    }
+}
+
+/// comm, cmdline and real uid of `pid`; None if the process is gone.
+fn read_process(proc_fd: BorrowedFd<'_>, pid: u32, buf: &mut Vec<u8>, errs: &mut Errors<'_>) -> Option<Process> {
+    let mut p = Process {
+        pid,
+        ..Process::default()
+    };
+    let read = |name: &str, buf: &mut Vec<u8>, errs: &mut Errors<'_>| -> Result<bool, ()> {
+        let path = StackPath::new(format_args!("{pid}/{name}")).ok_or(())?;
+        match read_file_at(proc_fd, path.as_cstr(), buf) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                if errs.note("reading", path.as_cstr(), &e) {
+                    Err(())
+                } else {
+                    Ok(false)
+                }
+            }
+        }
+    };
+    if read("comm", buf, errs).ok()? {
+        p.comm = String::from_utf8_lossy(buf).trim().to_owned();
+    }
+    if read("cmdline", buf, errs).ok()? {
+        for b in buf.iter_mut() {
+            if *b == 0 {
+                *b = b' ';
+            }
+        }
+        p.cmdline = String::from_utf8_lossy(buf).trim().to_owned();
+    }
+    if read("status", buf, errs).ok()? {
+        p.uid = status_real_uid(buf).unwrap_or(0);
+    }
+    Some(p)
+}
+
+/// The real uid from a /proc/<pid>/status: the first number of the "Uid:" line.
+fn status_real_uid(status: &[u8]) -> Option<u32> {
+    let line = status.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"Uid:"))?;
+    let first = line.split(|b| b.is_ascii_whitespace()).find(|w| !w.is_empty())?;
+    parse_u32(first)
+}
+
+impl Owners {
+    pub fn new() -> Owners {
+        Owners {
+            cache: HashMap::new(),
+            calls: 0,
+            proc_buf: vec![0; 32 * 1024],
+            fd_buf: vec![0; 32 * 1024],
+            file_buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Number of cached inode -> (pid, fd) pairs.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Owners of these socket inodes. Cached (pid, fd) pairs are re-validated
+    /// with one readlink of /proc/<pid>/fd/<fd>; the misses are found in ONE
+    /// walk of /proc/*/fd that stops as soon as every wanted inode is found.
+    /// Inode 0 never resolves. Inodes nobody holds are simply absent.
+    pub fn resolve(&mut self, inodes: &[u64]) -> (HashMap<u64, Process>, ResolveStats) {
+        let t0 = Instant::now();
+        self.calls += 1;
+        let now = self.calls;
+        let mut stats = ResolveStats::default();
+        let mut errs = Errors {
+            stats: &mut stats,
+            first_other: None,
+        };
+        let mut owners = HashMap::new();
+        let proc_fd = match open_dir_at(None, c"/proc") {
+            Ok(fd) => fd,
+            Err(e) => {
+                errs.note("opening", c"", &e);
+                errs.report("resolving socket owners");
+                stats.elapsed = t0.elapsed();
+                return (owners, stats);
+            }
+        };
+        let proc_fd = proc_fd.as_fd();
+
+        let mut found: HashMap<u64, u32> = HashMap::with_capacity(inodes.len());
+        let mut misses: HashSet<u64> = HashSet::new();
+        for &inode in inodes {
+            if inode == 0 || found.contains_key(&inode) || misses.contains(&inode) {
+                continue;
+            }
+            let Some(c) = self.cache.get_mut(&inode) else {
+                misses.insert(inode);
+                continue;
+            };
+            let valid = match StackPath::new(format_args!("{}/fd/{}", c.pid, c.fd)) {
+                Some(path) => {
+                    let mut link = [0u8; 64];
+                    match readlink_at(proc_fd, path.as_cstr(), &mut link) {
+                        Ok(target) => parse_socket_link(target) == Some(inode),
+                        Err(e) => {
+                            errs.note("readlink", path.as_cstr(), &e);
+                            false
+                        }
+                    }
+                }
+                None => false,
+            };
+            if valid {
+                c.last_used = now;
+                errs.stats.revalidated += 1;
+                found.insert(inode, c.pid);
+            } else {
+                errs.stats.stale += 1;
+                self.cache.remove(&inode);
+                misses.insert(inode);
+            }
+        }
+
+        if !misses.is_empty() {
+            let cache = &mut self.cache;
+            walk(
+                proc_fd,
+                &mut self.proc_buf,
+                &mut self.fd_buf,
+                &mut errs,
+                |inode, pid, fd| {
+                    if misses.remove(&inode) {
+                        found.insert(inode, pid);
+                        cache.insert(
+                            inode,
+                            Cached {
+                                pid,
+                                fd,
+                                last_used: now,
+                            },
+                        );
+                        if misses.is_empty() {
+                            return ControlFlow::Break(());
+                        }
+                    }
+                    ControlFlow::Continue(())
+                },
+            );
+        }
+
+        self.attach_processes(proc_fd, found, &mut owners, &mut errs);
+        if now.is_multiple_of(CACHE_IDLE_CALLS) {
+            self.cache.retain(|_, c| c.last_used + CACHE_IDLE_CALLS > now);
+        }
+        errs.report("resolving socket owners");
+        stats.elapsed = t0.elapsed();
+        (owners, stats)
+    }
+
+    /// One full walk: every socket inode on the host -> its owner (the first
+    /// process found when several share it). Replaces the cache with what the
+    /// walk saw.
+    pub fn resolve_all(&mut self) -> (HashMap<u64, Process>, ResolveStats) {
+        let t0 = Instant::now();
+        self.calls += 1;
+        let now = self.calls;
+        let mut stats = ResolveStats::default();
+        let mut errs = Errors {
+            stats: &mut stats,
+            first_other: None,
+        };
+        let mut owners = HashMap::new();
+        let proc_fd = match open_dir_at(None, c"/proc") {
+            Ok(fd) => fd,
+            Err(e) => {
+                errs.note("opening", c"", &e);
+                errs.report("resolving all socket owners");
+                stats.elapsed = t0.elapsed();
+                return (owners, stats);
+            }
+        };
+        let proc_fd = proc_fd.as_fd();
+        let mut cache: HashMap<u64, Cached> = HashMap::with_capacity(self.cache.len().max(1024));
+        walk(
+            proc_fd,
+            &mut self.proc_buf,
+            &mut self.fd_buf,
+            &mut errs,
+            |inode, pid, fd| {
+                cache.entry(inode).or_insert(Cached {
+                    pid,
+                    fd,
+                    last_used: now,
+                });
+                ControlFlow::Continue(())
+            },
+        );
+        let found = cache.iter().map(|(&inode, c)| (inode, c.pid)).collect();
+        self.cache = cache;
+        self.attach_processes(proc_fd, found, &mut owners, &mut errs);
+        errs.report("resolving all socket owners");
+        stats.elapsed = t0.elapsed();
+        (owners, stats)
+    }
+
+    /// Reads each distinct pid once and fills `owners`; inodes whose process
+    /// has gone are dropped from the result and the cache.
+    fn attach_processes(
+        &mut self,
+        proc_fd: BorrowedFd<'_>,
+        found: HashMap<u64, u32>,
+        owners: &mut HashMap<u64, Process>,
+        errs: &mut Errors<'_>,
+    ) {
+        let mut procs: HashMap<u32, Option<Process>> = HashMap::new();
+        owners.reserve(found.len());
+        for (inode, pid) in found {
+            let p = procs
+                .entry(pid)
+                .or_insert_with(|| read_process(proc_fd, pid, &mut self.file_buf, errs));
+            match p {
+                Some(p) => {
+                    owners.insert(inode, p.clone());
+                }
+                None => {
+                    self.cache.remove(&inode);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_uid_from_status() {
+        let s =
+            b"Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t0\t1000\t1000\nGid:\t100\t100\t100\t100\n";
+        assert_eq!(status_real_uid(s), Some(1000));
+        assert_eq!(status_real_uid(b"Name:\tx\n"), None);
+        assert_eq!(status_real_uid(b"Uid:\n"), None);
+    }
+
+    #[test]
+    fn own_process_reads_back() {
+        let proc_fd = open_dir_at(None, c"/proc").unwrap();
+        let mut st = ResolveStats::default();
+        let mut errs = Errors {
+            stats: &mut st,
+            first_other: None,
+        };
+        let mut buf = Vec::new();
+        let p = read_process(proc_fd.as_fd(), std::process::id(), &mut buf, &mut errs).unwrap();
+        assert_eq!(p.pid, std::process::id());
+        assert!(!p.comm.is_empty() && !p.comm.ends_with('\n'));
+        assert!(!p.cmdline.contains('\0'));
+        // SAFETY: getuid cannot fail.
+        assert_eq!(p.uid, unsafe { libc::getuid() });
+        // a pid that does not exist: vanished, no process
+        assert!(read_process(proc_fd.as_fd(), u32::MAX - 1, &mut buf, &mut errs).is_none());
+        assert_eq!(st.vanished, 1);
+    }
+
+    #[test]
+    fn kernel_thread_has_empty_cmdline() {
+        // kthreadd is pid 2 in the root pid namespace
+        let proc_fd = open_dir_at(None, c"/proc").unwrap();
+        let mut st = ResolveStats::default();
+        let mut errs = Errors {
+            stats: &mut st,
+            first_other: None,
+        };
+        let mut buf = Vec::new();
+        if let Some(p) = read_process(proc_fd.as_fd(), 2, &mut buf, &mut errs) {
+            if p.comm == "kthreadd" {
+                assert_eq!(p.cmdline, "");
+            }
+        }
+    }
+}

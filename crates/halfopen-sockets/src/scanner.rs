@@ -1,0 +1,299 @@
+//! [`Scanner`]: this host's TCP sockets and listeners as `halfopen-core`
+//! records, read by one netlink sock_diag dump per address family, or from
+//! /proc/net/tcp{,6} when the kernel refuses netlink.
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use halfopen_core::{Listener, Side, SocketRecord, TcpState};
+
+use crate::diag::{DiagSocket, DumpEvent, InetDiagMsg, InfoAttr, TCP_LISTEN, TIMER_KEEPALIVE};
+use crate::error::ScanError;
+use crate::procnet::{ProcNetEntry, ProcNetReader};
+use crate::Family;
+
+/// Where a [`Scanner`] reads sockets from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Netlink,
+    ProcNet,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Netlink => "netlink",
+            Source::ProcNet => "proc",
+        })
+    }
+}
+
+/// What one [`Scanner::scan`] saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Records appended to `out`.
+    pub sockets: u64,
+    /// INET_DIAG_INFO attributes present but too short (kernels before 4.1)
+    /// or malformed; those records have `info: None`.
+    pub info_parse_failures: u64,
+    pub elapsed: Duration,
+    /// Sockets the kernel reported with a state or family this crate does
+    /// not know (never seen; logged).
+    pub skipped: u64,
+}
+
+/// Reads the TCP socket table of the network namespace of the thread that
+/// created it.
+#[derive(Debug)]
+pub struct Scanner {
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Netlink(DiagSocket),
+    ProcNet(ProcNetReader),
+}
+
+/// Errors that mean "this kernel or sandbox will not give us sock_diag".
+fn refused(e: &ScanError) -> bool {
+    const REFUSED: [i32; 4] = [libc::EPERM, libc::EACCES, libc::EPROTONOSUPPORT, libc::EAFNOSUPPORT];
+    match e {
+        ScanError::Netlink { source, .. } => source.raw_os_error().is_some_and(|n| REFUSED.contains(&n)),
+        // ENOENT from a dump: no inet_diag handler for TCP (tcp_diag not
+        // built and not loadable), which is a refusal too.
+        ScanError::Kernel { source, .. } => source
+            .raw_os_error()
+            .is_some_and(|n| REFUSED.contains(&n) || n == libc::ENOENT),
+        _ => false,
+    }
+}
+
+fn push_diag(m: &InetDiagMsg<'_>, with_info: bool, out: &mut Vec<SocketRecord>, stats: &mut ScanStats) {
+    let (Some(tuple), Some(state)) = (m.tuple(), TcpState::from_kernel(m.state)) else {
+        stats.skipped += 1;
+        return;
+    };
+    let info = if with_info {
+        match m.tcp_info() {
+            Ok(InfoAttr::Present(i)) => Some(i),
+            Ok(InfoAttr::Absent) => None, // TIME_WAIT and request sockets carry none
+            Ok(InfoAttr::Short { .. }) | Err(_) => {
+                stats.info_parse_failures += 1;
+                None
+            }
+        }
+    } else {
+        None
+    };
+    out.push(SocketRecord {
+        tuple,
+        state,
+        side: Side::Client,
+        cookie: m.cookie,
+        inode: u64::from(m.inode),
+        uid: m.uid,
+        keepalive: m.timer == TIMER_KEEPALIVE,
+        info,
+    });
+    stats.sockets += 1;
+}
+
+fn push_proc(e: &ProcNetEntry, out: &mut Vec<SocketRecord>, stats: &mut ScanStats) {
+    let Some(state) = TcpState::from_kernel(e.state) else {
+        stats.skipped += 1;
+        return;
+    };
+    out.push(SocketRecord {
+        tuple: e.tuple,
+        state,
+        side: Side::Client,
+        cookie: 0,
+        inode: e.inode,
+        uid: e.uid,
+        keepalive: e.timer == TIMER_KEEPALIVE,
+        info: None,
+    });
+    stats.sockets += 1;
+}
+
+fn in_mask(mask: u32, state: u8) -> bool {
+    1u32.checked_shl(u32::from(state)).is_some_and(|bit| mask & bit != 0)
+}
+
+impl Scanner {
+    /// Opens a NETLINK_SOCK_DIAG socket in the caller's network namespace and
+    /// makes one small dump (the IPv4 listeners) to check that the kernel
+    /// answers. If the kernel refuses (EPERM, EACCES, EPROTONOSUPPORT,
+    /// EAFNOSUPPORT at socket/bind/first dump, or ENOENT from the dump: no
+    /// tcp_diag), falls back to /proc/net/tcp{,6} with one `tracing::warn!`.
+    /// Any other error is returned.
+    pub fn open() -> Result<Scanner, ScanError> {
+        match Self::netlink() {
+            Ok(s) => Ok(s),
+            Err(e) if refused(&e) => {
+                tracing::warn!(
+                    "netlink sock_diag refused ({e}); reading /proc/net/tcp and /proc/net/tcp6 instead \
+                     (slower, no socket cookies, no tcp_info, no listen backlogs)"
+                );
+                Ok(Self::procnet())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Netlink only: like [`Scanner::open`] without the fallback.
+    pub fn netlink() -> Result<Scanner, ScanError> {
+        let mut sock = DiagSocket::open()?;
+        sock.dump(Family::V4, 1 << TCP_LISTEN, false, |_| {})?;
+        Ok(Scanner {
+            backend: Backend::Netlink(sock),
+        })
+    }
+
+    /// A scanner that uses /proc/net/tcp{,6} only.
+    pub fn procnet() -> Scanner {
+        Scanner {
+            backend: Backend::ProcNet(ProcNetReader::new()),
+        }
+    }
+
+    pub fn source(&self) -> Source {
+        match self.backend {
+            Backend::Netlink(_) => Source::Netlink,
+            Backend::ProcNet(_) => Source::ProcNet,
+        }
+    }
+
+    /// One dump per address family (AF_INET, AF_INET6) of every socket whose
+    /// state bit (`1 << kernel state number`) is in `state_mask`, appended to
+    /// `out`. Tuples are canonical, local = this host's end; `side` is always
+    /// [`Side::Client`] (the caller classifies). With `with_info`, netlink
+    /// asks for tcp_info and fills `info` (the /proc source has none).
+    /// `keepalive` is "the kernel reports the keepalive timer pending"
+    /// (`idiag_timer == 2`, `tr == 2` in /proc).
+    pub fn scan(
+        &mut self,
+        state_mask: u32,
+        with_info: bool,
+        out: &mut Vec<SocketRecord>,
+    ) -> Result<ScanStats, ScanError> {
+        let t0 = Instant::now();
+        let mut stats = ScanStats::default();
+        match &mut self.backend {
+            Backend::Netlink(sock) => {
+                for family in Family::ALL {
+                    let base = out.len();
+                    let mut fam = ScanStats::default();
+                    sock.dump(family, state_mask, with_info, |ev| match ev {
+                        DumpEvent::Socket(m) => push_diag(m, with_info, out, &mut fam),
+                        DumpEvent::Restart => {
+                            out.truncate(base);
+                            fam = ScanStats::default();
+                        }
+                    })?;
+                    stats.sockets += fam.sockets;
+                    stats.info_parse_failures += fam.info_parse_failures;
+                    stats.skipped += fam.skipped;
+                }
+            }
+            Backend::ProcNet(reader) => {
+                reader.for_each(|_, e| {
+                    if in_mask(state_mask, e.state) {
+                        push_proc(e, out, &mut stats);
+                    }
+                })?;
+            }
+        }
+        if stats.skipped > 0 {
+            tracing::warn!(
+                skipped = stats.skipped,
+                "sockets with an unknown state or family were skipped"
+            );
+        }
+        stats.elapsed = t0.elapsed();
+        Ok(stats)
+    }
+
+    /// Listening sockets of both families, appended to `out`: `queue` is the
+    /// accept queue now, `backlog` its limit (0 from /proc, which does not
+    /// show it), `process` None.
+    pub fn listeners(&mut self, out: &mut Vec<Listener>) -> Result<(), ScanError> {
+        match &mut self.backend {
+            Backend::Netlink(sock) => {
+                for family in Family::ALL {
+                    let base = out.len();
+                    sock.dump(family, 1 << TCP_LISTEN, false, |ev| match ev {
+                        DumpEvent::Socket(m) => {
+                            if let Some(t) = m.tuple() {
+                                out.push(Listener {
+                                    addr: t.local(),
+                                    queue: m.rqueue,
+                                    backlog: m.wqueue,
+                                    inode: u64::from(m.inode),
+                                    uid: m.uid,
+                                    process: None,
+                                });
+                            }
+                        }
+                        DumpEvent::Restart => out.truncate(base),
+                    })?;
+                }
+            }
+            Backend::ProcNet(reader) => {
+                reader.for_each(|_, e| {
+                    if e.state == TCP_LISTEN {
+                        out.push(Listener {
+                            addr: e.tuple.local(),
+                            queue: e.rx_queue,
+                            backlog: 0,
+                            inode: e.inode,
+                            uid: e.uid,
+                            process: None,
+                        });
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn source_display() {
+        assert_eq!(Source::Netlink.to_string(), "netlink");
+        assert_eq!(Source::ProcNet.to_string(), "proc");
+    }
+
+    #[test]
+    fn refusals() {
+        let nl = |n| ScanError::Netlink {
+            op: "socket",
+            source: io::Error::from_raw_os_error(n),
+        };
+        let k = |n| ScanError::Kernel {
+            family: "AF_INET",
+            source: io::Error::from_raw_os_error(n),
+        };
+        for n in [libc::EPERM, libc::EACCES, libc::EPROTONOSUPPORT, libc::EAFNOSUPPORT] {
+            assert!(refused(&nl(n)));
+            assert!(refused(&k(n)));
+        }
+        assert!(refused(&k(libc::ENOENT)));
+        assert!(!refused(&nl(libc::ENOENT)));
+        assert!(!refused(&nl(libc::ENOBUFS)));
+        assert!(!refused(&k(libc::EINVAL)));
+        assert!(!refused(&ScanError::DumpInterrupted { family: "AF_INET" }));
+    }
+
+    #[test]
+    fn masks() {
+        assert!(in_mask(TcpState::MATCH_MASK, 1));
+        assert!(!in_mask(TcpState::MATCH_MASK, 10));
+        assert!(!in_mask(u32::MAX, 200));
+    }
+}

@@ -1,0 +1,142 @@
+//! Shared pieces of the end-to-end tests: labs of network namespaces running
+//! the real `halfopen` binary (see halfopen_lab::fleet), the incident, and
+//! waiting (bounded) for halfopen to agree with `ss`.
+#![allow(dead_code)]
+use halfopen_lab::fleet::{finding_pairs, ss_client_only, Fleet};
+use halfopen_lab::{Lab, LabChild};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub type Pairs = BTreeSet<(SocketAddr, SocketAddr)>;
+
+pub fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_halfopen"))
+}
+
+/// A lab for this test, or None (with the reason printed) when not root
+/// outside CI. Under CI=true a missing privilege fails the test.
+pub fn lab(tag: &str) -> Option<Lab> {
+    if !halfopen_lab::require_root_or_skip(tag) {
+        return None;
+    }
+    Some(Lab::new(tag).expect("building the lab"))
+}
+
+/// db 198.18.0.1 (syncookies on), app 198.18.0.2, recon 198.18.0.3; the
+/// reconciler on recon (no database), collectors on db and app.
+pub fn standard(lab: &mut Lab, interval: &str) -> Fleet {
+    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
+    lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
+    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
+    lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
+    let mut fleet = Fleet::start(lab, &exe(), "recon", &["--no-db"]).unwrap();
+    fleet.add_collector(lab, "db", interval).unwrap();
+    fleet.add_collector(lab, "app", interval).unwrap();
+    fleet.wait_for_collectors(lab, Duration::from_secs(30)).unwrap();
+    fleet
+}
+
+pub struct Incident {
+    pub server: LabChild,
+    pub burst: LabChild,
+}
+
+/// A greeting server on `server_host` (backlog 4, first accept after 3 s),
+/// and a burst of `count` connects from `client_host`; returns once the burst
+/// has settled and the server has drained its queue.
+pub fn incident(
+    lab: &mut Lab,
+    server_host: &str,
+    listen: &str,
+    client_host: &str,
+    target: &str,
+    count: u32,
+) -> Incident {
+    let server = lab
+        .spawn(
+            server_host,
+            &exe(),
+            &[
+                "lab",
+                "greet-server",
+                "--listen",
+                listen,
+                "--backlog",
+                "4",
+                "--accept-delay",
+                "3s",
+            ],
+        )
+        .unwrap();
+    server.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
+    let n = count.to_string();
+    let burst = lab
+        .spawn(
+            client_host,
+            &exe(),
+            &["lab", "burst", "--target", target, "--count", &n],
+        )
+        .unwrap();
+    burst
+        .wait_for_line(|l| l.contains("\"established\""), Duration::from_secs(30))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    Incident { server, burst }
+}
+
+/// Polls until halfopen's orphans for `server` equal the client-only set by
+/// `ss` (non-empty), or panics after `timeout` with both sets.
+pub fn wait_for_agreement(
+    lab: &Lab,
+    fleet: &Fleet,
+    client_host: &str,
+    server_host: &str,
+    server: SocketAddr,
+    timeout: Duration,
+) -> (Pairs, Vec<serde_json::Value>) {
+    let start = Instant::now();
+    loop {
+        let truth = ss_client_only(lab, client_host, server_host, server).unwrap();
+        let found: Vec<serde_json::Value> = fleet
+            .orphans(lab)
+            .unwrap()
+            .into_iter()
+            .filter(|f| f["server"] == server.to_string())
+            .collect();
+        let pairs = finding_pairs(&found);
+        if !truth.is_empty() && pairs == truth {
+            // ss is read again: the agreement must hold on fresh ground truth.
+            let again = ss_client_only(lab, client_host, server_host, server).unwrap();
+            if again == truth {
+                return (truth, found);
+            }
+        }
+        if start.elapsed() > timeout {
+            panic!(
+                "no agreement after {timeout:?}: ss client-only {} {:?}\nhalfopen {} {:?}\nlogs in {}",
+                truth.len(),
+                truth.iter().take(5).collect::<Vec<_>>(),
+                pairs.len(),
+                pairs.iter().take(5).collect::<Vec<_>>(),
+                lab.log_dir().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every finding names the client process: the pid that `ss -p` shows for
+/// that socket on the client host, and its comm.
+pub fn assert_processes_match_ss(lab: &Lab, client_host: &str, found: &[serde_json::Value]) {
+    let ss = lab.ss_established(client_host).unwrap();
+    for f in found {
+        let client: SocketAddr = f["client"].as_str().unwrap().parse().unwrap();
+        let conn = ss.iter().find(|c| c.local == client).expect("finding not in ss");
+        let (pid, comm) = conn.process.clone().expect("ss names no process");
+        assert_eq!(f["pid"].as_u64(), Some(pid as u64), "pid of {f}");
+        assert_eq!(f["process"].as_str(), Some(comm.as_str()), "process of {f}");
+        assert!(f["cmdline"].as_str().unwrap().contains("burst"), "cmdline of {f}");
+    }
+}
