@@ -192,3 +192,67 @@ fn nothing_is_judged_against_a_killed_collector() {
     assert_eq!(t.len(), truth.len());
     lab.teardown().unwrap();
 }
+
+#[test]
+fn findings_survive_a_reconciler_restart_and_are_recorded() {
+    let Some(mut lab) = lab("e2e-db") else { return };
+    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
+    lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
+    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
+    lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
+    let db = lab.log_dir().join("state/halfopen.db");
+    let db_s = db.to_string_lossy().into_owned();
+    let mut fleet = halfopen_lab::fleet::Fleet::start(&mut lab, &exe(), "recon", &["--db", &db_s]).unwrap();
+    fleet.add_collector(&mut lab, "db", "1s").unwrap();
+    fleet.add_collector(&mut lab, "app", "1s").unwrap();
+    fleet.wait_for_collectors(&lab, TIMEOUT).unwrap();
+    let inc = incident(&mut lab, "db", "0.0.0.0:3306", "app", "198.18.0.1:3306", 200);
+    let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
+    let (truth, before) = wait_for_agreement(&lab, &fleet, "app", "db", server, TIMEOUT);
+
+    // Restart the reconciler on the same database.
+    fleet.reconciler.kill().unwrap();
+    let restarted = halfopen_lab::fleet::Fleet::start(&mut lab, &exe(), "recon", &["--db", &db_s]).unwrap();
+    let right_after = restarted.orphans(&lab).unwrap();
+    assert_eq!(
+        halfopen_lab::fleet::finding_pairs(&right_after),
+        truth,
+        "findings not restored from the database"
+    );
+    // Once the collectors are back (they reconnect by themselves), the same
+    // findings stand, with their original first_seen.
+    restarted
+        .wait_for_collectors_named(&lab, &["db", "app"], TIMEOUT)
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = restarted.orphans(&lab).unwrap();
+    assert_eq!(halfopen_lab::fleet::finding_pairs(&after), truth);
+    let first_seen = |v: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        v.iter()
+            .map(|f| format!("{} {}", f["client"], f["first_seen"]))
+            .collect()
+    };
+    assert_eq!(first_seen(&after), first_seen(&before));
+    assert!(after.iter().all(|f| f["client_host_stale"] == false));
+
+    // When the client closes them, the database records when and why.
+    inc.burst.kill().unwrap();
+    let start = Instant::now();
+    while !restarted.orphans(&lab).unwrap().is_empty() {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "orphans still listed after the client exited"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("select count(*), count(gone_at_ms), min(gone_reason) from findings")
+        .output()
+        .expect("sqlite3");
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(line, format!("{0}|{0}|client_closed", truth.len()), "{line}");
+    drop(fleet);
+    lab.teardown().unwrap();
+}

@@ -109,7 +109,14 @@ impl Fleet {
 
     /// Waits until every collector in the fleet has reported and is not stale.
     pub fn wait_for_collectors(&self, lab: &Lab, timeout: Duration) -> Result<(), LabError> {
-        let want: BTreeSet<&str> = self.collectors.iter().map(|(h, _)| h.as_str()).collect();
+        let names: Vec<&str> = self.collectors.iter().map(|(h, _)| h.as_str()).collect();
+        self.wait_for_collectors_named(lab, &names, timeout)
+    }
+
+    /// Waits until these hosts' collectors have reported and are not stale
+    /// (also collectors started by another Fleet, e.g. before a restart).
+    pub fn wait_for_collectors_named(&self, lab: &Lab, names: &[&str], timeout: Duration) -> Result<(), LabError> {
+        let want: BTreeSet<&str> = names.iter().copied().collect();
         let deadline = Instant::now() + timeout;
         loop {
             let hosts = self.hosts(lab)?;

@@ -5,7 +5,7 @@
 //! - [`diag`]: sock_diag requests, a zero-allocation parser of the answers, and
 //!   the netlink socket that carries them.
 //! - [`procnet`]: the /proc/net/tcp{,6} line parser and reader (fallback only).
-//! - [`owners`]: which process holds a socket inode, through /proc/<pid>/fd.
+//! - [`owners`]: which process holds a socket inode, through `/proc/<pid>/fd`.
 //! - [`ifaddrs`]: this namespace's interface addresses.
 //! - [`error`]: the error type, [`ScanError`].
 //!

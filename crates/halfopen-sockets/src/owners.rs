@@ -1,10 +1,10 @@
 //! Process attribution: which process holds a socket inode, found through
-//! /proc/<pid>/fd.
+//! `/proc/<pid>/fd`.
 //!
 //! [`Owners`] keeps a cache inode -> (pid, fd). A cached pair is re-validated
-//! with one readlink of /proc/<pid>/fd/<fd> (it must still read
-//! "socket:[<inode>]"); the inodes that miss are found in ONE walk of
-//! /proc/*/fd that stops as soon as all of them are found. Nothing is scanned
+//! with one readlink of `/proc/<pid>/fd/<fd>` (it must still read
+//! `socket:[<inode>]`); the inodes that miss are found in ONE walk of
+//! `/proc/*/fd` that stops as soon as all of them are found. Nothing is scanned
 //! per socket, and the walk allocates nothing per fd (getdents64 into a reused
 //! buffer, readlinkat into a stack buffer, see `sys`).
 //!
@@ -26,7 +26,7 @@ use crate::sys::{for_each_dirent, open_dir_at, parse_socket_link, parse_u32, rea
 /// What one [`Owners::resolve`] or [`Owners::resolve_all`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResolveStats {
-    /// /proc/<pid>/fd directories walked.
+    /// `/proc/<pid>/fd` directories walked.
     pub pids_walked: u64,
     /// fd entries read with readlink during the walk.
     pub fds_walked: u64,
@@ -130,7 +130,7 @@ impl Errors<'_> {
     }
 }
 
-/// Walks /proc/*/fd, calling `on_socket(inode, pid, fd)` for every socket fd
+/// Walks `/proc/*/fd`, calling `on_socket(inode, pid, fd)` for every socket fd
 /// until it breaks.
 fn walk(
     proc_fd: BorrowedFd<'_>,
@@ -249,8 +249,8 @@ impl Owners {
     }
 
     /// Owners of these socket inodes. Cached (pid, fd) pairs are re-validated
-    /// with one readlink of /proc/<pid>/fd/<fd>; the misses are found in ONE
-    /// walk of /proc/*/fd that stops as soon as every wanted inode is found.
+    /// with one readlink of `/proc/<pid>/fd/<fd>`; the misses are found in ONE
+    /// walk of `/proc/*/fd` that stops as soon as every wanted inode is found.
     /// Inode 0 never resolves. Inodes nobody holds are simply absent.
     pub fn resolve(&mut self, inodes: &[u64]) -> (HashMap<u64, Process>, ResolveStats) {
         let t0 = Instant::now();

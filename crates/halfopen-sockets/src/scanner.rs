@@ -170,7 +170,11 @@ impl Scanner {
     /// [`Side::Client`] (the caller classifies). With `with_info`, netlink
     /// asks for tcp_info and fills `info` (the /proc source has none).
     /// `keepalive` is "the kernel reports the keepalive timer pending"
-    /// (`idiag_timer == 2`, `tr == 2` in /proc).
+    /// (`idiag_timer == 2`, `tr == 2` in /proc). The kernel reports one timer
+    /// per socket: while data is unacknowledged the retransmit timer (1)
+    /// hides the keepalive one; and an orphaned FIN_WAIT2 socket uses the
+    /// same timer when `tcp_fin_timeout` exceeds 60 s (at 60 s or less it is
+    /// a timewait minisocket: state FIN_WAIT2, timer 3, inode 0).
     pub fn scan(
         &mut self,
         state_mask: u32,
