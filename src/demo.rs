@@ -182,6 +182,15 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
         Duration::from_secs(30),
     )?;
     print!("{}", indent(&head(&String::from_utf8_lossy(&table.stdout), 16)));
+    println!();
+    step("Why, and what to change (`halfopen explain db:3306`)");
+    let explain = lab.run(
+        "recon",
+        &exe_s,
+        &["explain", "db:3306", "--reconciler", &fleet.url],
+        Duration::from_secs(30),
+    )?;
+    print!("{}", indent(&String::from_utf8_lossy(&explain.stdout)));
     let pairs = finding_pairs(&found);
     let missed = truth.difference(&pairs).count();
     let extra = pairs.difference(&truth).count();

@@ -75,6 +75,12 @@ enum Cmd {
         /// A host with no report for this many of its intervals is stale: nothing is judged against it.
         #[arg(long, default_value_t = 3)]
         stale_intervals: u32,
+        /// Also treat this port as server-speaks-first (repeatable; defaults: 21 22 25 110 119 143 587 3306).
+        #[arg(long = "greeting-port")]
+        greeting_ports: Vec<u16>,
+        /// A client on a greeting port that received nothing for this long is a stalled greeting.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        stall_after: Duration,
     },
     /// List the current half-open connections (client_only).
     #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]
@@ -82,6 +88,31 @@ enum Cmd {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
         /// One JSON array; each element: client, server, client_host, server_host, side, pid, process, cmdline, uid, first_seen, confirmed_at, ...
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every finding: client_only, server_only, stalled_greeting, listener_at_risk, with why.
+    #[command(after_help = "Example: halfopen findings --kind stalled_greeting --json")]
+    Findings {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        /// Only this kind.
+        #[arg(long, value_parser = ["client_only", "server_only", "stalled_greeting", "listener_at_risk"])]
+        kind: Option<String>,
+        /// One JSON array: the orphans fields plus kind, server_pid, server_process, explanation, ...
+        #[arg(long)]
+        json: bool,
+    },
+    /// Diagnose a finding, a host or a listener, and say exactly what to change.
+    #[command(
+        after_help = "TARGET: a host id (db-1), a listener (db-1:3306 or 10.0.0.5:3306), or a finding's client \
+        endpoint (10.0.0.7:51234). Without TARGET: every listener and finding that needs attention.\n\
+        Example: halfopen explain db-1:3306"
+    )]
+    Explain {
+        target: Option<String>,
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
         #[arg(long)]
         json: bool,
     },
@@ -187,13 +218,21 @@ async fn run_async(cmd: Cmd) -> Result<()> {
             no_db,
             grace,
             stale_intervals,
+            greeting_ports,
+            stall_after,
         } => {
+            let mut ports = halfopen_reconciler::engine::DEFAULT_GREETING_PORTS.to_vec();
+            ports.extend(greeting_ports);
+            ports.sort_unstable();
+            ports.dedup();
             let cfg = halfopen_reconciler::ServeConfig {
                 listen,
                 db: (!no_db).then_some(db),
                 engine: halfopen_reconciler::EngineConfig {
                     grace_ms: grace.as_millis() as u64,
                     stale_intervals: stale_intervals.max(1),
+                    greeting_ports: ports,
+                    stall_after_ms: stall_after.as_millis().min(u32::MAX as u128) as u32,
                     ..Default::default()
                 },
                 tick: Duration::from_millis(200),
@@ -204,7 +243,9 @@ async fn run_async(cmd: Cmd) -> Result<()> {
         Cmd::Orphans { reconciler, json } => {
             let mut c = client(&reconciler).await?;
             let r = c
-                .list_orphans(v1::ListOrphansRequest {})
+                .list_orphans(v1::ListOrphansRequest {
+                    kind: "client_only".into(),
+                })
                 .await
                 .with_context(|| format!("asking {reconciler} for orphans"))?
                 .into_inner();
@@ -218,6 +259,47 @@ async fn run_async(cmd: Cmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", output::orphans_table(&rows));
+            }
+            Ok(())
+        }
+        Cmd::Findings { reconciler, kind, json } => {
+            let mut c = client(&reconciler).await?;
+            let r = c
+                .list_orphans(v1::ListOrphansRequest {
+                    kind: kind.unwrap_or_default(),
+                })
+                .await
+                .with_context(|| format!("asking {reconciler} for findings"))?
+                .into_inner();
+            let rows: Vec<_> = r.findings.iter().filter_map(output::orphan_json).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", output::findings_table(&rows));
+            }
+            Ok(())
+        }
+        Cmd::Explain {
+            target,
+            reconciler,
+            json,
+        } => {
+            let mut c = client(&reconciler).await?;
+            let r = c
+                .explain(v1::ExplainRequest {
+                    target: target.clone().unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| match s.code() {
+                    tonic::Code::NotFound => anyhow::anyhow!("{}", s.message()),
+                    _ => anyhow::anyhow!("asking {reconciler} to explain: {s}"),
+                })?
+                .into_inner();
+            if json {
+                let v: Vec<_> = r.diagnoses.iter().map(output::diagnosis_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", output::explain_text(&r.diagnoses));
             }
             Ok(())
         }

@@ -14,12 +14,15 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// One finding as `halfopen orphans --json` prints it.
+/// One finding as `halfopen orphans --json` and `halfopen findings --json`
+/// print it. The fields named by the orphans contract come first.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct OrphanJson {
     pub kind: String,
     pub side: String,
-    pub client: String,
+    /// None for listener_at_risk.
+    pub client: Option<String>,
+    /// The server endpoint, or the listener for listener_at_risk.
     pub server: String,
     pub client_host: String,
     pub server_host: String,
@@ -31,16 +34,40 @@ pub struct OrphanJson {
     pub first_seen: String,
     pub confirmed_at: String,
     pub client_host_stale: bool,
+    pub server_pid: Option<u32>,
+    pub server_process: Option<String>,
+    pub server_cmdline: Option<String>,
+    pub listener: Option<String>,
+    pub explanation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silent_ms: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_accept_queue: Option<bool>,
 }
 
 pub fn orphan_json(f: &v1::Finding) -> Option<OrphanJson> {
-    let t: Tuple = tuple_from_wire(f.tuple.as_ref()?)?;
+    let t: Option<Tuple> = match f.tuple.as_ref() {
+        Some(t) => Some(tuple_from_wire(t)?),
+        None => None,
+    };
+    let listener = (!f.listener.is_empty()).then(|| f.listener.clone());
+    let server = match (t, &listener) {
+        (Some(t), _) => t.remote().to_string(),
+        (None, Some(l)) => l.clone(),
+        (None, None) => return None,
+    };
     let p: Option<Process> = f.process.as_ref().map(process_from_wire);
+    let sp: Option<Process> = f.server_process.as_ref().map(process_from_wire);
+    let stalled = f.kind == "stalled_greeting";
     Some(OrphanJson {
         kind: f.kind.clone(),
-        side: f.kind.clone(),
-        client: t.local().to_string(),
-        server: t.remote().to_string(),
+        side: match f.kind.as_str() {
+            "stalled_greeting" => "both".to_string(),
+            "listener_at_risk" => "server".to_string(),
+            k => k.to_string(),
+        },
+        client: t.map(|t| t.local().to_string()),
+        server,
         client_host: f.client_host.clone(),
         server_host: f.server_host.clone(),
         pid: p.as_ref().map(|p| p.pid),
@@ -51,7 +78,121 @@ pub fn orphan_json(f: &v1::Finding) -> Option<OrphanJson> {
         first_seen: rfc3339(f.first_seen_unix_ms),
         confirmed_at: rfc3339(f.confirmed_at_unix_ms),
         client_host_stale: f.client_host_stale,
+        server_pid: sp.as_ref().map(|p| p.pid),
+        server_process: sp.as_ref().map(|p| p.comm.clone()),
+        server_cmdline: sp.as_ref().map(|p| p.cmdline.clone()),
+        listener,
+        explanation: f.explanation.clone(),
+        silent_ms: stalled.then_some(f.silent_ms),
+        in_accept_queue: stalled.then_some(f.in_accept_queue),
     })
+}
+
+/// `halfopen findings`: one line per finding with its kind, then why.
+pub fn findings_table(rows: &[OrphanJson]) -> String {
+    let mut s = String::new();
+    if rows.is_empty() {
+        s.push_str("No findings: nothing one-sided, stalled or at risk.\n");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "{:<17} {:<24} {:<24} {:<22} {:<22} {:<25}",
+        "KIND", "CLIENT", "SERVER", "CLIENT PROCESS", "SERVER PROCESS", "FIRST SEEN"
+    );
+    for r in rows {
+        let who = |pid: Option<u32>, name: &Option<String>, host: &str| match (pid, name) {
+            (Some(pid), Some(n)) => truncate(&format!("{n}[{pid}]@{host}"), 22),
+            _ if host.is_empty() => "-".to_string(),
+            _ => truncate(&format!("?@{host}"), 22),
+        };
+        let _ = writeln!(
+            s,
+            "{:<17} {:<24} {:<24} {:<22} {:<22} {:<25}",
+            r.kind,
+            r.client.as_deref().unwrap_or("-"),
+            r.server,
+            who(r.pid, &r.process, &r.client_host),
+            who(r.server_pid, &r.server_process, &r.server_host),
+            r.first_seen
+        );
+        if !r.explanation.is_empty() {
+            let _ = writeln!(s, "    {}", r.explanation);
+        }
+    }
+    s
+}
+
+/// `halfopen explain`: the diagnosis in plain words, then the changes.
+pub fn explain_text(d: &[v1::Diagnosis]) -> String {
+    let mut s = String::new();
+    if d.is_empty() {
+        s.push_str("Nothing needs attention: no finding and no listener at risk.\n");
+        return s;
+    }
+    for x in d {
+        let _ = writeln!(s, "== {} ({})", x.title, x.target);
+        let _ = writeln!(s, "What halfopen sees:");
+        for f in &x.facts {
+            let _ = writeln!(s, "  - {f}");
+        }
+        let _ = writeln!(s, "Why:");
+        for c in &x.causes {
+            let _ = writeln!(s, "  - {c}");
+        }
+        if !x.changes.is_empty() {
+            let _ = writeln!(s, "What to change:");
+            let _ = writeln!(s, "  {:<36} {:<14} {:<14} HOW", "SETTING", "CURRENT", "SUGGESTED");
+            for c in &x.changes {
+                let _ = writeln!(
+                    s,
+                    "  {:<36} {:<14} {:<14} {}",
+                    truncate(&c.setting, 36),
+                    truncate(&c.current, 14),
+                    truncate(&c.suggested, 14),
+                    c.how
+                );
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeJson {
+    pub setting: String,
+    pub current: String,
+    pub suggested: String,
+    pub how: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DiagnosisJson {
+    pub target: String,
+    pub title: String,
+    pub facts: Vec<String>,
+    pub causes: Vec<String>,
+    pub changes: Vec<ChangeJson>,
+}
+
+pub fn diagnosis_json(d: &v1::Diagnosis) -> DiagnosisJson {
+    DiagnosisJson {
+        target: d.target.clone(),
+        title: d.title.clone(),
+        facts: d.facts.clone(),
+        causes: d.causes.clone(),
+        changes: d
+            .changes
+            .iter()
+            .map(|c| ChangeJson {
+                setting: c.setting.clone(),
+                current: c.current.clone(),
+                suggested: c.suggested.clone(),
+                how: c.how.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The human table: grouped by server listener, then by client process.
@@ -113,9 +254,19 @@ pub fn orphans_table(rows: &[OrphanJson]) -> String {
             if let Some(cmd) = list[0].cmdline.as_deref().filter(|c| !c.is_empty()) {
                 let _ = writeln!(s, "    cmdline: {}", truncate(cmd, 120));
             }
-            let _ = writeln!(s, "    {:<46} {:<25} CONFIRMED", "CLIENT", "FIRST SEEN");
-            for r in list {
-                let _ = writeln!(s, "    {:<46} {:<25} {}", r.client, r.first_seen, r.confirmed_at);
+            let _ = writeln!(s, "    {:<12} {:<46} {:<25} CONFIRMED", "KIND", "CLIENT", "FIRST SEEN");
+            for r in &list {
+                let _ = writeln!(
+                    s,
+                    "    {:<12} {:<46} {:<25} {}",
+                    r.kind,
+                    r.client.as_deref().unwrap_or("-"),
+                    r.first_seen,
+                    r.confirmed_at
+                );
+            }
+            if let Some(e) = list.first().map(|r| &r.explanation).filter(|e| !e.is_empty()) {
+                let _ = writeln!(s, "    why: {e}");
             }
         }
         s.push('\n');
@@ -312,6 +463,7 @@ mod tests {
             confirmed_at_unix_ms: 1_764_091_203_000,
             keepalive: false,
             client_host_stale: false,
+            ..Default::default()
         }
     }
 
@@ -342,6 +494,63 @@ mod tests {
         )));
         let j = orphan_json(&f).unwrap();
         assert_eq!(j.server, "[2001:db8::1]:25");
+    }
+
+    #[test]
+    fn findings_of_every_kind_print() {
+        let mut stalled = finding(40009, Some(42));
+        stalled.kind = "stalled_greeting".into();
+        stalled.silent_ms = 12_000;
+        stalled.in_accept_queue = true;
+        stalled.server_process = Some(v1::Process {
+            pid: 7,
+            comm: "mysqld".into(),
+            cmdline: "mysqld".into(),
+            uid: 27,
+        });
+        stalled.explanation = "The client has received nothing for 12 s".into();
+        let risk = v1::Finding {
+            kind: "listener_at_risk".into(),
+            server_host: "db".into(),
+            listener: "0.0.0.0:3306".into(),
+            explanation: "queue 5/4".into(),
+            ..Default::default()
+        };
+        let rows: Vec<_> = [stalled, risk].iter().filter_map(orphan_json).collect();
+        assert_eq!(rows.len(), 2);
+        let j = serde_json::to_value(&rows).unwrap();
+        assert_eq!(j[0]["kind"], "stalled_greeting");
+        assert_eq!(j[0]["server_pid"], 7);
+        assert_eq!(j[0]["server_process"], "mysqld");
+        assert_eq!(j[0]["in_accept_queue"], true);
+        assert_eq!(j[1]["client"], serde_json::Value::Null);
+        assert_eq!(j[1]["server"], "0.0.0.0:3306");
+        let t = findings_table(&rows);
+        assert!(
+            t.contains("stalled_greeting") && t.contains("mysqld[7]@db") && t.contains("listener_at_risk"),
+            "{t}"
+        );
+        assert!(t.contains("queue 5/4"));
+    }
+
+    #[test]
+    fn explain_text_lists_changes() {
+        let d = v1::Diagnosis {
+            target: "db:3306".into(),
+            title: "listener 0.0.0.0:3306 on db".into(),
+            facts: vec!["accept queue 5 of 4".into()],
+            causes: vec!["A burst overflowed".into()],
+            changes: vec![v1::Change {
+                setting: "back_log (mariadbd)".into(),
+                current: "4".into(),
+                suggested: "512".into(),
+                how: "my.cnf".into(),
+            }],
+        };
+        let t = explain_text(&[d]);
+        assert!(t.contains("== listener 0.0.0.0:3306 on db (db:3306)"), "{t}");
+        assert!(t.contains("back_log (mariadbd)") && t.contains("512"), "{t}");
+        assert!(explain_text(&[]).starts_with("Nothing needs attention"));
     }
 
     #[test]

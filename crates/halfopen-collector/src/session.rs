@@ -166,6 +166,14 @@ async fn session(
                             .await
                             .map_err(|_| SessionError::Closed)?;
                     }
+                    Some(v1::reconciler_message::Msg::Config(c)) => {
+                        let wants = crate::kernel::Wants {
+                            greeting_ports: c.greeting_ports.iter().filter_map(|&p| u16::try_from(p).ok()).collect(),
+                            stall_after_ms: c.stall_after_ms,
+                        };
+                        debug!(?wants, "configuration from the reconciler");
+                        kernel.configure(wants)?;
+                    }
                     Some(v1::reconciler_message::Msg::Resync(r)) => {
                         info!(reason = %r.reason, "reconciler asked for a full table");
                         need_full = true;
@@ -230,6 +238,16 @@ pub fn report_messages(seq: &mut u64, data: ReportData, addresses: Option<Vec<Ip
         }
         if last {
             r.listeners = data.listeners.iter().map(listener_to_wire).collect();
+            r.counters = data.counters.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            r.sysctls = data.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            r.silent = data
+                .silent
+                .iter()
+                .map(|(t, ms)| v1::SilentSocket {
+                    tuple: Some(tuple_to_wire(t)),
+                    silent_ms: *ms,
+                })
+                .collect();
             r.stats = Some(stats);
             if let Some(a) = &addresses {
                 r.addresses = addrs_to_wire(a);

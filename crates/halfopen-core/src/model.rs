@@ -129,6 +129,8 @@ pub struct Listener {
     pub inode: u64,
     pub uid: u32,
     pub process: Option<Process>,
+    /// The owning process has TCP wrappers (libwrap) mapped.
+    pub libwrap: bool,
 }
 
 /// Ports this host listens on, for deciding sides. A socket whose local port

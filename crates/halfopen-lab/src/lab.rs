@@ -16,7 +16,6 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use crate::child::{self, LabChild, SharedChild};
-use crate::counters::parse_proc_net_counters;
 use crate::exec::{describe, run_bounded, run_ok, POLL};
 use crate::naming::{self, BRIDGE, HOST_IF, SWITCH};
 use crate::ss::{parse_ss_established, SsConn};
@@ -361,7 +360,8 @@ impl Lab {
     pub fn net_counters(&self, host: &str) -> Result<BTreeMap<String, u64>, LabError> {
         let mut cmd = self.command(host, "cat")?;
         cmd.args(["/proc/net/netstat", "/proc/net/snmp"]);
-        Ok(parse_proc_net_counters(&run_ok(cmd, CMD_TIMEOUT)?))
+        halfopen_core::counters::parse_proc_net_counters(&run_ok(cmd, CMD_TIMEOUT)?)
+            .map_err(|e| LabError::Other(format!("parsing the counters of {host}: {e}")))
     }
 
     /// Starts a long-running process inside the host's namespace (`ip netns exec NS program

@@ -29,7 +29,6 @@
 //! ```
 
 mod child;
-pub mod counters;
 pub mod duration;
 mod error;
 mod exec;

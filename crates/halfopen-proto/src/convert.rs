@@ -99,6 +99,7 @@ pub fn listener_to_wire(l: &Listener) -> v1::Listener {
         inode: l.inode,
         uid: l.uid,
         process: l.process.as_ref().map(process_to_wire),
+        libwrap: l.libwrap,
     }
 }
 
@@ -110,6 +111,7 @@ pub fn listener_from_wire(l: &v1::Listener) -> Option<Listener> {
         inode: l.inode,
         uid: l.uid,
         process: l.process.as_ref().map(process_from_wire),
+        libwrap: l.libwrap,
     })
 }
 

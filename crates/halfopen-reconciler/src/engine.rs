@@ -25,8 +25,9 @@
 //! guards against a 4-tuple reused by a new connection.
 use halfopen_core::{is_matchable_ip, Listener, Process, Side, SocketRecord, TcpState, Tuple};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 
 /// Reconciler time: a monotonic reading for ordering and ages, and the wall
 /// clock for what operators read.
@@ -49,7 +50,17 @@ pub struct EngineConfig {
     pub lookup_timeout_ms: u64,
     /// Most tuples in one lookup message.
     pub max_lookup_batch: usize,
+    /// Ports where the server speaks first.
+    pub greeting_ports: Vec<u16>,
+    /// A client on a greeting port that received nothing for this long is stalled.
+    pub stall_after_ms: u32,
+    /// A listener stays at risk this many of its host's intervals after the
+    /// last sign (queue near full, counters rising).
+    pub risk_intervals: u32,
 }
+
+/// Server-speaks-first ports: FTP, SSH, SMTP, POP3, NNTP, IMAP, submission, MySQL/MariaDB.
+pub const DEFAULT_GREETING_PORTS: &[u16] = &[21, 22, 25, 110, 119, 143, 587, 3306];
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -59,46 +70,106 @@ impl Default for EngineConfig {
             stale_min_ms: 3_000,
             lookup_timeout_ms: 15_000,
             max_lookup_batch: 20_000,
+            greeting_ports: DEFAULT_GREETING_PORTS.to_vec(),
+            stall_after_ms: 10_000,
+            risk_intervals: 3,
         }
     }
 }
 
 pub type HostIdx = usize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// The client holds the connection ESTABLISHED; the server host has no trace of it.
+    #[default]
     ClientOnly,
+    /// The server holds it ESTABLISHED; the (monitored) client host has no trace of it.
+    ServerOnly,
+    /// Both ends hold it, the server speaks first, and the client has received nothing.
+    StalledGreeting,
+    /// A listener whose queue is near its backlog, or whose host's overflow or
+    /// SYN-cookie counters rose, before (or while) anything is lost.
+    ListenerAtRisk,
 }
 
 impl FindingKind {
+    pub const ALL: [FindingKind; 4] = [
+        FindingKind::ClientOnly,
+        FindingKind::ServerOnly,
+        FindingKind::StalledGreeting,
+        FindingKind::ListenerAtRisk,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::ClientOnly => "client_only",
+            FindingKind::ServerOnly => "server_only",
+            FindingKind::StalledGreeting => "stalled_greeting",
+            FindingKind::ListenerAtRisk => "listener_at_risk",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "client_only" => Some(FindingKind::ClientOnly),
-            _ => None,
+        FindingKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// The kind of one-sided finding for a socket held on this side.
+    fn one_sided(side: Side) -> FindingKind {
+        match side {
+            Side::Client => FindingKind::ClientOnly,
+            Side::Server => FindingKind::ServerOnly,
         }
     }
 }
 
-/// A confirmed one-sided connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A confirmed finding.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Finding {
     pub kind: FindingKind,
-    /// Client's view: local = client end, remote = server end.
-    pub tuple: Tuple,
+    /// Client's view (local = client end, remote = server end); None for
+    /// listener_at_risk.
+    pub tuple: Option<Tuple>,
+    /// listener_at_risk: the listener.
+    pub listener: Option<SocketAddr>,
+    /// Cookie of the socket the finding is about (the holder's).
     pub cookie: u64,
     pub client_host: String,
     pub server_host: String,
+    /// The client end's process.
     pub process: Option<Process>,
+    /// The server end's process (the accepted socket's owner, or the listener's).
+    pub server_process: Option<Process>,
     pub keepalive: bool,
     pub first_seen_ms: i64,
     pub confirmed_at_ms: i64,
+    pub explanation: String,
+    /// stalled_greeting: how long the client has received nothing.
+    pub silent_ms: u32,
+    /// stalled_greeting: the server end is still in the accept queue.
+    pub in_accept_queue: bool,
+}
+
+impl Finding {
+    /// Where this finding lives in the engine: kind, the host that holds it,
+    /// and the tuple in that host's view (a listener's own address for
+    /// listener_at_risk).
+    fn holder_key(&self, host_of: impl Fn(&str) -> HostIdx) -> FKey {
+        match (self.kind, self.tuple) {
+            (FindingKind::ServerOnly, Some(t)) => (self.kind, host_of(&self.server_host), t.mirror()),
+            (_, Some(t)) => (self.kind, host_of(&self.client_host), t),
+            (_, None) => (
+                self.kind,
+                host_of(&self.server_host),
+                listener_key(self.listener.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))),
+            ),
+        }
+    }
+}
+
+/// kind, holder host, tuple in the holder's view.
+type FKey = (FindingKind, HostIdx, Tuple);
+
+fn listener_key(addr: SocketAddr) -> Tuple {
+    Tuple::new(addr, SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 /// A finding as listed: plus what is known about its hosts now.
@@ -111,20 +182,27 @@ pub struct FindingView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GoneReason {
-    /// The client closed it (or its state left ESTABLISHED).
+    /// The holder closed it (or its state left ESTABLISHED). For client_only
+    /// and stalled_greeting the holder is the client.
     ClientClosed,
-    /// The server host now holds it (a client-speaks-first connection healed).
+    /// The other host now holds it too (a client-speaks-first connection healed).
     ServerHasIt,
     /// The same 4-tuple now belongs to another socket.
     Replaced,
+    /// stalled_greeting: the client has received data.
+    Greeted,
+    /// listener_at_risk: queue and counters back to normal; or the listener is gone.
+    Recovered,
 }
 
 impl GoneReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            GoneReason::ClientClosed => "client_closed",
-            GoneReason::ServerHasIt => "server_has_it",
+            GoneReason::ClientClosed => "closed",
+            GoneReason::ServerHasIt => "other_end_has_it",
             GoneReason::Replaced => "replaced",
+            GoneReason::Greeted => "greeted",
+            GoneReason::Recovered => "recovered",
         }
     }
 }
@@ -153,7 +231,7 @@ pub enum Action {
     },
 }
 
-/// A collector's report, in domain types (see `wire` for the conversion).
+/// A collector's report, in domain types (see halfopen_proto::convert).
 #[derive(Clone, Debug, Default)]
 pub struct ReportIn {
     pub seq: u64,
@@ -163,6 +241,11 @@ pub struct ReportIn {
     pub removed: Vec<Tuple>,
     pub listeners: Vec<Listener>,
     pub addresses: Vec<IpAddr>,
+    /// Absolute counter values (last chunk only; empty when not sent).
+    pub counters: BTreeMap<String, u64>,
+    pub sysctls: BTreeMap<String, String>,
+    /// Complete list of silent sockets on greeting ports (last chunk only).
+    pub silent: Vec<(Tuple, u32)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -191,6 +274,8 @@ struct Entry {
     state: TcpState,
     side: Side,
     keepalive: bool,
+    /// ESTABLISHED with inode 0: waiting in an accept queue.
+    queued: bool,
 }
 
 impl Entry {
@@ -200,9 +285,13 @@ impl Entry {
             state: r.state,
             side: r.side,
             keepalive: r.keepalive,
+            queued: r.inode == 0 && r.state == TcpState::Established && r.side == Side::Server,
         }
     }
 }
+
+/// Counter deltas of one report, by reconciler time.
+type CounterSample = (u64, BTreeMap<String, u64>);
 
 /// One host as the engine knows it.
 #[derive(Debug)]
@@ -223,6 +312,45 @@ pub struct HostState {
     pub client_sockets: u64,
     pub server_sockets: u64,
     judgeable_last_tick: bool,
+    pub sysctls: BTreeMap<String, String>,
+    counters: BTreeMap<String, u64>,
+    history: VecDeque<CounterSample>,
+    silent: HashMap<Tuple, u32>,
+    /// Per listener: last reconciler time it showed a sign of risk.
+    risk_seen: HashMap<SocketAddr, u64>,
+}
+
+/// How much counter history a host keeps.
+const HISTORY: usize = 128;
+
+impl HostState {
+    /// Counter increases reported at or after `since_mono`.
+    fn deltas_since(&self, since_mono: u64) -> BTreeMap<String, u64> {
+        let mut sum = BTreeMap::new();
+        for (t, d) in &self.history {
+            if *t >= since_mono {
+                for (k, v) in d {
+                    *sum.entry(k.clone()).or_insert(0) += v;
+                }
+            }
+        }
+        sum
+    }
+
+    /// The listener that accepts connections to `addr`, if any.
+    fn listener_for(&self, addr: SocketAddr) -> Option<&Listener> {
+        let ip = halfopen_core::canonical_ip(addr.ip());
+        self.listeners
+            .iter()
+            .find(|l| l.addr.port() == addr.port() && l.addr.ip() == ip)
+            .or_else(|| {
+                self.listeners.iter().find(|l| {
+                    l.addr.port() == addr.port()
+                        && l.addr.ip().is_unspecified()
+                        && (l.addr.ip().is_ipv6() || ip.is_ipv4())
+                })
+            })
+    }
 }
 
 /// Read-only summary of a host for `halfopen hosts`.
@@ -245,23 +373,26 @@ pub struct HostView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Wait,
-    ServerAsked(u64),
-    ClientAsked(u64),
+    /// The other host was asked whether it holds the tuple.
+    OtherAsked(u64),
+    /// The holder was asked whether it still holds the same socket.
+    HolderAsked(u64),
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
     cookie: u64,
     keepalive: bool,
-    server: HostIdx,
+    /// The host that should hold the other end.
+    other: HostIdx,
     first_seen: Clock,
     phase: Phase,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Purpose {
-    ServerCheck,
-    ClientCheck,
+    OtherCheck,
+    HolderCheck,
 }
 
 #[derive(Debug)]
@@ -270,7 +401,7 @@ struct Pending {
     session: u64,
     purpose: Purpose,
     sent_mono: u64,
-    /// Candidate keys (client host, client-view tuple) this lookup serves.
+    /// Candidate keys (holder host, holder-view tuple) this lookup serves.
     keys: Vec<(HostIdx, Tuple)>,
 }
 
@@ -286,8 +417,8 @@ pub struct EngineStats {
     pub reports: u64,
     pub resyncs_requested: u64,
     pub candidates_created: u64,
-    pub cleared_by_server_lookup: u64,
-    pub cleared_by_client_lookup: u64,
+    pub cleared_by_other_lookup: u64,
+    pub cleared_by_holder_lookup: u64,
     pub confirmed: u64,
     pub gone: u64,
     pub lookups_sent: u64,
@@ -300,8 +431,10 @@ pub struct Engine {
     hosts: Vec<HostState>,
     by_name: HashMap<String, HostIdx>,
     owners: HashMap<IpAddr, Owner>,
+    /// One-sided candidates by (holder host, holder-view tuple); the kind
+    /// follows from the holder socket's side.
     candidates: HashMap<(HostIdx, Tuple), Candidate>,
-    orphans: HashMap<(HostIdx, Tuple), Finding>,
+    findings: HashMap<FKey, Finding>,
     pending: HashMap<u64, Pending>,
     next_id: u64,
     next_session: u64,
@@ -317,7 +450,7 @@ impl Engine {
             by_name: HashMap::new(),
             owners: HashMap::new(),
             candidates: HashMap::new(),
-            orphans: HashMap::new(),
+            findings: HashMap::new(),
             pending: HashMap::new(),
             next_id: 1,
             next_session: 1,
@@ -355,18 +488,24 @@ impl Engine {
             client_sockets: 0,
             server_sockets: 0,
             judgeable_last_tick: false,
+            sysctls: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            history: VecDeque::new(),
+            silent: HashMap::new(),
+            risk_seen: HashMap::new(),
         });
         self.by_name.insert(name.to_string(), h);
         h
     }
 
     /// Puts back findings recorded before a restart. They stay listed until
-    /// their client host's first full table says whether they still exist.
+    /// their holder's first full table says whether they still exist.
     pub fn restore(&mut self, findings: Vec<Finding>) {
         for f in findings {
-            let c = self.host_index(&f.client_host);
+            self.host_index(&f.client_host);
             self.host_index(&f.server_host);
-            self.orphans.insert((c, f.tuple), f);
+            let key = f.holder_key(|n| self.by_name.get(n).copied().unwrap_or(0));
+            self.findings.insert(key, f);
         }
     }
 
@@ -478,7 +617,7 @@ impl Engine {
     }
 
     /// Applies a report. Returns actions (a resync request on a sequence gap,
-    /// findings that went away).
+    /// findings that appeared or went away).
     pub fn report(&mut self, h: HostIdx, session: u64, r: ReportIn, now: Clock) -> Vec<Action> {
         let mut out = Vec::new();
         if self.hosts.get(h).map(|x| x.session) != Some(session) {
@@ -487,27 +626,24 @@ impl Engine {
         self.stats.reports += 1;
         self.hosts[h].last_report = Some(now);
         if !r.addresses.is_empty() {
-            self.set_addresses(h, r.addresses);
+            self.set_addresses(h, r.addresses.clone());
         }
         if r.full {
             let host = &mut self.hosts[h];
             match &mut host.full_buf {
-                Some((seq, buf)) if *seq == r.seq => buf.extend(r.upserted),
-                _ => host.full_buf = Some((r.seq, r.upserted)),
+                Some((seq, buf)) if *seq == r.seq => buf.extend(r.upserted.iter().copied()),
+                _ => host.full_buf = Some((r.seq, r.upserted.clone())),
             }
             if !r.last_chunk {
                 return out;
             }
             let (_, records) = host.full_buf.take().unwrap_or_default();
-            host.listeners = r.listeners;
             let mut new_table: HashMap<Tuple, Entry> = HashMap::with_capacity(records.len());
             for rec in &records {
                 new_table.insert(rec.tuple, Entry::of(rec));
             }
             let old = std::mem::replace(&mut host.table, new_table);
             host.seq = Some(r.seq);
-            host.client_sockets = 0;
-            host.server_sockets = 0;
             let (mut c, mut s) = (0, 0);
             for e in host.table.values() {
                 match e.side {
@@ -522,12 +658,17 @@ impl Engine {
                     self.on_removed(h, *t, *e, now, &mut out);
                 }
             }
-            // Orphans restored from the store (or kept over a reconnect) whose
-            // socket is not in the new table are gone.
-            let mine: Vec<Tuple> = self.orphans.keys().filter(|(c, _)| *c == h).map(|(_, t)| *t).collect();
-            for t in mine {
-                if !self.hosts[h].table.contains_key(&t) {
-                    self.finish_orphan(h, t, GoneReason::ClientClosed, now, &mut out);
+            // Findings restored from the store (or kept over a reconnect)
+            // whose socket is not in the new table are gone.
+            let mine: Vec<FKey> = self
+                .findings
+                .keys()
+                .filter(|(k, x, _)| *x == h && *k != FindingKind::ListenerAtRisk)
+                .copied()
+                .collect();
+            for key in mine {
+                if !self.hosts[h].table.contains_key(&key.2) {
+                    self.finish(key, GoneReason::ClientClosed, now, &mut out);
                 }
             }
             let entries: Vec<(Tuple, Entry)> = self.hosts[h].table.iter().map(|(t, e)| (*t, *e)).collect();
@@ -535,47 +676,68 @@ impl Engine {
                 self.on_upsert(h, t, e, now, &mut out);
             }
             self.dirty = true;
-            return out;
-        }
-
-        // Delta.
-        let expected = self.hosts[h].seq.map(|s| s + 1);
-        if expected != Some(r.seq) {
-            let reason = match expected {
-                None => "delta before a full table".to_string(),
-                Some(e) => format!("sequence gap: expected {e}, got {}", r.seq),
-            };
-            self.hosts[h].seq = None;
-            self.stats.resyncs_requested += 1;
-            out.push(Action::Resync {
-                host: h,
-                session,
-                reason,
-            });
-            return out;
-        }
-        self.hosts[h].seq = Some(r.seq);
-        if r.last_chunk {
-            self.hosts[h].listeners = r.listeners;
-        }
-        for t in r.removed {
-            if let Some(e) = self.hosts[h].table.remove(&t) {
-                self.count(h, e.side, -1);
-                self.on_removed(h, t, e, now, &mut out);
+        } else {
+            let expected = self.hosts[h].seq.map(|s| s + 1);
+            if expected != Some(r.seq) {
+                let reason = match expected {
+                    None => "delta before a full table".to_string(),
+                    Some(e) => format!("sequence gap: expected {e}, got {}", r.seq),
+                };
+                self.hosts[h].seq = None;
+                self.stats.resyncs_requested += 1;
+                out.push(Action::Resync {
+                    host: h,
+                    session,
+                    reason,
+                });
+                return out;
             }
-        }
-        for rec in r.upserted {
-            let e = Entry::of(&rec);
-            match self.hosts[h].table.insert(rec.tuple, e) {
-                Some(old) => {
-                    self.count(h, old.side, -1);
-                    self.count(h, e.side, 1);
+            self.hosts[h].seq = Some(r.seq);
+            for t in &r.removed {
+                if let Some(e) = self.hosts[h].table.remove(t) {
+                    self.count(h, e.side, -1);
+                    self.on_removed(h, *t, e, now, &mut out);
                 }
-                None => self.count(h, e.side, 1),
             }
-            self.on_upsert(h, rec.tuple, e, now, &mut out);
+            for rec in &r.upserted {
+                let e = Entry::of(rec);
+                match self.hosts[h].table.insert(rec.tuple, e) {
+                    Some(old) => {
+                        self.count(h, old.side, -1);
+                        self.count(h, e.side, 1);
+                    }
+                    None => self.count(h, e.side, 1),
+                }
+                self.on_upsert(h, rec.tuple, e, now, &mut out);
+            }
+        }
+        if r.last_chunk {
+            self.host_state_report(h, r, now, &mut out);
         }
         out
+    }
+
+    /// The host-level part of a report: listeners, counters, sysctls, silent
+    /// sockets; then the findings that depend on them.
+    fn host_state_report(&mut self, h: HostIdx, r: ReportIn, now: Clock, out: &mut Vec<Action>) {
+        let host = &mut self.hosts[h];
+        host.listeners = r.listeners;
+        if !r.sysctls.is_empty() {
+            host.sysctls = r.sysctls;
+        }
+        if !r.counters.is_empty() {
+            if !host.counters.is_empty() {
+                let d = halfopen_core::counters::deltas(&host.counters, &r.counters);
+                host.history.push_back((now.mono_ms, d));
+                while host.history.len() > HISTORY {
+                    host.history.pop_front();
+                }
+            }
+            host.counters = r.counters;
+        }
+        host.silent = r.silent.into_iter().collect();
+        self.judge_stalled(h, now, out);
+        self.judge_listeners(h, now, out);
     }
 
     fn count(&mut self, h: HostIdx, side: Side, d: i64) {
@@ -589,37 +751,40 @@ impl Engine {
 
     /// A socket appeared or changed on host `h`.
     fn on_upsert(&mut self, h: HostIdx, t: Tuple, e: Entry, now: Clock, out: &mut Vec<Action>) {
-        // Whatever its side, this host now holds the tuple: the other end's
-        // candidate or orphan for the mirror is not one-sided any more.
-        if let Some(c) = self.owner_of(t.remote_ip()) {
-            let key = (c, t.mirror());
-            self.candidates.remove(&key);
-            if self.orphans.contains_key(&key) {
-                self.finish_orphan(c, t.mirror(), GoneReason::ServerHasIt, now, out);
+        // Whatever its side and state, this host now holds the tuple: the
+        // other end's candidate or finding for the mirror is not one-sided.
+        if let Some(o) = self.owner_of(t.remote_ip()) {
+            let m = t.mirror();
+            self.candidates.remove(&(o, m));
+            for kind in [FindingKind::ClientOnly, FindingKind::ServerOnly] {
+                self.finish((kind, o, m), GoneReason::ServerHasIt, now, out);
             }
         }
-        if e.side == Side::Client {
-            self.judge_client(h, t, e, now, out);
-        }
+        self.judge(h, t, e, now, out);
     }
 
     /// A socket left host `h`.
     fn on_removed(&mut self, h: HostIdx, t: Tuple, _e: Entry, now: Clock, out: &mut Vec<Action>) {
         self.candidates.remove(&(h, t));
-        if self.orphans.contains_key(&(h, t)) {
-            self.finish_orphan(h, t, GoneReason::ClientClosed, now, out);
+        for kind in [
+            FindingKind::ClientOnly,
+            FindingKind::ServerOnly,
+            FindingKind::StalledGreeting,
+        ] {
+            self.finish((kind, h, t), GoneReason::ClientClosed, now, out);
         }
-        // The other end may now be one-sided.
-        if let Some(c) = self.owner_of(t.remote_ip()) {
+        // The other end may now be one-sided, and no longer stalled.
+        if let Some(o) = self.owner_of(t.remote_ip()) {
             let m = t.mirror();
-            if let Some(&ce) = self.hosts[c].table.get(&m) {
-                self.judge_client(c, m, ce, now, out);
+            self.finish((FindingKind::StalledGreeting, o, m), GoneReason::ClientClosed, now, out);
+            if let Some(&oe) = self.hosts[o].table.get(&m) {
+                self.judge(o, m, oe, now, out);
             }
         }
     }
 
-    fn finish_orphan(&mut self, c: HostIdx, t: Tuple, reason: GoneReason, now: Clock, out: &mut Vec<Action>) {
-        if let Some(f) = self.orphans.remove(&(c, t)) {
+    fn finish(&mut self, key: FKey, reason: GoneReason, now: Clock, out: &mut Vec<Action>) {
+        if let Some(f) = self.findings.remove(&key) {
             self.stats.gone += 1;
             out.push(Action::Gone {
                 finding: f,
@@ -629,29 +794,35 @@ impl Engine {
         }
     }
 
-    /// Decides whether a client-side socket is a candidate.
-    fn judge_client(&mut self, c: HostIdx, t: Tuple, e: Entry, now: Clock, out: &mut Vec<Action>) {
-        let key = (c, t);
-        if e.side != Side::Client || e.state != TcpState::Established {
+    /// Decides whether a socket held by `h` is a one-sided candidate: client
+    /// side for client_only, server side for server_only.
+    fn judge(&mut self, h: HostIdx, t: Tuple, e: Entry, now: Clock, out: &mut Vec<Action>) {
+        let key = (h, t);
+        let kind = FindingKind::one_sided(e.side);
+        let other_kind = FindingKind::one_sided(match e.side {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        });
+        // A side flip (a listener appeared on the port) retires the other kind.
+        self.finish((other_kind, h, t), GoneReason::Replaced, now, out);
+        if e.state != TcpState::Established {
             self.candidates.remove(&key);
-            if self.orphans.contains_key(&key) {
-                self.finish_orphan(c, t, GoneReason::ClientClosed, now, out);
-            }
+            self.finish((kind, h, t), GoneReason::ClientClosed, now, out);
             return;
         }
-        if let Some(f) = self.orphans.get(&key) {
+        if let Some(f) = self.findings.get(&(kind, h, t)) {
             if f.cookie == e.cookie {
                 return;
             }
-            self.finish_orphan(c, t, GoneReason::Replaced, now, out);
+            self.finish((kind, h, t), GoneReason::Replaced, now, out);
         }
-        let Some(s) = self.owner_of(t.remote_ip()) else {
-            return; // unmonitored or ambiguous server address: never judged
+        let Some(o) = self.owner_of(t.remote_ip()) else {
+            return; // unmonitored or ambiguous address: never judged
         };
-        if !self.judgeable(s, now) || !self.judgeable(c, now) {
+        if !self.judgeable(o, now) || !self.judgeable(h, now) {
             return;
         }
-        if self.hosts[s].table.contains_key(&t.mirror()) {
+        if self.hosts[o].table.contains_key(&t.mirror()) {
             self.candidates.remove(&key);
             return;
         }
@@ -666,15 +837,181 @@ impl Engine {
             Candidate {
                 cookie: e.cookie,
                 keepalive: e.keepalive,
-                server: s,
+                other: o,
                 first_seen: now,
                 phase: Phase::Wait,
             },
         );
     }
 
+    /// stalled_greeting from host `c`'s complete list of silent sockets.
+    fn judge_stalled(&mut self, c: HostIdx, now: Clock, out: &mut Vec<Action>) {
+        // Findings whose socket is no longer silent: greeted (or closed).
+        let current: Vec<FKey> = self
+            .findings
+            .keys()
+            .filter(|(k, x, t)| *k == FindingKind::StalledGreeting && *x == c && !self.hosts[c].silent.contains_key(t))
+            .copied()
+            .collect();
+        for key in current {
+            let reason = if self.hosts[c].table.contains_key(&key.2) {
+                GoneReason::Greeted
+            } else {
+                GoneReason::ClientClosed
+            };
+            self.finish(key, reason, now, out);
+        }
+        if !self.judgeable(c, now) {
+            return;
+        }
+        let silent: Vec<(Tuple, u32)> = self.hosts[c].silent.iter().map(|(t, ms)| (*t, *ms)).collect();
+        for (t, ms) in silent {
+            if ms < self.cfg.stall_after_ms || !self.cfg.greeting_ports.contains(&t.remote_port()) {
+                continue;
+            }
+            let Some(&e) = self.hosts[c].table.get(&t) else {
+                continue;
+            };
+            if e.side != Side::Client || e.state != TcpState::Established {
+                continue;
+            }
+            let Some(s) = self.owner_of(t.remote_ip()) else {
+                continue;
+            };
+            if !self.judgeable(s, now) {
+                continue;
+            }
+            // The server must hold it: otherwise this is client_only territory.
+            let Some(&se) = self.hosts[s].table.get(&t.mirror()) else {
+                continue;
+            };
+            if se.state != TcpState::Established {
+                continue;
+            }
+            let key = (FindingKind::StalledGreeting, c, t);
+            let listener = self.hosts[s].listener_for(t.remote()).cloned();
+            let server_proc = listener.as_ref().and_then(|l| l.process.clone());
+            let proc_name = server_proc
+                .as_ref()
+                .map(|p| format!("{} (pid {})", p.comm, p.pid))
+                .unwrap_or_else(|| "the server process".into());
+            let explanation = crate::explain::stalled_greeting(
+                ms,
+                se.queued,
+                &proc_name,
+                listener.as_ref().is_some_and(|l| l.libwrap),
+            );
+            if let Some(f) = self.findings.get_mut(&key) {
+                f.silent_ms = ms;
+                f.in_accept_queue = se.queued;
+                f.explanation = explanation;
+                continue;
+            }
+            let f = Finding {
+                kind: FindingKind::StalledGreeting,
+                tuple: Some(t),
+                listener: listener.as_ref().map(|l| l.addr),
+                cookie: e.cookie,
+                client_host: self.hosts[c].name.clone(),
+                server_host: self.hosts[s].name.clone(),
+                process: None,
+                server_process: server_proc,
+                keepalive: e.keepalive,
+                first_seen_ms: now.wall_ms,
+                confirmed_at_ms: now.wall_ms,
+                explanation,
+                silent_ms: ms,
+                in_accept_queue: se.queued,
+            };
+            self.stats.confirmed += 1;
+            self.findings.insert(key, f.clone());
+            out.push(Action::Confirmed(f));
+        }
+    }
+
+    /// The window used for "recently": `risk_intervals` of the host's intervals.
+    fn risk_window_ms(&self, h: HostIdx) -> u64 {
+        self.hosts[h].interval_ms as u64 * self.cfg.risk_intervals.max(1) as u64
+    }
+
+    /// listener_at_risk for host `s` after a report.
+    fn judge_listeners(&mut self, s: HostIdx, now: Clock, out: &mut Vec<Action>) {
+        let window = self.risk_window_ms(s);
+        let since = now.mono_ms.saturating_sub(window);
+        let deltas = self.hosts[s].deltas_since(since);
+        let counters_rose = crate::explain::overflowed(&deltas);
+        let listeners = self.hosts[s].listeners.clone();
+        // Listeners that client_only findings point at.
+        let orphaned: HashSet<u16> = self
+            .findings
+            .values()
+            .filter(|f| f.kind == FindingKind::ClientOnly && f.server_host == self.hosts[s].name)
+            .filter_map(|f| f.tuple.map(|t| t.remote_port()))
+            .collect();
+        let routable: Vec<&Listener> = listeners.iter().filter(|l| !l.addr.ip().is_loopback()).collect();
+        let only_one = routable.len() == 1;
+        for l in &listeners {
+            let near_full = l.backlog > 0 && l.queue as u64 * 10 >= l.backlog as u64 * 8;
+            let half_full = l.backlog > 0 && l.queue as u64 * 2 >= l.backlog as u64;
+            let culprit = half_full || orphaned.contains(&l.addr.port()) || (only_one && !l.addr.ip().is_loopback());
+            if near_full || (counters_rose && culprit) {
+                self.hosts[s].risk_seen.insert(l.addr, now.mono_ms);
+            }
+        }
+        let host_name = self.hosts[s].name.clone();
+        let live: HashSet<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
+        let seen: Vec<(SocketAddr, u64)> = self.hosts[s].risk_seen.iter().map(|(a, t)| (*a, *t)).collect();
+        for (addr, last) in seen {
+            let key = (FindingKind::ListenerAtRisk, s, listener_key(addr));
+            if !live.contains(&addr) || now.mono_ms.saturating_sub(last) > window {
+                self.hosts[s].risk_seen.remove(&addr);
+                self.finish(key, GoneReason::Recovered, now, out);
+                continue;
+            }
+            let l = listeners.iter().find(|l| l.addr == addr).cloned();
+            let near_full = l
+                .as_ref()
+                .is_some_and(|l| l.backlog > 0 && l.queue as u64 * 10 >= l.backlog as u64 * 8);
+            let ctx = crate::explain::ListenerContext {
+                host: &host_name,
+                listener: l.as_ref(),
+                sysctls: &self.hosts[s].sysctls,
+                deltas: &deltas,
+                window_s: window / 1000,
+            };
+            let explanation = crate::explain::listener_at_risk(&ctx, near_full);
+            if let Some(f) = self.findings.get_mut(&key) {
+                // Keep the explanation of the worst moment: only replace it
+                // when there is something to say now.
+                if near_full || counters_rose {
+                    f.explanation = explanation;
+                }
+                continue;
+            }
+            let f = Finding {
+                kind: FindingKind::ListenerAtRisk,
+                tuple: None,
+                listener: Some(addr),
+                cookie: 0,
+                client_host: String::new(),
+                server_host: host_name.clone(),
+                process: None,
+                server_process: l.as_ref().and_then(|l| l.process.clone()),
+                keepalive: false,
+                first_seen_ms: now.wall_ms,
+                confirmed_at_ms: now.wall_ms,
+                explanation,
+                silent_ms: 0,
+                in_accept_queue: false,
+            };
+            self.stats.confirmed += 1;
+            self.findings.insert(key, f.clone());
+            out.push(Action::Confirmed(f));
+        }
+    }
+
     /// Periodic work: staleness transitions, sweeps, lookup timeouts, and the
-    /// next batch of server-side lookups.
+    /// next batch of lookups to the other hosts.
     pub fn tick(&mut self, now: Clock) -> Vec<Action> {
         let mut out = Vec::new();
         for h in 0..self.hosts.len() {
@@ -707,31 +1044,31 @@ impl Engine {
             }
         }
 
-        // Server-side checks, batched per server host.
+        // Checks on the other end, batched per host.
         let mut batches: HashMap<HostIdx, Vec<(HostIdx, Tuple)>> = HashMap::new();
         let mut drop = Vec::new();
-        for (&(c, t), cand) in &self.candidates {
+        for (&(h, t), cand) in &self.candidates {
             if cand.phase != Phase::Wait {
                 continue;
             }
-            if !self.judgeable(c, now) || !self.judgeable(cand.server, now) {
-                drop.push((c, t));
+            if !self.judgeable(h, now) || !self.judgeable(cand.other, now) {
+                drop.push((h, t));
                 continue;
             }
             if now.mono_ms >= cand.first_seen.mono_ms + self.cfg.grace_ms {
-                batches.entry(cand.server).or_default().push((c, t));
+                batches.entry(cand.other).or_default().push((h, t));
             }
         }
         for key in drop {
             self.candidates.remove(&key);
         }
-        for (s, keys) in batches {
+        for (o, keys) in batches {
             for chunk in keys.chunks(self.cfg.max_lookup_batch) {
                 let tuples = chunk.iter().map(|(_, t)| t.mirror()).collect();
-                let id = self.send(s, Purpose::ServerCheck, chunk.to_vec(), tuples, false, now, &mut out);
+                let id = self.send(o, Purpose::OtherCheck, chunk.to_vec(), tuples, false, now, &mut out);
                 for key in chunk {
                     if let Some(c) = self.candidates.get_mut(key) {
-                        c.phase = Phase::ServerAsked(id);
+                        c.phase = Phase::OtherAsked(id);
                     }
                 }
             }
@@ -774,24 +1111,22 @@ impl Engine {
         id
     }
 
-    /// Re-judges every client socket of every host: after a host became
+    /// Re-judges every ESTABLISHED socket of every host: after a host became
     /// judgeable or its addresses changed. Coalesced to once per tick.
     fn sweep(&mut self, now: Clock, out: &mut Vec<Action>) {
         self.stats.sweeps += 1;
-        for c in 0..self.hosts.len() {
-            if !self.judgeable(c, now) {
+        for h in 0..self.hosts.len() {
+            if !self.judgeable(h, now) {
                 continue;
             }
-            let clients: Vec<(Tuple, Entry)> = self.hosts[c]
+            let socks: Vec<(Tuple, Entry)> = self.hosts[h]
                 .table
                 .iter()
-                .filter(|(t, e)| {
-                    e.side == Side::Client && e.state == TcpState::Established && self.owner_of(t.remote_ip()).is_some()
-                })
+                .filter(|(t, e)| e.state == TcpState::Established && self.owner_of(t.remote_ip()).is_some())
                 .map(|(t, e)| (*t, *e))
                 .collect();
-            for (t, e) in clients {
-                self.judge_client(c, t, e, now, out);
+            for (t, e) in socks {
+                self.judge(h, t, e, now, out);
             }
         }
     }
@@ -816,20 +1151,20 @@ impl Engine {
         }
         let by_tuple: HashMap<Tuple, LookupResultIn> = results.into_iter().map(|r| (r.tuple, r)).collect();
         match p.purpose {
-            Purpose::ServerCheck => {
+            Purpose::OtherCheck => {
                 let mut next: HashMap<HostIdx, Vec<(HostIdx, Tuple)>> = HashMap::new();
                 for key in p.keys {
                     let Some(cand) = self.candidates.get(&key) else {
                         continue;
                     };
-                    if cand.phase != Phase::ServerAsked(id) {
+                    if cand.phase != Phase::OtherAsked(id) {
                         continue;
                     }
                     match by_tuple.get(&key.1.mirror()) {
                         Some(r) if !r.present => next.entry(key.0).or_default().push(key),
-                        // Present in some state, or not answered: not one-sided.
+                        // Present in some state: not one-sided.
                         Some(_) => {
-                            self.stats.cleared_by_server_lookup += 1;
+                            self.stats.cleared_by_other_lookup += 1;
                             self.candidates.remove(&key);
                         }
                         None => {
@@ -839,8 +1174,8 @@ impl Engine {
                         }
                     }
                 }
-                for (c, keys) in next {
-                    if !self.judgeable(c, now) {
+                for (h2, keys) in next {
+                    if !self.judgeable(h2, now) {
                         for k in keys {
                             self.candidates.remove(&k);
                         }
@@ -848,21 +1183,21 @@ impl Engine {
                     }
                     for chunk in keys.chunks(self.cfg.max_lookup_batch) {
                         let tuples = chunk.iter().map(|(_, t)| *t).collect();
-                        let nid = self.send(c, Purpose::ClientCheck, chunk.to_vec(), tuples, true, now, &mut out);
+                        let nid = self.send(h2, Purpose::HolderCheck, chunk.to_vec(), tuples, true, now, &mut out);
                         for key in chunk {
                             if let Some(cd) = self.candidates.get_mut(key) {
-                                cd.phase = Phase::ClientAsked(nid);
+                                cd.phase = Phase::HolderAsked(nid);
                             }
                         }
                     }
                 }
             }
-            Purpose::ClientCheck => {
+            Purpose::HolderCheck => {
                 for key in p.keys {
                     let Some(cand) = self.candidates.get(&key).copied() else {
                         continue;
                     };
-                    if cand.phase != Phase::ClientAsked(id) {
+                    if cand.phase != Phase::HolderAsked(id) {
                         continue;
                     }
                     self.candidates.remove(&key);
@@ -870,23 +1205,16 @@ impl Engine {
                         continue;
                     };
                     let same_socket = r.present && r.state == Some(TcpState::Established) && r.cookie == cand.cookie;
+                    let Some(&e) = self.hosts[key.0].table.get(&key.1) else {
+                        continue;
+                    };
                     if !same_socket {
-                        self.stats.cleared_by_client_lookup += 1;
+                        self.stats.cleared_by_holder_lookup += 1;
                         continue;
                     }
-                    let f = Finding {
-                        kind: FindingKind::ClientOnly,
-                        tuple: key.1,
-                        cookie: cand.cookie,
-                        client_host: self.hosts[key.0].name.clone(),
-                        server_host: self.hosts[cand.server].name.clone(),
-                        process: r.process.clone(),
-                        keepalive: r.keepalive || cand.keepalive,
-                        first_seen_ms: cand.first_seen.wall_ms,
-                        confirmed_at_ms: now.wall_ms,
-                    };
+                    let f = self.one_sided_finding(key.0, key.1, e.side, &cand, r, now);
                     self.stats.confirmed += 1;
-                    self.orphans.insert(key, f.clone());
+                    self.findings.insert((f.kind, key.0, key.1), f.clone());
                     out.push(Action::Confirmed(f));
                 }
             }
@@ -894,20 +1222,96 @@ impl Engine {
         out
     }
 
-    /// Current findings, ordered by server endpoint then client.
+    /// Builds a confirmed client_only / server_only finding with its explanation.
+    fn one_sided_finding(
+        &self,
+        holder: HostIdx,
+        t: Tuple,
+        side: Side,
+        cand: &Candidate,
+        r: &LookupResultIn,
+        now: Clock,
+    ) -> Finding {
+        let other = cand.other;
+        let keepalive = r.keepalive || cand.keepalive;
+        match side {
+            Side::Client => {
+                let server = &self.hosts[other];
+                let listener = server.listener_for(t.remote());
+                // The counters in the window around its appearance: from two
+                // of the server's intervals before it was first seen.
+                let since = cand.first_seen.mono_ms.saturating_sub(2 * server.interval_ms as u64);
+                let deltas = server.deltas_since(since);
+                let ctx = crate::explain::ListenerContext {
+                    host: &server.name,
+                    listener,
+                    sysctls: &server.sysctls,
+                    deltas: &deltas,
+                    window_s: now.mono_ms.saturating_sub(since).div_ceil(1000),
+                };
+                Finding {
+                    kind: FindingKind::ClientOnly,
+                    tuple: Some(t),
+                    listener: listener.map(|l| l.addr),
+                    cookie: cand.cookie,
+                    client_host: self.hosts[holder].name.clone(),
+                    server_host: server.name.clone(),
+                    process: r.process.clone(),
+                    server_process: listener.and_then(|l| l.process.clone()),
+                    keepalive,
+                    first_seen_ms: cand.first_seen.wall_ms,
+                    confirmed_at_ms: now.wall_ms,
+                    explanation: crate::explain::client_only(&ctx, &t.remote().to_string(), keepalive),
+                    silent_ms: 0,
+                    in_accept_queue: false,
+                }
+            }
+            Side::Server => {
+                let proc_name = r
+                    .process
+                    .as_ref()
+                    .map(|p| format!("{} (pid {})", p.comm, p.pid))
+                    .unwrap_or_else(|| "the server process".into());
+                let listener = self.hosts[holder].listener_for(t.local());
+                Finding {
+                    kind: FindingKind::ServerOnly,
+                    tuple: Some(t.mirror()),
+                    listener: listener.map(|l| l.addr),
+                    cookie: cand.cookie,
+                    client_host: self.hosts[other].name.clone(),
+                    server_host: self.hosts[holder].name.clone(),
+                    process: None,
+                    server_process: r.process.clone(),
+                    keepalive,
+                    first_seen_ms: cand.first_seen.wall_ms,
+                    confirmed_at_ms: now.wall_ms,
+                    explanation: crate::explain::server_only(&self.hosts[other].name, &proc_name),
+                    silent_ms: 0,
+                    in_accept_queue: false,
+                }
+            }
+        }
+    }
+
+    /// Current findings, ordered by kind, server endpoint, then client.
     pub fn findings(&self, now: Clock) -> Vec<FindingView> {
         let mut v: Vec<FindingView> = self
-            .orphans
+            .findings
             .iter()
-            .map(|(&(c, _), f)| FindingView {
+            .map(|(&(_, h, _), f)| FindingView {
                 finding: f.clone(),
-                client_host_stale: self.is_stale(c, now),
+                client_host_stale: match f.kind {
+                    FindingKind::ClientOnly | FindingKind::StalledGreeting => self.is_stale(h, now),
+                    _ => self.by_name.get(&f.client_host).is_some_and(|&c| self.is_stale(c, now)),
+                },
             })
             .collect();
         v.sort_by_key(|f| {
             (
-                f.finding.tuple.remote(),
-                f.finding.tuple.local(),
+                f.finding.kind,
+                f.finding.tuple.map(|t| t.remote()),
+                f.finding.tuple.map(|t| t.local()),
+                f.finding.listener,
                 f.finding.client_host.clone(),
             )
         });
@@ -938,6 +1342,121 @@ impl Engine {
         v
     }
 
+    /// Diagnoses for `target`: empty = every listener at risk or with
+    /// findings; a host id; "host:port" or "ip:port" of a listener; or the
+    /// client endpoint of a finding.
+    pub fn explain(&self, target: &str, now: Clock) -> Result<Vec<crate::explain::Diagnosis>, String> {
+        let target = target.trim();
+        let mut want: Vec<(HostIdx, Option<SocketAddr>)> = Vec::new();
+        if target.is_empty() {
+            let mut set: BTreeSet<(HostIdx, Option<SocketAddr>)> = BTreeSet::new();
+            for ((_, _, _), f) in &self.findings {
+                if let Some(&s) = self.by_name.get(&f.server_host) {
+                    let addr = f.listener.or_else(|| f.tuple.map(|t| t.remote()));
+                    set.insert((
+                        s,
+                        addr.and_then(|a| self.hosts[s].listener_for(a).map(|l| l.addr))
+                            .or(addr),
+                    ));
+                }
+            }
+            want.extend(set);
+        } else if let Some(&h) = self.by_name.get(target) {
+            let mut set: BTreeSet<(HostIdx, Option<SocketAddr>)> = BTreeSet::new();
+            for f in self
+                .findings
+                .values()
+                .filter(|f| f.server_host == target || f.client_host == target)
+            {
+                if let Some(&s) = self.by_name.get(&f.server_host) {
+                    let addr = f.listener.or_else(|| f.tuple.map(|t| t.remote()));
+                    set.insert((
+                        s,
+                        addr.and_then(|a| self.hosts[s].listener_for(a).map(|l| l.addr))
+                            .or(addr),
+                    ));
+                }
+            }
+            if set.is_empty() {
+                set.insert((h, None));
+            }
+            want.extend(set);
+        } else if let Some((host, port)) = target
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if let Some(&h) = self.by_name.get(host) {
+                let l = self.hosts[h]
+                    .listeners
+                    .iter()
+                    .find(|l| l.addr.port() == port)
+                    .map(|l| l.addr);
+                want.push((h, l.or(Some(SocketAddr::from(([0, 0, 0, 0], port))))));
+            } else if let Some(ep) = halfopen_core::parse_endpoint(target) {
+                // A finding's client endpoint, or a listener's ip:port.
+                let by_client = self
+                    .findings
+                    .values()
+                    .find(|f| f.tuple.is_some_and(|t| t.local() == ep));
+                if let Some(f) = by_client {
+                    let s = *self.by_name.get(&f.server_host).ok_or("unknown server host")?;
+                    let mut d = self.listener_diag(s, f.tuple.map(|t| t.remote()), now);
+                    d.facts
+                        .insert(0, format!("{} {}: {}", f.kind.as_str(), ep, f.explanation));
+                    return Ok(vec![d]);
+                }
+                let s = self
+                    .owner_of(ep.ip())
+                    .ok_or_else(|| format!("no monitored host owns {}", ep.ip()))?;
+                want.push((s, Some(ep)));
+            } else {
+                return Err(format!("unknown host {host:?}"));
+            }
+        } else {
+            return Err(format!(
+                "{target:?} is neither a host, a host:port listener, nor an ip:port of a finding"
+            ));
+        }
+        Ok(want.into_iter().map(|(h, a)| self.listener_diag(h, a, now)).collect())
+    }
+
+    fn listener_diag(&self, h: HostIdx, addr: Option<SocketAddr>, now: Clock) -> crate::explain::Diagnosis {
+        let host = &self.hosts[h];
+        let window = self.risk_window_ms(h).max(60_000);
+        let deltas = host.deltas_since(now.mono_ms.saturating_sub(window));
+        let listener = addr.and_then(|a| host.listener_for(a));
+        let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+        for f in self.findings.values() {
+            let on_it = match (listener, f.tuple, f.listener) {
+                (Some(l), Some(t), _) => {
+                    f.server_host == host.name && host.listener_for(t.remote()).map(|x| x.addr) == Some(l.addr)
+                }
+                (Some(l), None, Some(fl)) => f.server_host == host.name && fl == l.addr,
+                (None, _, _) => f.server_host == host.name,
+                _ => false,
+            };
+            if on_it {
+                *by_kind.entry(f.kind.as_str().to_string()).or_insert(0) += 1;
+            }
+        }
+        let ctx = crate::explain::ListenerContext {
+            host: &host.name,
+            listener,
+            sysctls: &host.sysctls,
+            deltas: &deltas,
+            window_s: window / 1000,
+        };
+        let mut d = crate::explain::listener_diagnosis(&ctx, &by_kind);
+        if self.is_stale(h, now) {
+            d.facts.insert(
+                0,
+                format!("host {} is stale: its collector has not reported recently", host.name),
+            );
+        }
+        d
+    }
+
     pub fn host_name(&self, h: HostIdx) -> &str {
         &self.hosts[h].name
     }
@@ -951,7 +1470,7 @@ impl Engine {
         self.candidates.len()
     }
 
-    /// Hosts that currently own at least one address, by name (tests, debugging).
+    /// Addresses owned by exactly one monitored host, or ambiguous (tests, debugging).
     pub fn monitored_addresses(&self) -> HashSet<IpAddr> {
         self.owners.keys().copied().collect()
     }

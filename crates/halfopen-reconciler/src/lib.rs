@@ -5,6 +5,7 @@
 //!   ticker, and the CLI's query calls.
 //! - [`store`]: the SQLite record of findings, for postmortems and restarts.
 pub mod engine;
+pub mod explain;
 pub mod service;
 pub mod store;
 

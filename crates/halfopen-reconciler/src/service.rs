@@ -3,7 +3,7 @@
 //! store, and the query calls the CLI uses. All matching decisions are the
 //! engine's; this module only moves messages.
 use crate::engine::{
-    Action, Clock, Engine, EngineConfig, FindingView, HelloIn, HostIdx, HostView, LookupResultIn, ReportIn,
+    Action, Clock, Engine, EngineConfig, FindingKind, FindingView, HelloIn, HostIdx, HostView, LookupResultIn, ReportIn,
 };
 use crate::store::{Store, StoreError};
 use halfopen_core::TcpState;
@@ -108,13 +108,15 @@ impl Shared {
                     let p = f.process.as_ref();
                     warn!(
                         kind = f.kind.as_str(),
-                        client = %f.tuple.local(),
-                        server = %f.tuple.remote(),
+                        client = ?f.tuple.map(|t| t.local()),
+                        server = ?f.tuple.map(|t| t.remote()),
+                        listener = ?f.listener,
                         client_host = %f.client_host,
                         server_host = %f.server_host,
                         pid = p.map(|p| p.pid),
                         process = p.map(|p| p.comm.as_str()),
-                        "half-open connection confirmed"
+                        explanation = %f.explanation,
+                        "finding confirmed"
                     );
                     if let Some(s) = &self.store {
                         if s.send(StoreCmd::Confirmed(f)).is_err() {
@@ -123,7 +125,7 @@ impl Shared {
                     }
                 }
                 Action::Gone { finding, at_ms, reason } => {
-                    info!(client = %finding.tuple.local(), server = %finding.tuple.remote(), reason = reason.as_str(), "finding gone");
+                    info!(kind = finding.kind.as_str(), client = ?finding.tuple.map(|t| t.local()), server = ?finding.tuple.map(|t| t.remote()), listener = ?finding.listener, reason = reason.as_str(), "finding gone");
                     if let Some(s) = &self.store {
                         if s.send(StoreCmd::Gone(finding, at_ms, reason)).is_err() {
                             error!("store writer has stopped: end of finding not recorded");
@@ -308,6 +310,13 @@ fn report_in(r: v1::Report) -> (ReportIn, usize) {
             removed,
             listeners,
             addresses: addrs_from_wire(&r.addresses),
+            counters: r.counters.into_iter().collect(),
+            sysctls: r.sysctls.into_iter().collect(),
+            silent: r
+                .silent
+                .iter()
+                .filter_map(|s| Some((tuple_from_wire(s.tuple.as_ref()?)?, s.silent_ms)))
+                .collect(),
         },
         bad,
     )
@@ -333,7 +342,7 @@ pub fn finding_to_wire(v: &FindingView) -> v1::Finding {
     let f = &v.finding;
     v1::Finding {
         kind: f.kind.as_str().to_string(),
-        tuple: Some(tuple_to_wire(&f.tuple)),
+        tuple: f.tuple.as_ref().map(tuple_to_wire),
         client_host: f.client_host.clone(),
         server_host: f.server_host.clone(),
         process: f.process.as_ref().map(process_to_wire),
@@ -341,6 +350,30 @@ pub fn finding_to_wire(v: &FindingView) -> v1::Finding {
         confirmed_at_unix_ms: f.confirmed_at_ms,
         keepalive: f.keepalive,
         client_host_stale: v.client_host_stale,
+        server_process: f.server_process.as_ref().map(process_to_wire),
+        explanation: f.explanation.clone(),
+        listener: f.listener.map(|l| l.to_string()).unwrap_or_default(),
+        silent_ms: f.silent_ms,
+        in_accept_queue: f.in_accept_queue,
+    }
+}
+
+fn diagnosis_to_wire(d: &crate::explain::Diagnosis) -> v1::Diagnosis {
+    v1::Diagnosis {
+        target: d.target.clone(),
+        title: d.title.clone(),
+        facts: d.facts.clone(),
+        causes: d.causes.clone(),
+        changes: d
+            .changes
+            .iter()
+            .map(|c| v1::Change {
+                setting: c.setting.clone(),
+                current: c.current.clone(),
+                suggested: c.suggested.clone(),
+                how: c.how.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -391,6 +424,17 @@ impl Reconciler for ReconcilerService {
         let (h, session) = shared.engine().connect(hello_in(&hello, peer), now);
         info!(host = %hello.host_id, session, peer = ?peer, source = %hello.source, "collector connected");
         let (tx, rx) = mpsc::channel(1024);
+        let config = {
+            let e = shared.engine();
+            v1::ReconcilerMessage {
+                msg: Some(v1::reconciler_message::Msg::Config(v1::Config {
+                    greeting_ports: e.config().greeting_ports.iter().map(|&p| p as u32).collect(),
+                    stall_after_ms: e.config().stall_after_ms,
+                })),
+            }
+        };
+        // The channel is new and empty: this cannot fail for lack of room.
+        let _ = tx.try_send(Ok(config));
         shared
             .sessions
             .lock()
@@ -444,10 +488,34 @@ impl Reconciler for ReconcilerService {
 
     async fn list_orphans(
         &self,
-        _req: Request<v1::ListOrphansRequest>,
+        req: Request<v1::ListOrphansRequest>,
     ) -> Result<Response<v1::ListOrphansResponse>, Status> {
+        let kind = req.into_inner().kind;
+        let want = if kind.is_empty() {
+            None
+        } else {
+            Some(FindingKind::parse(&kind).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "unknown finding kind {kind:?} (kinds: client_only, server_only, stalled_greeting, listener_at_risk)"
+                ))
+            })?)
+        };
         Ok(Response::new(v1::ListOrphansResponse {
-            findings: self.findings().iter().map(finding_to_wire).collect(),
+            findings: self
+                .findings()
+                .iter()
+                .filter(|f| want.is_none_or(|k| f.finding.kind == k))
+                .map(finding_to_wire)
+                .collect(),
+        }))
+    }
+
+    async fn explain(&self, req: Request<v1::ExplainRequest>) -> Result<Response<v1::ExplainResponse>, Status> {
+        let target = req.into_inner().target;
+        let now = self.shared.now();
+        let diags = self.shared.engine().explain(&target, now).map_err(Status::not_found)?;
+        Ok(Response::new(v1::ExplainResponse {
+            diagnoses: diags.iter().map(diagnosis_to_wire).collect(),
         }))
     }
 

@@ -10,7 +10,9 @@
 //!
 //! Requests are built with `netlink-packet-sock-diag` ([`encode_request`]);
 //! that crate's response types allocate per message and are used only in
-//! tests, to cross-check this parser.
+//! tests, to cross-check this parser. A request may carry an inet_diag
+//! bytecode filter ([`encode_filtered_request`], programs from
+//! [`crate::filter`]).
 //!
 //! Layouts (include/uapi/linux/netlink.h, inet_diag.h, tcp.h), all fields in
 //! host byte order unless noted:
@@ -413,6 +415,30 @@ pub fn encode_request(out: &mut Vec<u8>, seq: u32, family: Family, states: u32, 
     msg.serialize(&mut out[..]);
 }
 
+/// Like [`encode_request`], followed by an `INET_DIAG_REQ_BYTECODE`
+/// attribute holding `bytecode` (see [`crate::filter`]); `nlmsg_len` covers
+/// it. `bytecode` is a whole number of 4-byte ops.
+pub fn encode_filtered_request(
+    out: &mut Vec<u8>,
+    seq: u32,
+    family: Family,
+    states: u32,
+    with_info: bool,
+    bytecode: &[u8],
+) {
+    encode_request(out, seq, family, states, with_info);
+    debug_assert!(bytecode.len().is_multiple_of(4) && bytecode.len() <= crate::filter::MAX_PROGRAM_LEN);
+    let attr_len = (4 + bytecode.len()).min(usize::from(u16::MAX)) as u16;
+    out.extend_from_slice(&attr_len.to_ne_bytes());
+    out.extend_from_slice(&crate::filter::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    out.extend_from_slice(bytecode);
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+    let len = out.len() as u32;
+    out[..4].copy_from_slice(&len.to_ne_bytes());
+}
+
 /// What a dump hands to its callback.
 #[derive(Debug)]
 pub enum DumpEvent<'m, 'a> {
@@ -517,11 +543,26 @@ impl DiagSocket {
         family: Family,
         states: u32,
         with_info: bool,
+        on: impl FnMut(DumpEvent<'_, '_>),
+    ) -> Result<(), ScanError> {
+        self.dump_filtered(family, states, with_info, None, on)
+    }
+
+    /// Like [`DiagSocket::dump`], with an inet_diag bytecode program (see
+    /// [`crate::filter`]) that the kernel runs on every socket: only those it
+    /// accepts are returned. The kernel refuses a malformed program with
+    /// EINVAL ([`ScanError::Kernel`]).
+    pub fn dump_filtered(
+        &mut self,
+        family: Family,
+        states: u32,
+        with_info: bool,
+        bytecode: Option<&[u8]>,
         mut on: impl FnMut(DumpEvent<'_, '_>),
     ) -> Result<(), ScanError> {
         let mut retried = false;
         loop {
-            match self.dump_once(family, states, with_info, &mut on)? {
+            match self.dump_once(family, states, with_info, bytecode, &mut on)? {
                 DumpEnd::Complete => return Ok(()),
                 DumpEnd::Interrupted if !retried => {
                     tracing::debug!(family = family.name(), "sock_diag dump interrupted, retrying");
@@ -562,6 +603,7 @@ impl DiagSocket {
         family: Family,
         states: u32,
         with_info: bool,
+        bytecode: Option<&[u8]>,
         on: &mut impl FnMut(DumpEvent<'_, '_>),
     ) -> Result<DumpEnd, ScanError> {
         if self.dirty {
@@ -569,7 +611,10 @@ impl DiagSocket {
         }
         self.seq = self.seq.wrapping_add(1).max(1);
         let seq = self.seq;
-        encode_request(&mut self.req, seq, family, states, with_info);
+        match bytecode {
+            None => encode_request(&mut self.req, seq, family, states, with_info),
+            Some(bc) => encode_filtered_request(&mut self.req, seq, family, states, with_info, bc),
+        }
         loop {
             match self.sock.send(&self.req, 0) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -892,6 +937,27 @@ mod tests {
         encode_request(&mut buf, 78, Family::V4, 1 << TCP_LISTEN, false);
         assert_eq!(buf[NLMSG_HDRLEN + 2], 0);
         assert_eq!(buf[NLMSG_HDRLEN], libc::AF_INET as u8);
+    }
+
+    #[test]
+    fn filtered_request_appends_the_bytecode_attribute() {
+        let mut plain = Vec::new();
+        encode_request(&mut plain, 5, Family::V4, 1 << 1, true);
+        let mut bc = Vec::new();
+        assert!(crate::filter::encode_port_filter(&[3306], &mut bc));
+        let mut buf = Vec::new();
+        encode_filtered_request(&mut buf, 5, Family::V4, 1 << 1, true, &bc);
+        assert_eq!(buf.len(), plain.len() + 4 + bc.len());
+        assert_eq!(u32_at(&buf, 0) as usize, buf.len(), "nlmsg_len covers the attribute");
+        assert_eq!(
+            &buf[4..plain.len()],
+            &plain[4..],
+            "same header fields and inet_diag_req_v2"
+        );
+        let attr = &buf[plain.len()..];
+        assert_eq!(usize::from(u16_at(attr, 0)), 4 + bc.len());
+        assert_eq!(u16_at(attr, 2), crate::filter::INET_DIAG_REQ_BYTECODE);
+        assert_eq!(&attr[4..], &bc[..]);
     }
 
     proptest! {

@@ -4,6 +4,8 @@
 //!   netlink sock_diag, or from /proc/net/tcp{,6} where netlink is refused.
 //! - [`diag`]: sock_diag requests, a zero-allocation parser of the answers, and
 //!   the netlink socket that carries them.
+//! - [`filter`]: the inet_diag bytecode port filter of [`Scanner::scan_ports`]
+//!   and its user-space twin.
 //! - [`procnet`]: the /proc/net/tcp{,6} line parser and reader (fallback only).
 //! - [`owners`]: which process holds a socket inode, through `/proc/<pid>/fd`.
 //! - [`ifaddrs`]: this namespace's interface addresses.
@@ -19,6 +21,7 @@
 //! [`Process`]: halfopen_core::Process
 pub mod diag;
 pub mod error;
+pub mod filter;
 pub mod ifaddrs;
 pub mod owners;
 pub mod procnet;

@@ -8,6 +8,7 @@ use halfopen_core::{Listener, Side, SocketRecord, TcpState};
 
 use crate::diag::{DiagSocket, DumpEvent, InetDiagMsg, InfoAttr, TCP_LISTEN, TIMER_KEEPALIVE};
 use crate::error::ScanError;
+use crate::filter::{encode_port_filter, PortSet};
 use crate::procnet::{ProcNetEntry, ProcNetReader};
 use crate::Family;
 
@@ -181,15 +182,67 @@ impl Scanner {
         with_info: bool,
         out: &mut Vec<SocketRecord>,
     ) -> Result<ScanStats, ScanError> {
+        self.scan_filtered(state_mask, with_info, None, None, out)
+    }
+
+    /// Like [`Scanner::scan`], but only sockets whose local or remote port
+    /// is in `ports` (duplicates and order do not matter; empty = nothing,
+    /// without asking the kernel). Netlink passes the test to the kernel as
+    /// an inet_diag bytecode filter ([`crate::filter`]), so the sockets left
+    /// out are never copied to user space and `with_info` costs only for
+    /// those returned; the kernel still walks every socket of the states in
+    /// `state_mask`. The /proc source, and netlink for a list too long for a
+    /// bytecode program (more than about 2,700 separate ports), test each
+    /// socket in user space instead.
+    pub fn scan_ports(
+        &mut self,
+        state_mask: u32,
+        with_info: bool,
+        ports: &[u16],
+        out: &mut Vec<SocketRecord>,
+    ) -> Result<ScanStats, ScanError> {
+        if ports.is_empty() {
+            return Ok(ScanStats::default());
+        }
+        let mut bytecode = Vec::new();
+        let in_kernel = matches!(self.backend, Backend::Netlink(_)) && encode_port_filter(ports, &mut bytecode);
+        if in_kernel {
+            self.scan_filtered(state_mask, with_info, Some(&bytecode), None, out)
+        } else {
+            if matches!(self.backend, Backend::Netlink(_)) {
+                tracing::debug!(
+                    ports = ports.len(),
+                    "port list too long for a sock_diag bytecode filter; filtering in user space"
+                );
+            }
+            let set = PortSet::new(ports);
+            self.scan_filtered(state_mask, with_info, None, Some(&set), out)
+        }
+    }
+
+    /// The scan: `bytecode` goes to the kernel, `set` is tested here.
+    fn scan_filtered(
+        &mut self,
+        state_mask: u32,
+        with_info: bool,
+        bytecode: Option<&[u8]>,
+        set: Option<&PortSet>,
+        out: &mut Vec<SocketRecord>,
+    ) -> Result<ScanStats, ScanError> {
         let t0 = Instant::now();
         let mut stats = ScanStats::default();
+        let wanted = |local: u16, remote: u16| set.is_none_or(|s| s.matches(local, remote));
         match &mut self.backend {
             Backend::Netlink(sock) => {
                 for family in Family::ALL {
                     let base = out.len();
                     let mut fam = ScanStats::default();
-                    sock.dump(family, state_mask, with_info, |ev| match ev {
-                        DumpEvent::Socket(m) => push_diag(m, with_info, out, &mut fam),
+                    sock.dump_filtered(family, state_mask, with_info, bytecode, |ev| match ev {
+                        DumpEvent::Socket(m) => {
+                            if wanted(m.sport, m.dport) {
+                                push_diag(m, with_info, out, &mut fam);
+                            }
+                        }
                         DumpEvent::Restart => {
                             out.truncate(base);
                             fam = ScanStats::default();
@@ -202,7 +255,7 @@ impl Scanner {
             }
             Backend::ProcNet(reader) => {
                 reader.for_each(|_, e| {
-                    if in_mask(state_mask, e.state) {
+                    if in_mask(state_mask, e.state) && wanted(e.tuple.local_port(), e.tuple.remote_port()) {
                         push_proc(e, out, &mut stats);
                     }
                 })?;
@@ -236,6 +289,7 @@ impl Scanner {
                                     inode: u64::from(m.inode),
                                     uid: m.uid,
                                     process: None,
+                                    libwrap: false,
                                 });
                             }
                         }
@@ -253,6 +307,7 @@ impl Scanner {
                             inode: e.inode,
                             uid: e.uid,
                             process: None,
+                            libwrap: false,
                         });
                     }
                 })?;

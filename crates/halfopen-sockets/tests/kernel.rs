@@ -711,6 +711,33 @@ fn measure_with_thousands_of_sockets() {
             format!("{} lines", o.stdout.split(|&b| b == b'\n').count() - 1)
         });
     }
+    // scan_ports: 10 small listeners with one connection each, beside the
+    // 2,500 connections of the big one
+    let small: Vec<_> = (0..10)
+        .map(|_| {
+            let l = listen_on(sa("127.0.0.1:0"), 16, None);
+            let p = pair(&l, l.local_addr().unwrap());
+            (l, p)
+        })
+        .collect();
+    let ten: Vec<u16> = small.iter().map(|(l, _)| l.local_addr().unwrap().port()).collect();
+    time("scan_ports(10 ports, 20 sockets match)", &mut || {
+        out.clear();
+        let st = sc.scan_ports(MASK, false, &ten, &mut out).unwrap();
+        format!("{} sockets", st.sockets)
+    });
+    time("scan_ports(10 ports, 20 match) with tcp_info", &mut || {
+        out.clear();
+        let st = sc.scan_ports(MASK, true, &ten, &mut out).unwrap();
+        format!("{} sockets", st.sockets)
+    });
+    let mut ten_big = ten.clone();
+    ten_big[9] = addr.port();
+    time("scan_ports(10 ports incl. the big listener's)", &mut || {
+        out.clear();
+        let st = sc.scan_ports(MASK, false, &ten_big, &mut out).unwrap();
+        format!("{} sockets", st.sockets)
+    });
     let mut pn = Scanner::procnet();
     time("/proc/net/tcp{,6} scan", &mut || {
         out.clear();

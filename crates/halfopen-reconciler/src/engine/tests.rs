@@ -1,6 +1,7 @@
 //! Engine tests: unit flows and a property test that plays random
 //! interleavings of snapshots, deltas and lookups against a simulated world.
 use super::*;
+use halfopen_core::Listener;
 use halfopen_core::{Process, Side, SocketRecord, TcpState, Tuple};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -167,7 +168,9 @@ fn orphan_is_confirmed_after_grace_and_both_lookups() {
     let a3 = answer(&mut w.e, a2, &tables, &w.sessions, clk(1300));
     let f = confirmed(&a3);
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].tuple, orphan.tuple);
+    assert_eq!(f[0].tuple, Some(orphan.tuple));
+    assert_eq!(f[0].kind, FindingKind::ClientOnly);
+    assert!(f[0].explanation.contains("no trace"), "{}", f[0].explanation);
     assert_eq!(f[0].client_host, "app");
     assert_eq!(f[0].server_host, "db");
     assert_eq!(f[0].process.as_ref().unwrap().pid, 42);
@@ -212,7 +215,7 @@ fn server_holding_it_in_any_state_clears_the_candidate() {
     let a2 = answer(&mut w.e, a, &tables, &w.sessions, clk(1600));
     assert!(a2.is_empty(), "{a2:?}");
     assert_eq!(w.e.candidate_count(), 0);
-    assert_eq!(w.e.stats().cleared_by_server_lookup, 1);
+    assert_eq!(w.e.stats().cleared_by_other_lookup, 1);
 }
 
 #[test]
@@ -233,7 +236,7 @@ fn reused_tuple_with_new_cookie_is_not_confirmed() {
     tables.insert(c, HashMap::from([(cl.tuple, (TcpState::Established, 8))]));
     let a3 = answer(&mut w.e, a2, &tables, &w.sessions, clk(1700));
     assert!(confirmed(&a3).is_empty());
-    assert_eq!(w.e.stats().cleared_by_client_lookup, 1);
+    assert_eq!(w.e.stats().cleared_by_holder_lookup, 1);
 }
 
 #[test]
@@ -351,14 +354,13 @@ fn full_table_in_chunks_is_applied_at_the_last_chunk() {
 fn restored_orphan_goes_when_the_client_table_lacks_it_and_stays_when_present() {
     let f = |port, cookie| Finding {
         kind: FindingKind::ClientOnly,
-        tuple: Tuple::new(sa(C_IP, port), sa(S_IP, 3306)),
+        tuple: Some(Tuple::new(sa(C_IP, port), sa(S_IP, 3306))),
         cookie,
         client_host: "app".into(),
         server_host: "db".into(),
-        process: None,
-        keepalive: false,
         first_seen_ms: 1,
         confirmed_at_ms: 2,
+        ..Default::default()
     };
     let mut e = Engine::new(EngineConfig::default());
     e.restore(vec![f(40001, 7), f(40002, 8)]);
@@ -373,7 +375,7 @@ fn restored_orphan_goes_when_the_client_table_lacks_it_and_stays_when_present() 
     assert_eq!(gone.len(), 1);
     let v = e.findings(clk(10));
     assert_eq!(v.len(), 1);
-    assert_eq!(v[0].finding.tuple.local().port(), 40001);
+    assert_eq!(v[0].finding.tuple.unwrap().local().port(), 40001);
     assert!(!v[0].client_host_stale);
 }
 
@@ -386,24 +388,32 @@ struct Conn {
     open: u64,
     /// The client leaves ESTABLISHED here (None: never within the run).
     close: Option<u64>,
-    /// Healthy: the server end exists from open + handshake until close + tail.
-    /// Orphan: the server never holds it.
-    orphan: bool,
+    /// Healthy: both ends; the server end exists from open + handshake until
+    /// close + tail (CLOSE_WAIT after close). ClientOnly: the server never
+    /// holds it. ServerOnly: the client never holds it.
+    kind: Planted,
     handshake: u64,
     tail: u64,
     cookie_c: u64,
     cookie_s: u64,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Planted {
+    Healthy,
+    ClientOnly,
+    ServerOnly,
+}
+
 impl Conn {
     fn client_state(&self, t: u64) -> Option<TcpState> {
-        if t < self.open {
+        if t < self.open || self.kind == Planted::ServerOnly {
             return None;
         }
         match self.close {
             Some(c) if t >= c => {
-                // FIN_WAIT/TIME_WAIT for a while after an active close.
-                if t < c + 3_000 && !self.orphan {
+                // TIME_WAIT for a while after an active close.
+                if t < c + 3_000 && self.kind == Planted::Healthy {
                     Some(TcpState::TimeWait)
                 } else {
                     None
@@ -412,14 +422,19 @@ impl Conn {
             _ => Some(TcpState::Established),
         }
     }
-    fn server_present(&self, t: u64) -> bool {
-        if self.orphan || t < self.open + self.handshake {
-            return false;
+    fn server_state(&self, t: u64) -> Option<TcpState> {
+        if self.kind == Planted::ClientOnly || t < self.open + self.handshake {
+            return None;
         }
         match self.close {
-            Some(c) => t < c + self.tail,
-            None => true,
+            Some(c) if self.kind == Planted::ServerOnly && t >= c => None,
+            Some(c) if t >= c + self.tail => None,
+            Some(c) if t >= c => Some(TcpState::CloseWait),
+            _ => Some(TcpState::Established),
         }
+    }
+    fn orphan(&self) -> bool {
+        self.kind != Planted::Healthy
     }
     /// Time the reconciler has to be told this can't be a healthy one.
     fn end_of_life(&self) -> u64 {
@@ -461,8 +476,8 @@ fn world_table(conns: &[Conn], host: usize, t: u64) -> World {
             if let Some(st) = c.client_state(t) {
                 m.insert(c.tuple, (st, c.cookie_c, Side::Client));
             }
-        } else if c.server_present(t) {
-            m.insert(c.tuple.mirror(), (TcpState::Established, c.cookie_s, Side::Server));
+        } else if let Some(st) = c.server_state(t) {
+            m.insert(c.tuple.mirror(), (st, c.cookie_s, Side::Server));
         }
     }
     m
@@ -491,7 +506,11 @@ fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>
         if open >= horizon - 5_000 {
             continue;
         }
-        let orphan = rng.next().is_multiple_of(5);
+        let kind = match rng.next() % 10 {
+            0 | 1 => Planted::ClientOnly,
+            2 => Planted::ServerOnly,
+            _ => Planted::Healthy,
+        };
         let life = match rng.next() % 4 {
             0 => rng.range(1, 200),
             1 => rng.range(200, 3_000),
@@ -507,7 +526,7 @@ fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>
             tuple: Tuple::new(sa(C_IP, port), sa(S_IP, 3306)),
             open,
             close,
-            orphan,
+            kind,
             handshake,
             tail,
             cookie_c: cookie,
@@ -640,7 +659,7 @@ fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>
     let must: Vec<Conn> = conns
         .iter()
         .filter(|c| {
-            c.orphan && c.close.map(|x| x - c.open).unwrap_or(u64::MAX) > 15_000 && c.open + 15_000 < horizon + 30_000
+            c.orphan() && c.close.map(|x| x - c.open).unwrap_or(u64::MAX) > 15_000 && c.open + 15_000 < horizon + 30_000
         })
         .cloned()
         .collect();
@@ -653,12 +672,19 @@ proptest! {
     fn random_interleavings_never_confirm_a_healthy_connection(seed in any::<u64>(), n in 5usize..80, reuse in 3u16..40) {
         let (found, conns, must) = play(seed, n, reuse);
         for f in &found {
-            let c = conns.iter().find(|c| c.tuple == f.tuple && c.cookie_c == f.cookie);
+            let c = conns.iter().find(|c| Some(c.tuple) == f.tuple && (c.cookie_c == f.cookie || c.cookie_s == f.cookie));
             prop_assert!(c.is_some(), "confirmed something that never existed: {:?}", f);
-            prop_assert!(c.unwrap().orphan, "false positive: healthy connection confirmed: {:?} {:?}", f, c);
+            let c = c.unwrap();
+            let expected = match c.kind {
+                Planted::ClientOnly => Some(FindingKind::ClientOnly),
+                Planted::ServerOnly => Some(FindingKind::ServerOnly),
+                Planted::Healthy => None,
+            };
+            prop_assert_eq!(Some(f.kind), expected, "false positive: {:?} {:?}", f, c);
         }
         for m in &must {
-            prop_assert!(found.iter().any(|f| f.tuple == m.tuple && f.cookie == m.cookie_c), "missed orphan {:?}", m);
+            let cookie = if m.kind == Planted::ServerOnly { m.cookie_s } else { m.cookie_c };
+            prop_assert!(found.iter().any(|f| f.tuple == Some(m.tuple) && f.cookie == cookie), "missed orphan {:?}", m);
         }
     }
 }
@@ -668,12 +694,208 @@ fn simulation_plants_and_finds_orphans() {
     // Guards the property test against a world that never exercises anything.
     let mut total_found = 0;
     let mut total_must = 0;
+    let mut server_only = 0;
     for seed in 1..20u64 {
         let (found, conns, must) = play(seed * 7919, 60, 10);
-        assert!(conns.iter().any(|c| !c.orphan));
+        assert!(conns.iter().any(|c| !c.orphan()));
         total_found += found.len();
         total_must += must.len();
+        server_only += found.iter().filter(|f| f.kind == FindingKind::ServerOnly).count();
     }
     assert!(total_must >= 10, "too few long-lived orphans planted: {total_must}");
     assert!(total_found >= total_must);
+    assert!(server_only >= 2, "too few server-only found: {server_only}");
+}
+
+fn db_listener(queue: u32, backlog: u32) -> Listener {
+    Listener {
+        addr: "0.0.0.0:3306".parse().unwrap(),
+        queue,
+        backlog,
+        inode: 9,
+        uid: 0,
+        process: Some(Process {
+            pid: 500,
+            comm: "mariadbd".into(),
+            cmdline: "mariadbd --back-log=4".into(),
+            uid: 999,
+        }),
+        libwrap: true,
+    }
+}
+
+#[test]
+fn stalled_greeting_is_found_with_the_server_process_and_goes_when_greeted() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    let cl = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    let mut sv = rec(sa(S_IP, 3306), sa(C_IP, 40001), Side::Server, TcpState::Established, 8);
+    sv.inode = 0; // still in the accept queue
+    let mut r = full(1, vec![sv]);
+    r.listeners = vec![db_listener(1, 4)];
+    w.e.report(s, w.sessions[&s], r, clk(0));
+    let mut r = full(1, vec![cl]);
+    r.silent = vec![(cl.tuple, 5_000)];
+    let a = w.e.report(c, w.sessions[&c], r, clk(10));
+    assert!(confirmed(&a).is_empty(), "5 s is under the 10 s threshold");
+    // The server keeps reporting (it is not stale).
+    let keep = ReportIn {
+        seq: 2,
+        last_chunk: true,
+        listeners: vec![db_listener(1, 4)],
+        ..Default::default()
+    };
+    w.e.report(s, w.sessions[&s], keep, clk(6_500));
+    let d = ReportIn {
+        seq: 2,
+        last_chunk: true,
+        silent: vec![(cl.tuple, 12_000)],
+        ..Default::default()
+    };
+    let a = w.e.report(c, w.sessions[&c], d, clk(7_000));
+    let f = confirmed(&a);
+    assert_eq!(f.len(), 1, "{a:?}");
+    assert_eq!(f[0].kind, FindingKind::StalledGreeting);
+    assert!(f[0].in_accept_queue);
+    assert_eq!(f[0].server_process.as_ref().unwrap().comm, "mariadbd");
+    assert!(f[0].explanation.contains("accept queue") && f[0].explanation.contains("libwrap"));
+    // Greeted: no longer silent.
+    let d = ReportIn {
+        seq: 3,
+        last_chunk: true,
+        ..Default::default()
+    };
+    let a = w.e.report(c, w.sessions[&c], d, clk(8_000));
+    assert!(
+        matches!(
+            &a[0],
+            Action::Gone {
+                reason: GoneReason::Greeted,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
+    assert!(w.e.findings(clk(8_000)).is_empty());
+    // A silent socket on a port that is not a greeting port is never stalled.
+    let other = rec(sa(C_IP, 40002), sa(S_IP, 8080), Side::Client, TcpState::Established, 9);
+    let sv2 = rec(sa(S_IP, 8080), sa(C_IP, 40002), Side::Server, TcpState::Established, 10);
+    w.e.report(
+        s,
+        w.sessions[&s],
+        ReportIn {
+            seq: 3,
+            last_chunk: true,
+            upserted: vec![sv2],
+            ..Default::default()
+        },
+        clk(8_100),
+    );
+    let d = ReportIn {
+        seq: 4,
+        last_chunk: true,
+        upserted: vec![other],
+        silent: vec![(other.tuple, 60_000)],
+        ..Default::default()
+    };
+    assert!(confirmed(&w.e.report(c, w.sessions[&c], d, clk(8_200))).is_empty());
+}
+
+#[test]
+fn listener_at_risk_from_queue_or_counters_and_recovers() {
+    let mut w = two_hosts();
+    let s = w.s;
+    let counters = |n: u64| {
+        BTreeMap::from([
+            ("TcpExt.ListenOverflows".to_string(), n),
+            ("TcpExt.SyncookiesSent".to_string(), n),
+        ])
+    };
+    let mut r = full(1, vec![]);
+    r.listeners = vec![db_listener(0, 4)];
+    r.counters = counters(10);
+    assert!(confirmed(&w.e.report(s, w.sessions[&s], r, clk(0))).is_empty());
+    // Counters rose, and the host has one routable listener: at risk.
+    let d = ReportIn {
+        seq: 2,
+        last_chunk: true,
+        listeners: vec![db_listener(0, 4)],
+        counters: counters(200),
+        ..Default::default()
+    };
+    let f = confirmed(&w.e.report(s, w.sessions[&s], d, clk(1_000)));
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].kind, FindingKind::ListenerAtRisk);
+    assert_eq!(f[0].listener, Some("0.0.0.0:3306".parse().unwrap()));
+    assert!(
+        f[0].explanation.contains("ListenOverflows +190"),
+        "{}",
+        f[0].explanation
+    );
+    // Quiet for longer than 3 intervals: recovered.
+    let mut seq = 3;
+    let mut gone = Vec::new();
+    // The rise stays in the 3-interval window until 4 s, then 3 s more.
+    for t in (2..=8).map(|s| s * 1_000) {
+        let d = ReportIn {
+            seq,
+            last_chunk: true,
+            listeners: vec![db_listener(0, 4)],
+            counters: counters(200),
+            ..Default::default()
+        };
+        seq += 1;
+        gone.extend(w.e.report(s, w.sessions[&s], d, clk(t)));
+    }
+    assert!(
+        matches!(
+            &gone[..],
+            [Action::Gone {
+                reason: GoneReason::Recovered,
+                ..
+            }]
+        ),
+        "{gone:?}"
+    );
+    // A queue at its limit is at risk even before any counter moves.
+    let d = ReportIn {
+        seq,
+        last_chunk: true,
+        listeners: vec![db_listener(5, 4)],
+        counters: counters(200),
+        ..Default::default()
+    };
+    assert_eq!(confirmed(&w.e.report(s, w.sessions[&s], d, clk(9_000))).len(), 1);
+}
+
+#[test]
+fn explain_a_listener_gives_concrete_changes() {
+    let mut w = two_hosts();
+    let s = w.s;
+    let mut r = full(1, vec![]);
+    r.listeners = vec![db_listener(5, 4)];
+    r.sysctls = BTreeMap::from([("net.core.somaxconn".to_string(), "128".to_string())]);
+    r.counters = BTreeMap::from([("TcpExt.ListenOverflows".to_string(), 0)]);
+    w.e.report(s, w.sessions[&s], r, clk(0));
+    let d = ReportIn {
+        seq: 2,
+        last_chunk: true,
+        listeners: vec![db_listener(5, 4)],
+        counters: BTreeMap::from([("TcpExt.ListenOverflows".to_string(), 900)]),
+        ..Default::default()
+    };
+    w.e.report(s, w.sessions[&s], d, clk(1_000));
+    for target in ["db:3306", "198.18.0.1:3306", ""] {
+        let diags = w.e.explain(target, clk(1_500)).unwrap();
+        assert_eq!(diags.len(), 1, "{target}: {diags:?}");
+        let back = &diags[0].changes[0];
+        assert!(back.setting.starts_with("back_log (mariadbd)"), "{back:?}");
+        assert_eq!(back.current, "4");
+        assert!(diags[0]
+            .changes
+            .iter()
+            .any(|c| c.setting == "net.core.somaxconn" && c.current == "128"));
+    }
+    assert!(w.e.explain("nosuchhost:1", clk(0)).is_err());
+    assert!(w.e.explain("garbage", clk(0)).is_err());
 }
