@@ -142,16 +142,9 @@ pub fn explain_text(d: &[v1::Diagnosis]) -> String {
         }
         if !x.changes.is_empty() {
             let _ = writeln!(s, "What to change:");
-            let _ = writeln!(s, "  {:<36} {:<14} {:<14} HOW", "SETTING", "CURRENT", "SUGGESTED");
             for c in &x.changes {
-                let _ = writeln!(
-                    s,
-                    "  {:<36} {:<14} {:<14} {}",
-                    truncate(&c.setting, 36),
-                    truncate(&c.current, 14),
-                    truncate(&c.suggested, 14),
-                    c.how
-                );
+                let _ = writeln!(s, "  - {}: {} -> {}", c.setting, c.current, c.suggested);
+                let _ = writeln!(s, "      how: {}", c.how);
             }
         }
         s.push('\n');
@@ -549,7 +542,10 @@ mod tests {
         };
         let t = explain_text(&[d]);
         assert!(t.contains("== listener 0.0.0.0:3306 on db (db:3306)"), "{t}");
-        assert!(t.contains("back_log (mariadbd)") && t.contains("512"), "{t}");
+        assert!(
+            t.contains("  - back_log (mariadbd): 4 -> 512\n      how: my.cnf"),
+            "{t}"
+        );
         assert!(explain_text(&[]).starts_with("Nothing needs attention"));
     }
 

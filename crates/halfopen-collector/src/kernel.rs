@@ -250,7 +250,15 @@ impl Worker {
             Ok(s) => out.sysctls = s,
             Err(e) => self.problem("sysctls unavailable", e.to_string()),
         }
-        out.silent = self.silent_sockets(&ports_of(&self.listeners))?;
+        // Without the greeting-port scan the table is still worth sending:
+        // stalled greetings are then not detected until it works again.
+        out.silent = match self.silent_sockets(&ports_of(&self.listeners)) {
+            Ok(v) => v,
+            Err(e) => {
+                self.problem("greeting-port scan failed", e.to_string());
+                Vec::new()
+            }
+        };
         let mut next: HashMap<Tuple, SocketRecord> = HashMap::with_capacity(self.buf.len());
         for r in &self.buf {
             // Two records for one tuple can only come from a dump racing a

@@ -438,9 +438,17 @@ pub struct Engine {
     pending: HashMap<u64, Pending>,
     next_id: u64,
     next_session: u64,
-    dirty: bool,
+    /// Hosts that became judgeable or changed addresses since the last
+    /// sweep: sockets involving them are re-judged, coalesced.
+    changed: HashSet<HostIdx>,
+    last_sweep_mono: u64,
+    /// Current stalled_greeting findings (skips a scan when there are none).
+    stalled_count: usize,
     stats: EngineStats,
 }
+
+/// Sweeps run at most this often.
+const SWEEP_EVERY_MS: u64 = 1_000;
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
@@ -454,7 +462,9 @@ impl Engine {
             pending: HashMap::new(),
             next_id: 1,
             next_session: 1,
-            dirty: false,
+            changed: HashSet::new(),
+            last_sweep_mono: 0,
+            stalled_count: 0,
             stats: EngineStats::default(),
         }
     }
@@ -505,7 +515,14 @@ impl Engine {
             self.host_index(&f.client_host);
             self.host_index(&f.server_host);
             let key = f.holder_key(|n| self.by_name.get(n).copied().unwrap_or(0));
-            self.findings.insert(key, f);
+            if f.kind == FindingKind::StalledGreeting {
+                self.stalled_count += 1;
+            }
+            if let Some(old) = self.findings.insert(key, f) {
+                if old.kind == FindingKind::StalledGreeting {
+                    self.stalled_count -= 1;
+                }
+            }
         }
     }
 
@@ -569,7 +586,7 @@ impl Engine {
         }
         self.hosts[h].addresses = addrs;
         self.rebuild_owners();
-        self.dirty = true;
+        self.changed.insert(h);
     }
 
     fn rebuild_owners(&mut self) {
@@ -675,7 +692,9 @@ impl Engine {
             for (t, e) in entries {
                 self.on_upsert(h, t, e, now, &mut out);
             }
-            self.dirty = true;
+            // Sockets on other hosts whose other end is here get judged at
+            // the next sweep.
+            self.changed.insert(h);
         } else {
             let expected = self.hosts[h].seq.map(|s| s + 1);
             if expected != Some(r.seq) {
@@ -785,6 +804,9 @@ impl Engine {
 
     fn finish(&mut self, key: FKey, reason: GoneReason, now: Clock, out: &mut Vec<Action>) {
         if let Some(f) = self.findings.remove(&key) {
+            if f.kind == FindingKind::StalledGreeting {
+                self.stalled_count -= 1;
+            }
             self.stats.gone += 1;
             out.push(Action::Gone {
                 finding: f,
@@ -847,12 +869,17 @@ impl Engine {
     /// stalled_greeting from host `c`'s complete list of silent sockets.
     fn judge_stalled(&mut self, c: HostIdx, now: Clock, out: &mut Vec<Action>) {
         // Findings whose socket is no longer silent: greeted (or closed).
-        let current: Vec<FKey> = self
-            .findings
-            .keys()
-            .filter(|(k, x, t)| *k == FindingKind::StalledGreeting && *x == c && !self.hosts[c].silent.contains_key(t))
-            .copied()
-            .collect();
+        let current: Vec<FKey> = if self.stalled_count == 0 {
+            Vec::new()
+        } else {
+            self.findings
+                .keys()
+                .filter(|(k, x, t)| {
+                    *k == FindingKind::StalledGreeting && *x == c && !self.hosts[c].silent.contains_key(t)
+                })
+                .copied()
+                .collect()
+        };
         for key in current {
             let reason = if self.hosts[c].table.contains_key(&key.2) {
                 GoneReason::Greeted
@@ -924,6 +951,7 @@ impl Engine {
                 in_accept_queue: se.queued,
             };
             self.stats.confirmed += 1;
+            self.stalled_count += 1;
             self.findings.insert(key, f.clone());
             out.push(Action::Confirmed(f));
         }
@@ -941,13 +969,17 @@ impl Engine {
         let deltas = self.hosts[s].deltas_since(since);
         let counters_rose = crate::explain::overflowed(&deltas);
         let listeners = self.hosts[s].listeners.clone();
-        // Listeners that client_only findings point at.
-        let orphaned: HashSet<u16> = self
-            .findings
-            .values()
-            .filter(|f| f.kind == FindingKind::ClientOnly && f.server_host == self.hosts[s].name)
-            .filter_map(|f| f.tuple.map(|t| t.remote_port()))
-            .collect();
+        // Listeners that client_only findings point at (only needed, and
+        // only computed, when the counters rose).
+        let orphaned: HashSet<u16> = if counters_rose {
+            self.findings
+                .values()
+                .filter(|f| f.kind == FindingKind::ClientOnly && f.server_host == self.hosts[s].name)
+                .filter_map(|f| f.tuple.map(|t| t.remote_port()))
+                .collect()
+        } else {
+            HashSet::new()
+        };
         let routable: Vec<&Listener> = listeners.iter().filter(|l| !l.addr.ip().is_loopback()).collect();
         let only_one = routable.len() == 1;
         for l in &listeners {
@@ -1017,13 +1049,14 @@ impl Engine {
         for h in 0..self.hosts.len() {
             let j = self.judgeable(h, now);
             if j && !self.hosts[h].judgeable_last_tick {
-                self.dirty = true;
+                self.changed.insert(h);
             }
             self.hosts[h].judgeable_last_tick = j;
         }
-        if self.dirty {
-            self.dirty = false;
-            self.sweep(now, &mut out);
+        if !self.changed.is_empty() && now.mono_ms >= self.last_sweep_mono + SWEEP_EVERY_MS {
+            let changed = std::mem::take(&mut self.changed);
+            self.last_sweep_mono = now.mono_ms;
+            self.sweep(&changed, now, &mut out);
         }
 
         // Lookups that were never answered: the candidates start over.
@@ -1111,18 +1144,26 @@ impl Engine {
         id
     }
 
-    /// Re-judges every ESTABLISHED socket of every host: after a host became
-    /// judgeable or its addresses changed. Coalesced to once per tick.
-    fn sweep(&mut self, now: Clock, out: &mut Vec<Action>) {
+    /// Re-judges the ESTABLISHED sockets that involve a host in `changed`
+    /// (held by it, or with their other end on it): after it became judgeable
+    /// or its addresses changed. Coalesced, at most once a second.
+    fn sweep(&mut self, changed: &HashSet<HostIdx>, now: Clock, out: &mut Vec<Action>) {
         self.stats.sweeps += 1;
         for h in 0..self.hosts.len() {
             if !self.judgeable(h, now) {
                 continue;
             }
+            let all = changed.contains(&h);
             let socks: Vec<(Tuple, Entry)> = self.hosts[h]
                 .table
                 .iter()
-                .filter(|(t, e)| e.state == TcpState::Established && self.owner_of(t.remote_ip()).is_some())
+                .filter(|(t, e)| {
+                    e.state == TcpState::Established
+                        && match self.owner_of(t.remote_ip()) {
+                            Some(o) => all || changed.contains(&o),
+                            None => false,
+                        }
+                })
                 .map(|(t, e)| (*t, *e))
                 .collect();
             for (t, e) in socks {
