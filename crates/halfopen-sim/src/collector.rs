@@ -39,6 +39,8 @@ pub struct Counters {
     pub stream_errors: AtomicU64,
     /// Hosts whose first full table has been handed to gRPC.
     pub hosts_sent_full: AtomicU64,
+    /// Full tables sent again after a reconnect or a Resync.
+    pub repeat_fulls: AtomicU64,
 }
 
 impl Counters {
@@ -71,10 +73,18 @@ impl Fleet {
 /// new session and a full table) whenever the stream breaks.
 pub async fn run_host(h: HostIdx, phase: Duration, client: ReconcilerClient<Channel>, fleet: Arc<Fleet>) {
     let mut first = Some(phase);
+    let mut sent_full = false;
     let mut backoff = Duration::from_millis(500);
     loop {
         let started = Instant::now();
-        let r = session(h, first.take().unwrap_or(Duration::ZERO), client.clone(), &fleet).await;
+        let r = session(
+            h,
+            first.take().unwrap_or(Duration::ZERO),
+            client.clone(),
+            &fleet,
+            &mut sent_full,
+        )
+        .await;
         fleet.world().host_disconnected(h);
         match r {
             Ok(()) => return,
@@ -102,7 +112,13 @@ pub async fn run_host(h: HostIdx, phase: Duration, client: ReconcilerClient<Chan
     }
 }
 
-async fn session(h: HostIdx, phase: Duration, mut client: ReconcilerClient<Channel>, fleet: &Fleet) -> Result<()> {
+async fn session(
+    h: HostIdx,
+    phase: Duration,
+    mut client: ReconcilerClient<Channel>,
+    fleet: &Fleet,
+    sent_full: &mut bool,
+) -> Result<()> {
     let mut stop = fleet.stop.clone();
     if *stop.borrow_and_update() {
         return Ok(());
@@ -128,7 +144,6 @@ async fn session(h: HostIdx, phase: Duration, mut client: ReconcilerClient<Chann
 
     let mut seq = 0u64;
     let mut need_full = true;
-    let mut first_full = true;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + phase, fleet.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -136,9 +151,10 @@ async fn session(h: HostIdx, phase: Duration, mut client: ReconcilerClient<Chann
             _ = stop.changed() => return Ok(()),
             _ = ticker.tick() => {
                 send_report(h, &tx, &mut seq, need_full, fleet).await?;
-                if need_full && first_full {
-                    fleet.counters.hosts_sent_full.fetch_add(1, Relaxed);
-                    first_full = false;
+                if need_full {
+                    let c = &fleet.counters;
+                    if std::mem::replace(sent_full, true) { &c.repeat_fulls } else { &c.hosts_sent_full }
+                        .fetch_add(1, Relaxed);
                 }
                 need_full = false;
             }

@@ -155,7 +155,11 @@ struct Summary {
     churn_per_sec: f64,
     churned: u64,
     planted_at_s: Option<f64>,
+    /// Wall clock of the planting (to compare with the reconciler's log).
+    planted_at_unix_ms: Option<i64>,
     full_reports: u64,
+    /// Full tables sent again (after a reconnect or a Resync).
+    repeat_full_reports: u64,
     report_messages: u64,
     lookups_answered: u64,
     lookup_tuples: u64,
@@ -163,6 +167,8 @@ struct Summary {
     resyncs: u64,
     stream_errors: u64,
     sessions: u64,
+    /// ListOrphans / ListHosts calls that failed (e.g. an answer over the
+    /// reconciler's message size limit).
     poll_errors: u64,
     polls: u64,
     /// Planted orphans listed by the last poll (findings must not vanish).
@@ -231,8 +237,53 @@ fn proc_mem(pid: &str, field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// CPU seconds (user + system) a process has used so far (USER_HZ = 100).
+fn proc_cpu_s(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is field 3.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// CPU use of the simulator and (if known) the reconciler since the last call,
+/// as "cpu sim 35% reconciler 160%".
+struct CpuMeter {
+    pid: Option<String>,
+    last: (Instant, f64, f64),
+}
+
+impl CpuMeter {
+    fn new(pid: Option<u32>) -> Self {
+        let pid = pid.map(|p| p.to_string());
+        let r = pid.as_deref().and_then(proc_cpu_s).unwrap_or(0.0);
+        CpuMeter {
+            last: (Instant::now(), proc_cpu_s("self").unwrap_or(0.0), r),
+            pid,
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let now = Instant::now();
+        let s = proc_cpu_s("self").unwrap_or(0.0);
+        let r = self.pid.as_deref().and_then(proc_cpu_s);
+        let dt = (now - self.last.0).as_secs_f64().max(1e-3);
+        let mut out = format!(", cpu sim {:.0}%", (s - self.last.1) / dt * 100.0);
+        if let Some(r) = r {
+            out += &format!(" reconciler {:.0}%", (r - self.last.2) / dt * 100.0);
+        }
+        self.last = (now, s, r.unwrap_or(0.0));
+        out
+    }
+}
+
 fn gib(b: u64) -> String {
-    format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+    if b >= 1 << 30 {
+        format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    }
 }
 
 fn round1(x: f64) -> f64 {
@@ -401,6 +452,7 @@ async fn run(a: Args) -> Result<Summary> {
             .unwrap_or_default()
     };
 
+    let mut cpu = CpuMeter::new(a.reconciler_pid);
     // Phase 1: until every host is judgeable at the reconciler.
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -415,15 +467,17 @@ async fn run(a: Args) -> Result<Summary> {
         if last_progress.elapsed() >= Duration::from_secs(10) || judgeable == a.hosts {
             last_progress = Instant::now();
             eprintln!(
-                "ingest +{:.0}s: {}/{} full tables sent, {}/{} hosts judgeable, reconciler holds {}/{} sockets{}",
+                "ingest +{:.0}s: {}/{} hosts sent a full table ({} again), {}/{} hosts judgeable, reconciler holds {}/{} sockets{}{}",
                 t_connect.elapsed().as_secs_f64(),
                 Counters::get(&c.hosts_sent_full),
                 a.hosts,
+                Counters::get(&c.repeat_fulls),
                 judgeable,
                 a.hosts,
                 held,
                 total_sockets,
-                rss(a.reconciler_pid)
+                rss(a.reconciler_pid),
+                cpu.line()
             );
         }
         if judgeable == a.hosts {
@@ -462,7 +516,7 @@ async fn run(a: Args) -> Result<Summary> {
         ))
     });
     let plant_after = a.plant_after.unwrap_or(a.interval * 2);
-    let planted_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let planted_at: Arc<Mutex<Option<(Instant, i64)>>> = Arc::default();
     let plant_task = (a.orphans + a.server_only > 0).then(|| {
         tokio::spawn(plant(
             fleet.clone(),
@@ -488,7 +542,7 @@ async fn run(a: Args) -> Result<Summary> {
             last_progress = Instant::now();
             let s = snap(c);
             eprintln!(
-                "+{:.0}s: {:.0} reports/s, {:.0} records/s, {} lookups ({} tuples), churned {}, planted {}, found {}, false positives {}, listed {}{}",
+                "+{:.0}s: {:.0} reports/s, {:.0} records/s, {} lookups ({} tuples), churned {}, planted {}, found {}, false positives {}, listed {}{}{}",
                 fleet_up.elapsed().as_secs_f64(),
                 (s.reports - last_snap.reports) as f64 / dt,
                 (s.records - last_snap.records) as f64 / dt,
@@ -499,7 +553,8 @@ async fn run(a: Args) -> Result<Summary> {
                 reg_done.0,
                 reg_done.2,
                 poller.last_listed,
-                rss(a.reconciler_pid)
+                rss(a.reconciler_pid),
+                cpu.line()
             );
             last_snap = s;
         }
@@ -584,6 +639,7 @@ async fn run(a: Args) -> Result<Summary> {
         }
     }
     let win = window.as_secs_f64();
+    let planted = *planted_at.lock().unwrap_or_else(|p| p.into_inner());
     let summary = Summary {
         hosts: a.hosts,
         sockets: w.sockets(),
@@ -611,11 +667,10 @@ async fn run(a: Args) -> Result<Summary> {
         interval_ms: a.interval.as_millis() as u64,
         churn_per_sec: a.churn_per_sec,
         churned: churned.load(Relaxed),
-        planted_at_s: planted_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map(|t| round1(t.saturating_duration_since(fleet_up).as_secs_f64())),
+        planted_at_s: planted.map(|t| round1(t.0.saturating_duration_since(fleet_up).as_secs_f64())),
+        planted_at_unix_ms: planted.map(|t| t.1),
         full_reports: Counters::get(&c.full_reports),
+        repeat_full_reports: Counters::get(&c.repeat_fulls),
         report_messages: Counters::get(&c.report_messages),
         lookups_answered: Counters::get(&c.lookups),
         lookup_tuples: Counters::get(&c.lookup_tuples),
@@ -673,11 +728,11 @@ async fn plant(
     server_only: usize,
     after: Duration,
     over: Duration,
-    planted_at: Arc<Mutex<Option<Instant>>>,
+    planted_at: Arc<Mutex<Option<(Instant, i64)>>>,
 ) -> Result<()> {
     tokio::time::sleep(after).await;
     let start = Instant::now();
-    *planted_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
+    *planted_at.lock().unwrap_or_else(|p| p.into_inner()) = Some((start, observe::wall_ms()));
     eprintln!("planting {orphans} orphans and {server_only} server_only connections");
     let (mut o, mut s) = (0, 0);
     loop {
@@ -773,6 +828,14 @@ mod tests {
         assert_eq!(listed_host(&h("sim-30", [198, 18, 0, 31]), 10), None, "beyond --hosts");
         assert_eq!(listed_host(&h("db-1", [198, 18, 0, 2]), 10), None);
         assert_eq!(addr::host_of_ip("198.18.0.4".parse().unwrap()), Some(3));
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        let a = proc_cpu_s("self").unwrap();
+        assert!(a >= 0.0);
+        assert!(proc_cpu_s("0").is_none());
+        assert!(CpuMeter::new(None).line().starts_with(", cpu sim "));
     }
 
     #[test]

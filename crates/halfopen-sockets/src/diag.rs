@@ -45,6 +45,12 @@ pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 /// Message type of sock_diag requests and answers.
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// Message type of the older inet_diag interface (`struct inet_diag_req`),
+/// whose TCP dump covers both address families in one walk; its answers
+/// carry this type too.
+pub const TCPDIAG_GETSOCK: u16 = 18;
+/// `struct inet_diag_req` size (the TCPDIAG_GETSOCK request).
+pub const INET_DIAG_REQ_V1_LEN: usize = 60;
 /// Flag: the dump was interrupted by a change of the table; it may be
 /// inconsistent.
 pub const NLM_F_DUMP_INTR: u16 = 16;
@@ -202,7 +208,7 @@ fn parse_frame(rest: &[u8], offset: usize) -> Result<Frame<'_>, ParseError> {
                 errno: code.checked_neg().unwrap_or(i32::MAX),
             }
         }
-        SOCK_DIAG_BY_FAMILY => Message::Socket(InetDiagMsg::parse(payload)?),
+        SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => Message::Socket(InetDiagMsg::parse(payload)?),
         ty => Message::Other { ty },
     };
     Ok(Frame { header, message })
@@ -439,6 +445,57 @@ pub fn encode_filtered_request(
     out[..4].copy_from_slice(&len.to_ne_bytes());
 }
 
+/// Writes into `out` (cleared first) a TCPDIAG_GETSOCK dump request
+/// (`struct inet_diag_req`): every TCP socket of both address families whose
+/// state bit is in `states`, in one walk of the kernel's socket hash, with
+/// INET_DIAG_INFO when `with_info` and an optional bytecode filter. Layout:
+/// family u8 (ignored by the kernel for dumps), src_len u8, dst_len u8,
+/// ext u8, `inet_diag_sockid` (48 bytes, zero: no port filter; cookie
+/// INET_DIAG_NOCOOKIE), states u32, dbs u32.
+pub fn encode_all_families_request(out: &mut Vec<u8>, seq: u32, states: u32, with_info: bool, bytecode: Option<&[u8]>) {
+    out.clear();
+    out.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, set below
+    out.extend_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    let ext: u8 = if with_info { 1 << (INET_DIAG_INFO - 1) } else { 0 };
+    out.extend_from_slice(&[0, 0, 0, ext]);
+    out.extend_from_slice(&[0u8; 40]); // sport, dport, src, dst, if
+    out.extend_from_slice(&[0xff; 8]); // cookie: INET_DIAG_NOCOOKIE
+    out.extend_from_slice(&states.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    debug_assert_eq!(out.len(), NLMSG_HDRLEN + INET_DIAG_REQ_V1_LEN);
+    if let Some(bc) = bytecode {
+        let attr_len = (4 + bc.len()).min(usize::from(u16::MAX)) as u16;
+        out.extend_from_slice(&attr_len.to_ne_bytes());
+        out.extend_from_slice(&crate::filter::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        out.extend_from_slice(bc);
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+    }
+    let len = out.len() as u32;
+    out[..4].copy_from_slice(&len.to_ne_bytes());
+}
+
+/// Which sockets one dump asks for.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Family(Family),
+    /// Both families through TCPDIAG_GETSOCK.
+    All,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Family(f) => f.name(),
+            Target::All => "AF_INET+AF_INET6 (TCPDIAG_GETSOCK)",
+        }
+    }
+}
+
 /// What a dump hands to its callback.
 #[derive(Debug)]
 pub enum DumpEvent<'m, 'a> {
@@ -558,16 +615,42 @@ impl DiagSocket {
         states: u32,
         with_info: bool,
         bytecode: Option<&[u8]>,
+        on: impl FnMut(DumpEvent<'_, '_>),
+    ) -> Result<(), ScanError> {
+        self.dump_target(Target::Family(family), states, with_info, bytecode, on)
+    }
+
+    /// Like [`DiagSocket::dump_filtered`] for both address families at once:
+    /// one TCPDIAG_GETSOCK dump ([`encode_all_families_request`]), one walk
+    /// of the kernel's socket hash instead of one per family (the walk of a
+    /// family skips, but still visits, every socket of the other). Kernels
+    /// without that interface answer EINVAL, ENOENT or EOPNOTSUPP.
+    pub fn dump_all_families(
+        &mut self,
+        states: u32,
+        with_info: bool,
+        bytecode: Option<&[u8]>,
+        on: impl FnMut(DumpEvent<'_, '_>),
+    ) -> Result<(), ScanError> {
+        self.dump_target(Target::All, states, with_info, bytecode, on)
+    }
+
+    fn dump_target(
+        &mut self,
+        target: Target,
+        states: u32,
+        with_info: bool,
+        bytecode: Option<&[u8]>,
         mut on: impl FnMut(DumpEvent<'_, '_>),
     ) -> Result<(), ScanError> {
         let mut retried = false;
         loop {
-            match self.dump_once(family, states, with_info, bytecode, &mut on)? {
+            match self.dump_once(target, states, with_info, bytecode, &mut on)? {
                 DumpEnd::Complete => return Ok(()),
                 DumpEnd::Interrupted if !retried => {
-                    tracing::debug!(family = family.name(), "sock_diag dump interrupted, retrying");
+                    tracing::debug!(family = target.name(), "sock_diag dump interrupted, retrying");
                 }
-                DumpEnd::Interrupted => return Err(ScanError::DumpInterrupted { family: family.name() }),
+                DumpEnd::Interrupted => return Err(ScanError::DumpInterrupted { family: target.name() }),
                 DumpEnd::Truncated { size } if !retried => {
                     // The kernel's dump datagrams are at most 32 KiB (or the
                     // reader's buffer if smaller, but never under one page).
@@ -600,7 +683,7 @@ impl DiagSocket {
 
     fn dump_once(
         &mut self,
-        family: Family,
+        target: Target,
         states: u32,
         with_info: bool,
         bytecode: Option<&[u8]>,
@@ -611,9 +694,10 @@ impl DiagSocket {
         }
         self.seq = self.seq.wrapping_add(1).max(1);
         let seq = self.seq;
-        match bytecode {
-            None => encode_request(&mut self.req, seq, family, states, with_info),
-            Some(bc) => encode_filtered_request(&mut self.req, seq, family, states, with_info, bc),
+        match (target, bytecode) {
+            (Target::Family(f), None) => encode_request(&mut self.req, seq, f, states, with_info),
+            (Target::Family(f), Some(bc)) => encode_filtered_request(&mut self.req, seq, f, states, with_info, bc),
+            (Target::All, bc) => encode_all_families_request(&mut self.req, seq, states, with_info, bc),
         }
         loop {
             match self.sock.send(&self.req, 0) {
@@ -670,7 +754,7 @@ impl DiagSocket {
                         self.dirty = false;
                         if code < 0 {
                             return Err(ScanError::Kernel {
-                                family: family.name(),
+                                family: target.name(),
                                 source: io::Error::from_raw_os_error(code.saturating_neg()),
                             });
                         }
@@ -684,7 +768,7 @@ impl DiagSocket {
                     Message::Error { errno } => {
                         self.dirty = false;
                         return Err(ScanError::Kernel {
-                            family: family.name(),
+                            family: target.name(),
                             source: io::Error::from_raw_os_error(errno),
                         });
                     }
@@ -937,6 +1021,40 @@ mod tests {
         encode_request(&mut buf, 78, Family::V4, 1 << TCP_LISTEN, false);
         assert_eq!(buf[NLMSG_HDRLEN + 2], 0);
         assert_eq!(buf[NLMSG_HDRLEN], libc::AF_INET as u8);
+    }
+
+    #[test]
+    fn all_families_request_layout() {
+        let mut buf = Vec::new();
+        encode_all_families_request(&mut buf, 9, 1 << 1 | 1 << 12, true, None);
+        assert_eq!(buf.len(), NLMSG_HDRLEN + INET_DIAG_REQ_V1_LEN);
+        assert_eq!(u32_at(&buf, 0) as usize, buf.len());
+        assert_eq!(u16_at(&buf, 4), TCPDIAG_GETSOCK);
+        assert_eq!(u16_at(&buf, 6), NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(u32_at(&buf, 8), 9);
+        let p = &buf[NLMSG_HDRLEN..];
+        assert_eq!(&p[..4], &[0, 0, 0, 1 << (INET_DIAG_INFO - 1)]);
+        assert!(p[4..44].iter().all(|&b| b == 0), "no port or address filter");
+        assert_eq!(&p[44..52], &[0xff; 8]);
+        assert_eq!(u32_at(p, 52), 1 << 1 | 1 << 12);
+        assert_eq!(u32_at(p, 56), 0);
+        let mut bc = Vec::new();
+        assert!(crate::filter::encode_port_filter(&[22], &mut bc));
+        encode_all_families_request(&mut buf, 9, 2, false, Some(&bc));
+        assert_eq!(u32_at(&buf, 0) as usize, buf.len());
+        assert_eq!(buf.len(), NLMSG_HDRLEN + INET_DIAG_REQ_V1_LEN + 4 + bc.len());
+        let attr = &buf[NLMSG_HDRLEN + INET_DIAG_REQ_V1_LEN..];
+        assert_eq!(u16_at(attr, 2), crate::filter::INET_DIAG_REQ_BYTECODE);
+        assert_eq!(&attr[4..], &bc[..]);
+        // its answers are socket messages too
+        let d = nlmsg(TCPDIAG_GETSOCK, 2, 9, &diag_v4(&[]));
+        assert!(matches!(
+            frames(&d).next(),
+            Some(Ok(Frame {
+                message: Message::Socket(_),
+                ..
+            }))
+        ));
     }
 
     #[test]

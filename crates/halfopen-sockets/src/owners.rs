@@ -4,9 +4,10 @@
 //! [`Owners`] keeps a cache inode -> (pid, fd). A cached pair is re-validated
 //! with one readlink of `/proc/<pid>/fd/<fd>` (it must still read
 //! `socket:[<inode>]`); the inodes that miss are found in ONE walk of
-//! `/proc/*/fd` that stops as soon as all of them are found. Nothing is scanned
-//! per socket, and the walk allocates nothing per fd (getdents64 into a reused
-//! buffer, readlinkat into a stack buffer, see `sys`).
+//! `/proc/*/fd` that stops as soon as all of them are found. Nothing is
+//! scanned per socket, and the walk allocates nothing per fd (getdents64 into
+//! a reused buffer, readlinkat into a stack buffer, see `sys`). The full walk
+//! ([`Owners::resolve_all`]) spreads the processes over a few threads.
 //!
 //! A process or fd that disappears during the walk is normal and counted in
 //! [`ResolveStats::vanished`]; EACCES/EPERM are counted and logged once per
@@ -17,6 +18,7 @@ use std::ffi::CStr;
 use std::io;
 use std::ops::ControlFlow;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use halfopen_core::Process;
@@ -112,6 +114,20 @@ impl Errors<'_> {
         }
     }
 
+    /// Adds another walker's counts (its first unexpected error if this one
+    /// has none yet).
+    fn absorb(&mut self, o: &ResolveStats, first_other: Option<String>) {
+        let st = &mut *self.stats;
+        st.pids_walked += o.pids_walked;
+        st.fds_walked += o.fds_walked;
+        st.vanished += o.vanished;
+        st.permission_errors += o.permission_errors;
+        st.other_errors += o.other_errors;
+        if self.first_other.is_none() {
+            self.first_other = first_other;
+        }
+    }
+
     fn report(self, call: &str) {
         if self.stats.permission_errors > 0 {
             tracing::warn!(
@@ -139,6 +155,15 @@ fn walk(
     errs: &mut Errors<'_>,
     mut on_socket: impl FnMut(u64, u32, u32) -> ControlFlow<()>,
 ) {
+    for pid in list_pids(proc_fd, proc_buf, errs) {
+        if walk_pid(proc_fd, pid, fd_buf, errs, &mut on_socket).is_break() {
+            return;
+        }
+    }
+}
+
+/// The pids in /proc, in directory order.
+fn list_pids(proc_fd: BorrowedFd<'_>, proc_buf: &mut [u8], errs: &mut Errors<'_>) -> Vec<u32> {
     let mut pids = Vec::with_capacity(1024);
     if let Err(e) = for_each_dirent(proc_fd, proc_buf, |name| {
         if let Some(pid) = parse_u32(name.to_bytes()) {
@@ -147,46 +172,125 @@ fn walk(
         ControlFlow::Continue(())
     }) {
         errs.note("listing", c"", &e);
-        return;
+        pids.clear();
     }
-    for pid in pids {
-        let Some(path) = StackPath::new(format_args!("{pid}/fd")) else {
-            continue;
+    pids
+}
+
+/// Walks `/proc/<pid>/fd`, calling `on_socket(inode, pid, fd)` for every
+/// socket fd until it breaks.
+fn walk_pid(
+    proc_fd: BorrowedFd<'_>,
+    pid: u32,
+    fd_buf: &mut [u8],
+    errs: &mut Errors<'_>,
+    on_socket: &mut impl FnMut(u64, u32, u32) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    let Some(path) = StackPath::new(format_args!("{pid}/fd")) else {
+        return ControlFlow::Continue(());
+    };
+    errs.stats.pids_walked += 1;
+    let dir = match open_dir_at(Some(proc_fd), path.as_cstr()) {
+        Ok(d) => d,
+        Err(e) => {
+            errs.note("opening", path.as_cstr(), &e);
+            return ControlFlow::Continue(());
+        }
+    };
+    let flow = for_each_dirent(dir.as_fd(), fd_buf, |name| {
+        let Some(fd) = parse_u32(name.to_bytes()) else {
+            return ControlFlow::Continue(()); // "." and ".."
         };
-        errs.stats.pids_walked += 1;
-        let dir = match open_dir_at(Some(proc_fd), path.as_cstr()) {
-            Ok(d) => d,
-            Err(e) => {
-                errs.note("opening", path.as_cstr(), &e);
-                continue;
-            }
-        };
-        let flow = for_each_dirent(dir.as_fd(), fd_buf, |name| {
-            let Some(fd) = parse_u32(name.to_bytes()) else {
-                return ControlFlow::Continue(()); // "." and ".."
-            };
-            errs.stats.fds_walked += 1;
-            let mut link = [0u8; 64];
-            match readlink_at(dir.as_fd(), name, &mut link) {
-                Ok(target) => {
-                    if let Some(inode) = parse_socket_link(target) {
-                        return on_socket(inode, pid, fd);
-                    }
-                }
-                Err(e) => {
-                    errs.note("readlink in", path.as_cstr(), &e);
+        errs.stats.fds_walked += 1;
+        let mut link = [0u8; 64];
+        match readlink_at(dir.as_fd(), name, &mut link) {
+            Ok(target) => {
+                if let Some(inode) = parse_socket_link(target) {
+                    return on_socket(inode, pid, fd);
                 }
             }
-            ControlFlow::Continue(())
-        });
-        match flow {
-            Ok(ControlFlow::Break(())) => return,
-            Ok(ControlFlow::Continue(())) => {}
             Err(e) => {
-                errs.note("listing", path.as_cstr(), &e);
+                errs.note("readlink in", path.as_cstr(), &e);
             }
         }
+        ControlFlow::Continue(())
+    });
+    match flow {
+        Ok(f) => f,
+        Err(e) => {
+            errs.note("listing", path.as_cstr(), &e);
+            ControlFlow::Continue(())
+        }
     }
+}
+
+/// Threads that walk /proc for [`Owners::resolve_all_shared`]: readlink in
+/// /proc is kernel time that scales with cores when the processes differ
+/// (one process's fds are walked by one thread: its fd table and task lock
+/// make more contend).
+const WALK_THREADS_MAX: usize = 4;
+
+/// One socket fd: (inode, pid, fd).
+type SocketFd = (u64, u32, u32);
+/// The socket fds of one pid, by the pid's index in the /proc listing.
+type PidSockets = (usize, Vec<SocketFd>);
+
+/// Every socket fd of every process: (inode, pid, fd), in the order a single
+/// thread would find them, walked by up to [`WALK_THREADS_MAX`] threads that
+/// take one pid at a time.
+fn walk_all(proc_fd: BorrowedFd<'_>, proc_buf: &mut [u8], fd_buf: &mut [u8], errs: &mut Errors<'_>) -> Vec<SocketFd> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pids = list_pids(proc_fd, proc_buf, errs);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, WALK_THREADS_MAX)
+        .min(pids.len().max(1));
+    let next = AtomicUsize::new(0);
+    let buf_len = fd_buf.len();
+    // One worker: (index of the pid in `pids`, its sockets) for each pid it
+    // took, and its error counts.
+    let work = |fd_buf: &mut [u8], errs: &mut Errors<'_>| {
+        let mut got: Vec<PidSockets> = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&pid) = pids.get(i) else { break };
+            let mut socks = Vec::new();
+            let _ = walk_pid(proc_fd, pid, fd_buf, errs, &mut |inode, pid, fd| {
+                socks.push((inode, pid, fd));
+                ControlFlow::Continue(())
+            });
+            if !socks.is_empty() {
+                got.push((i, socks));
+            }
+        }
+        got
+    };
+    let mut all: Vec<PidSockets> = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut stats = ResolveStats::default();
+                    let mut e = Errors {
+                        stats: &mut stats,
+                        first_other: None,
+                    };
+                    let got = work(&mut vec![0u8; buf_len], &mut e);
+                    let first_other = e.first_other;
+                    (got, stats, first_other)
+                })
+            })
+            .collect();
+        let mut all = work(fd_buf, errs);
+        for h in helpers {
+            // a panic in a helper is a bug: pass it on
+            let (got, stats, first_other) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            all.extend(got);
+            errs.absorb(&stats, first_other);
+        }
+        all
+    });
+    all.sort_unstable_by_key(|(i, _)| *i);
+    all.into_iter().flat_map(|(_, v)| v).collect()
 }
 
 /// comm, cmdline and real uid of `pid`; None if the process is gone.
@@ -334,7 +438,9 @@ impl Owners {
             );
         }
 
-        self.attach_processes(proc_fd, found, &mut owners, &mut errs);
+        let mut shared = HashMap::new();
+        self.attach_processes(proc_fd, found, &mut shared, &mut errs);
+        owners.extend(shared.into_iter().map(|(i, p)| (i, Arc::unwrap_or_clone(p))));
         if now.is_multiple_of(CACHE_IDLE_CALLS) {
             self.cache.retain(|_, c| c.last_used + CACHE_IDLE_CALLS > now);
         }
@@ -345,8 +451,18 @@ impl Owners {
 
     /// One full walk: every socket inode on the host -> its owner (the first
     /// process found when several share it). Replaces the cache with what the
-    /// walk saw.
+    /// walk saw. See [`Owners::resolve_all_shared`] to avoid one copy of the
+    /// process per socket.
     pub fn resolve_all(&mut self) -> (HashMap<u64, Process>, ResolveStats) {
+        let (shared, stats) = self.resolve_all_shared();
+        let owned = shared.into_iter().map(|(i, p)| (i, Arc::unwrap_or_clone(p))).collect();
+        (owned, stats)
+    }
+
+    /// Like [`Owners::resolve_all`], with each process read once and shared
+    /// by all its sockets (a process holding 100,000 sockets is one
+    /// allocation, not 100,000 copies of its command line).
+    pub fn resolve_all_shared(&mut self) -> (HashMap<u64, Arc<Process>>, ResolveStats) {
         let t0 = Instant::now();
         self.calls += 1;
         let now = self.calls;
@@ -366,21 +482,15 @@ impl Owners {
             }
         };
         let proc_fd = proc_fd.as_fd();
-        let mut cache: HashMap<u64, Cached> = HashMap::with_capacity(self.cache.len().max(1024));
-        walk(
-            proc_fd,
-            &mut self.proc_buf,
-            &mut self.fd_buf,
-            &mut errs,
-            |inode, pid, fd| {
-                cache.entry(inode).or_insert(Cached {
-                    pid,
-                    fd,
-                    last_used: now,
-                });
-                ControlFlow::Continue(())
-            },
-        );
+        let found = walk_all(proc_fd, &mut self.proc_buf, &mut self.fd_buf, &mut errs);
+        let mut cache: HashMap<u64, Cached> = HashMap::with_capacity(found.len().max(1024));
+        for (inode, pid, fd) in found {
+            cache.entry(inode).or_insert(Cached {
+                pid,
+                fd,
+                last_used: now,
+            });
+        }
         let found = cache.iter().map(|(&inode, c)| (inode, c.pid)).collect();
         self.cache = cache;
         self.attach_processes(proc_fd, found, &mut owners, &mut errs);
@@ -395,18 +505,18 @@ impl Owners {
         &mut self,
         proc_fd: BorrowedFd<'_>,
         found: HashMap<u64, u32>,
-        owners: &mut HashMap<u64, Process>,
+        owners: &mut HashMap<u64, Arc<Process>>,
         errs: &mut Errors<'_>,
     ) {
-        let mut procs: HashMap<u32, Option<Process>> = HashMap::new();
+        let mut procs: HashMap<u32, Option<Arc<Process>>> = HashMap::new();
         owners.reserve(found.len());
         for (inode, pid) in found {
             let p = procs
                 .entry(pid)
-                .or_insert_with(|| read_process(proc_fd, pid, &mut self.file_buf, errs));
+                .or_insert_with(|| read_process(proc_fd, pid, &mut self.file_buf, errs).map(Arc::new));
             match p {
                 Some(p) => {
-                    owners.insert(inode, p.clone());
+                    owners.insert(inode, Arc::clone(p));
                 }
                 None => {
                     self.cache.remove(&inode);

@@ -1,5 +1,6 @@
 //! [`Scanner`]: this host's TCP sockets and listeners as `halfopen-core`
-//! records, read by one netlink sock_diag dump per address family, or from
+//! records, read by one netlink inet_diag dump for both address families
+//! (one per family on kernels without TCPDIAG_GETSOCK), or from
 //! /proc/net/tcp{,6} when the kernel refuses netlink.
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use halfopen_core::{Listener, Side, SocketRecord, TcpState};
 
 use crate::diag::{DiagSocket, DumpEvent, InetDiagMsg, InfoAttr, TCP_LISTEN, TIMER_KEEPALIVE};
 use crate::error::ScanError;
-use crate::filter::{encode_port_filter, PortSet};
+use crate::filter::{encode_port_filter, encode_remote_port_filter, PortSet};
 use crate::procnet::{ProcNetEntry, ProcNetReader};
 use crate::Family;
 
@@ -51,7 +52,11 @@ pub struct Scanner {
 
 #[derive(Debug)]
 enum Backend {
-    Netlink(DiagSocket),
+    Netlink {
+        sock: DiagSocket,
+        /// The kernel answers TCPDIAG_GETSOCK: one dump covers both families.
+        all_families: bool,
+    },
     ProcNet(ProcNetReader),
 }
 
@@ -117,6 +122,13 @@ fn push_proc(e: &ProcNetEntry, out: &mut Vec<SocketRecord>, stats: &mut ScanStat
     stats.sockets += 1;
 }
 
+/// Which port of a socket a port filter tests.
+#[derive(Debug, Clone, Copy)]
+enum PortTest {
+    Either,
+    Remote,
+}
+
 fn in_mask(mask: u32, state: u8) -> bool {
     1u32.checked_shl(u32::from(state)).is_some_and(|bit| mask & bit != 0)
 }
@@ -146,8 +158,17 @@ impl Scanner {
     pub fn netlink() -> Result<Scanner, ScanError> {
         let mut sock = DiagSocket::open()?;
         sock.dump(Family::V4, 1 << TCP_LISTEN, false, |_| {})?;
+        // One dump for both families walks the kernel's socket hash once
+        // instead of twice; use it when the kernel has the interface.
+        let all_families = match sock.dump_all_families(1 << TCP_LISTEN, false, None, |_| {}) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("TCPDIAG_GETSOCK refused ({e}); one sock_diag dump per address family");
+                false
+            }
+        };
         Ok(Scanner {
-            backend: Backend::Netlink(sock),
+            backend: Backend::Netlink { sock, all_families },
         })
     }
 
@@ -160,14 +181,15 @@ impl Scanner {
 
     pub fn source(&self) -> Source {
         match self.backend {
-            Backend::Netlink(_) => Source::Netlink,
+            Backend::Netlink { .. } => Source::Netlink,
             Backend::ProcNet(_) => Source::ProcNet,
         }
     }
 
-    /// One dump per address family (AF_INET, AF_INET6) of every socket whose
-    /// state bit (`1 << kernel state number`) is in `state_mask`, appended to
-    /// `out`. Tuples are canonical, local = this host's end; `side` is always
+    /// Every socket of both address families whose state bit (`1 << kernel
+    /// state number`) is in `state_mask`, appended to `out`: netlink makes one
+    /// TCPDIAG_GETSOCK dump (one walk of the kernel's socket hash), or one
+    /// sock_diag dump per family where the kernel lacks that interface. Tuples are canonical, local = this host's end; `side` is always
     /// [`Side::Client`] (the caller classifies). With `with_info`, netlink
     /// asks for tcp_info and fills `info` (the /proc source has none).
     /// `keepalive` is "the kernel reports the keepalive timer pending"
@@ -201,21 +223,50 @@ impl Scanner {
         ports: &[u16],
         out: &mut Vec<SocketRecord>,
     ) -> Result<ScanStats, ScanError> {
+        self.scan_port_filter(state_mask, with_info, ports, PortTest::Either, out)
+    }
+
+    /// Like [`Scanner::scan_ports`], but only the remote port is tested: the
+    /// sockets that connected to one of `ports`, not those accepted on them
+    /// (the client ends of connections to those ports).
+    pub fn scan_remote_ports(
+        &mut self,
+        state_mask: u32,
+        with_info: bool,
+        ports: &[u16],
+        out: &mut Vec<SocketRecord>,
+    ) -> Result<ScanStats, ScanError> {
+        self.scan_port_filter(state_mask, with_info, ports, PortTest::Remote, out)
+    }
+
+    fn scan_port_filter(
+        &mut self,
+        state_mask: u32,
+        with_info: bool,
+        ports: &[u16],
+        test: PortTest,
+        out: &mut Vec<SocketRecord>,
+    ) -> Result<ScanStats, ScanError> {
         if ports.is_empty() {
             return Ok(ScanStats::default());
         }
         let mut bytecode = Vec::new();
-        let in_kernel = matches!(self.backend, Backend::Netlink(_)) && encode_port_filter(ports, &mut bytecode);
+        let netlink = matches!(self.backend, Backend::Netlink { .. });
+        let in_kernel = netlink
+            && match test {
+                PortTest::Either => encode_port_filter(ports, &mut bytecode),
+                PortTest::Remote => encode_remote_port_filter(ports, &mut bytecode),
+            };
         if in_kernel {
             self.scan_filtered(state_mask, with_info, Some(&bytecode), None, out)
         } else {
-            if matches!(self.backend, Backend::Netlink(_)) {
+            if netlink {
                 tracing::debug!(
                     ports = ports.len(),
                     "port list too long for a sock_diag bytecode filter; filtering in user space"
                 );
             }
-            let set = PortSet::new(ports);
+            let set = (PortSet::new(ports), test);
             self.scan_filtered(state_mask, with_info, None, Some(&set), out)
         }
     }
@@ -226,18 +277,27 @@ impl Scanner {
         state_mask: u32,
         with_info: bool,
         bytecode: Option<&[u8]>,
-        set: Option<&PortSet>,
+        set: Option<&(PortSet, PortTest)>,
         out: &mut Vec<SocketRecord>,
     ) -> Result<ScanStats, ScanError> {
         let t0 = Instant::now();
         let mut stats = ScanStats::default();
-        let wanted = |local: u16, remote: u16| set.is_none_or(|s| s.matches(local, remote));
+        let wanted = |local: u16, remote: u16| match set {
+            None => true,
+            Some((s, PortTest::Either)) => s.matches(local, remote),
+            Some((s, PortTest::Remote)) => s.contains(remote),
+        };
         match &mut self.backend {
-            Backend::Netlink(sock) => {
-                for family in Family::ALL {
+            Backend::Netlink { sock, all_families } => {
+                let targets: &[Option<Family>] = if *all_families {
+                    &[None]
+                } else {
+                    &[Some(Family::V4), Some(Family::V6)]
+                };
+                for &target in targets {
                     let base = out.len();
                     let mut fam = ScanStats::default();
-                    sock.dump_filtered(family, state_mask, with_info, bytecode, |ev| match ev {
+                    let on = |ev: DumpEvent<'_, '_>| match ev {
                         DumpEvent::Socket(m) => {
                             if wanted(m.sport, m.dport) {
                                 push_diag(m, with_info, out, &mut fam);
@@ -247,7 +307,11 @@ impl Scanner {
                             out.truncate(base);
                             fam = ScanStats::default();
                         }
-                    })?;
+                    };
+                    match target {
+                        None => sock.dump_all_families(state_mask, with_info, bytecode, on)?,
+                        Some(family) => sock.dump_filtered(family, state_mask, with_info, bytecode, on)?,
+                    }
                     stats.sockets += fam.sockets;
                     stats.info_parse_failures += fam.info_parse_failures;
                     stats.skipped += fam.skipped;
@@ -276,7 +340,7 @@ impl Scanner {
     /// show it), `process` None.
     pub fn listeners(&mut self, out: &mut Vec<Listener>) -> Result<(), ScanError> {
         match &mut self.backend {
-            Backend::Netlink(sock) => {
+            Backend::Netlink { sock, .. } => {
                 for family in Family::ALL {
                     let base = out.len();
                     sock.dump(family, 1 << TCP_LISTEN, false, |ev| match ev {

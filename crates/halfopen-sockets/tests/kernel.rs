@@ -335,6 +335,14 @@ fn owners_resolve_all_sees_our_sockets_and_fills_the_cache() {
     assert!(st.fds_walked >= 3);
     let (_, st) = owners.resolve(&[inode_of(&c), inode_of(&s)]);
     assert_eq!((st.revalidated, st.pids_walked), (2, 0), "{st:?}");
+    // the shared form: the same owners, one process value for all our sockets
+    let (shared, _) = owners.resolve_all_shared();
+    let ours: Vec<_> = [inode_of(&l), inode_of(&c), inode_of(&s)]
+        .iter()
+        .map(|i| shared.get(i).cloned().expect("found"))
+        .collect();
+    assert_eq!(*ours[0], all[&inode_of(&l)]);
+    assert!(ours.iter().all(|p| std::sync::Arc::ptr_eq(p, &ours[0])));
 }
 
 /// The fields both sources have, for comparing them.
@@ -605,6 +613,61 @@ fn small_buffer_grows_on_truncation() {
     let mut n = 0;
     d.dump(Family::V4, MASK, false, |_| n += 1).unwrap();
     assert!(n >= 40);
+}
+
+/// (family, tuple, cookie) of every socket one dump returns.
+fn dumped(
+    d: &mut DiagSocket,
+    target: Option<Family>,
+    info: bool,
+    bytecode: Option<&[u8]>,
+) -> BTreeSet<(u8, Tuple, u64, bool)> {
+    let mut seen = BTreeSet::new();
+    let mut on = |ev: DumpEvent<'_, '_>| match ev {
+        DumpEvent::Socket(m) => {
+            let has_info = matches!(m.tcp_info(), Ok(diag::InfoAttr::Present(_)));
+            seen.insert((m.family, m.tuple().unwrap(), m.cookie, has_info));
+        }
+        DumpEvent::Restart => seen.clear(),
+    };
+    match target {
+        None => d.dump_all_families(MASK, info, bytecode, &mut on).unwrap(),
+        Some(f) => d.dump_filtered(f, MASK, info, bytecode, &mut on).unwrap(),
+    }
+    seen
+}
+
+#[test]
+fn one_dump_of_both_families_equals_one_per_family() {
+    let l4 = listen_on(sa("127.0.0.1:0"), 16, None);
+    let l6 = listen_on(sa("[::1]:0"), 16, None);
+    let ld = listen_on(sa("[::]:0"), 16, Some(false));
+    let conns = [
+        pair(&l4, l4.local_addr().unwrap()),
+        pair(&l6, l6.local_addr().unwrap()),
+        pair(
+            &ld,
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ld.local_addr().unwrap().port()),
+        ),
+    ];
+    let ours: BTreeSet<Tuple> = conns.iter().flat_map(|(c, s)| [tuple_of(c), tuple_of(s)]).collect();
+    let ports: Vec<u16> = [&l4, &l6, &ld].iter().map(|l| l.local_addr().unwrap().port()).collect();
+    let mut bc = Vec::new();
+    assert!(halfopen_sockets::filter::encode_port_filter(&ports, &mut bc));
+    let mut d = DiagSocket::open().unwrap();
+    for (info, filter) in [(false, None), (true, None), (true, Some(&bc[..]))] {
+        let keep = |s: BTreeSet<(u8, Tuple, u64, bool)>| -> BTreeSet<_> {
+            s.into_iter().filter(|(_, t, _, _)| ours.contains(t)).collect()
+        };
+        let all = keep(dumped(&mut d, None, info, filter));
+        let mut per = keep(dumped(&mut d, Some(Family::V4), info, filter));
+        per.extend(keep(dumped(&mut d, Some(Family::V6), info, filter)));
+        assert_eq!(all.len(), 6, "3 connections, both ends: {all:?}");
+        assert_eq!(all, per, "info {info}, filter {}", filter.is_some());
+        let fams: BTreeSet<u8> = all.iter().map(|x| x.0).collect();
+        assert_eq!(fams.len(), 2, "both families in one dump");
+        assert!(all.iter().all(|x| x.3 == info));
+    }
 }
 
 #[test]

@@ -229,3 +229,28 @@ fn kernel_accepts_our_programs_and_refuses_a_bad_one() {
     d.dump_filtered(Family::V4, MASK, false, Some(&bc), |_| n += 1).unwrap();
     assert_eq!(n, 2);
 }
+
+#[test]
+fn remote_ports_returns_only_the_connecting_ends() {
+    let (p1, p2) = (Port::new(3), Port::new(1));
+    let expect: BTreeSet<Tuple> = p1.conns.iter().map(|(c, _)| tuple_of(c)).collect();
+    for mut sc in scanners() {
+        let mut out = Vec::new();
+        let st = sc
+            .scan_remote_ports(MASK, sc.source() == Source::Netlink, &[p1.port()], &mut out)
+            .unwrap();
+        assert_eq!(st.sockets as usize, out.len());
+        assert!(
+            out.iter().all(|r| r.tuple.remote_port() == p1.port()),
+            "{}",
+            sc.source()
+        );
+        assert_eq!(mine(&out, &[&p1, &p2]), expect, "{}: client ends only", sc.source());
+        if sc.source() == Source::Netlink {
+            assert!(out.iter().all(|r| r.info.is_some()));
+        }
+        out.clear();
+        sc.scan_remote_ports(MASK, false, &[], &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+}
