@@ -444,6 +444,9 @@ pub struct Engine {
     last_sweep_mono: u64,
     /// Current stalled_greeting findings (skips a scan when there are none).
     stalled_count: usize,
+    /// Current client_only findings per (server host, server port): a
+    /// listener stays at risk while orphans it caused are still there.
+    orphans_by_port: HashMap<(HostIdx, u16), usize>,
     stats: EngineStats,
 }
 
@@ -465,6 +468,7 @@ impl Engine {
             changed: HashSet::new(),
             last_sweep_mono: 0,
             stalled_count: 0,
+            orphans_by_port: HashMap::new(),
             stats: EngineStats::default(),
         }
     }
@@ -518,7 +522,9 @@ impl Engine {
             if f.kind == FindingKind::StalledGreeting {
                 self.stalled_count += 1;
             }
+            self.track_orphan(&f, 1);
             if let Some(old) = self.findings.insert(key, f) {
+                self.track_orphan(&old, -1);
                 if old.kind == FindingKind::StalledGreeting {
                     self.stalled_count -= 1;
                 }
@@ -802,8 +808,24 @@ impl Engine {
         }
     }
 
+    /// Keeps `orphans_by_port` in step with client_only findings.
+    fn track_orphan(&mut self, f: &Finding, d: isize) {
+        if f.kind != FindingKind::ClientOnly {
+            return;
+        }
+        let (Some(t), Some(&s)) = (f.tuple, self.by_name.get(&f.server_host)) else {
+            return;
+        };
+        let n = self.orphans_by_port.entry((s, t.remote_port())).or_insert(0);
+        *n = n.saturating_add_signed(d);
+        if *n == 0 {
+            self.orphans_by_port.remove(&(s, t.remote_port()));
+        }
+    }
+
     fn finish(&mut self, key: FKey, reason: GoneReason, now: Clock, out: &mut Vec<Action>) {
         if let Some(f) = self.findings.remove(&key) {
+            self.track_orphan(&f, -1);
             if f.kind == FindingKind::StalledGreeting {
                 self.stalled_count -= 1;
             }
@@ -969,26 +991,23 @@ impl Engine {
         let deltas = self.hosts[s].deltas_since(since);
         let counters_rose = crate::explain::overflowed(&deltas);
         let listeners = self.hosts[s].listeners.clone();
-        // Listeners that client_only findings point at (only needed, and
-        // only computed, when the counters rose).
-        let orphaned: HashSet<u16> = if counters_rose {
-            self.findings
-                .values()
-                .filter(|f| f.kind == FindingKind::ClientOnly && f.server_host == self.hosts[s].name)
-                .filter_map(|f| f.tuple.map(|t| t.remote_port()))
-                .collect()
-        } else {
-            HashSet::new()
-        };
+        // Listeners that current client_only findings point at.
+        let orphaned = |port: u16| self.orphans_by_port.contains_key(&(s, port));
         let routable: Vec<&Listener> = listeners.iter().filter(|l| !l.addr.ip().is_loopback()).collect();
         let only_one = routable.len() == 1;
+        let mut hot = Vec::new();
         for l in &listeners {
             let near_full = l.backlog > 0 && l.queue as u64 * 10 >= l.backlog as u64 * 8;
             let half_full = l.backlog > 0 && l.queue as u64 * 2 >= l.backlog as u64;
-            let culprit = half_full || orphaned.contains(&l.addr.port()) || (only_one && !l.addr.ip().is_loopback());
-            if near_full || (counters_rose && culprit) {
-                self.hosts[s].risk_seen.insert(l.addr, now.mono_ms);
+            let has_orphans = orphaned(l.addr.port());
+            let culprit = half_full || has_orphans || (only_one && !l.addr.ip().is_loopback());
+            // Still at risk while the orphans its overflow left are there.
+            if near_full || has_orphans || (counters_rose && culprit) {
+                hot.push(l.addr);
             }
+        }
+        for a in hot {
+            self.hosts[s].risk_seen.insert(a, now.mono_ms);
         }
         let host_name = self.hosts[s].name.clone();
         let live: HashSet<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
@@ -1254,6 +1273,7 @@ impl Engine {
                         continue;
                     }
                     let f = self.one_sided_finding(key.0, key.1, e.side, &cand, r, now);
+                    self.track_orphan(&f, 1);
                     self.stats.confirmed += 1;
                     self.findings.insert((f.kind, key.0, key.1), f.clone());
                     out.push(Action::Confirmed(f));

@@ -899,3 +899,46 @@ fn explain_a_listener_gives_concrete_changes() {
     assert!(w.e.explain("nosuchhost:1", clk(0)).is_err());
     assert!(w.e.explain("garbage", clk(0)).is_err());
 }
+
+#[test]
+fn a_listener_stays_at_risk_while_its_orphans_exist() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    let orphan = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 77);
+    let mut r = full(1, vec![]);
+    r.listeners = vec![db_listener(0, 4)];
+    w.e.report(s, w.sessions[&s], r, clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![orphan]), clk(0));
+    let a = w.e.tick(clk(1_100));
+    let tables = HashMap::from([
+        (s, HashMap::new()),
+        (c, HashMap::from([(orphan.tuple, (TcpState::Established, 77))])),
+    ]);
+    let a = answer(&mut w.e, a, &tables, &w.sessions, clk(1_200));
+    let a = answer(&mut w.e, a, &tables, &w.sessions, clk(1_300));
+    assert_eq!(confirmed(&a).len(), 1);
+    // Quiet counters and an empty queue for a long time, but the orphan is
+    // still there: the listener is at risk, and stays so.
+    let mut seq = 2;
+    let mut risk = Vec::new();
+    for t in (2..=20).map(|x| x * 1_000) {
+        let d = ReportIn {
+            seq,
+            last_chunk: true,
+            listeners: vec![db_listener(0, 4)],
+            ..Default::default()
+        };
+        seq += 1;
+        risk.extend(w.e.report(s, w.sessions[&s], d, clk(t)));
+        let d = ReportIn {
+            seq: seq - 1,
+            last_chunk: true,
+            ..Default::default()
+        };
+        w.e.report(c, w.sessions[&c], d, clk(t));
+    }
+    assert_eq!(confirmed(&risk).len(), 1, "{risk:?}");
+    assert!(risk.iter().all(|a| !matches!(a, Action::Gone { .. })), "{risk:?}");
+    let kinds: Vec<_> = w.e.findings(clk(20_000)).iter().map(|f| f.finding.kind).collect();
+    assert_eq!(kinds, vec![FindingKind::ClientOnly, FindingKind::ListenerAtRisk]);
+}
