@@ -164,10 +164,12 @@ for size in $SIZES; do
         echo "-- $name"
         nsx timeout 1800 "$SB" time --reps "$reps" --name "$name" -- "$@" | sed "s/^RESULT/RESULT size=$size/" | tee -a "$RESULTS"
     }
-    run "ss -Htn" "$REPS" ss -Htn
-    run "halfopen snapshot --json" "$REPS" "$HO" snapshot --json
+    # interleaved: one run of each per round, so load changes hit all alike
     if [ -n "${ALT_HO:-}" ]; then
-        run "halfopen snapshot --json (alt)" "$REPS" "$ALT_HO" snapshot --json
+        run "ss -Htn|halfopen snapshot --json|halfopen snapshot --json (alt)" "$REPS" \
+            ss -Htn ::: "$HO" snapshot --json ::: "$ALT_HO" snapshot --json
+    else
+        run "ss -Htn|halfopen snapshot --json" "$REPS" ss -Htn ::: "$HO" snapshot --json
     fi
     if [ "$size" -le "$SLOW_MAX" ]; then
         run "ss -tnp" 3 ss -tnp

@@ -69,17 +69,18 @@ END {
         if (s in ra_cpu)
             printf "| real collector (alt), CPU per interval over %s intervals | | | %s | %s |\n", ra_n[s], f(ra_cpu[s], 1), mib(ra_rss[s])
         print ""
-        htn = wall[s, "ss -Htn"]; snap = wall[s, "halfopen snapshot --json"]; tnp = wall[s, "ss -tnp"]
+        htn = wall[s, "ss -Htn"]; snap = wall[s, "halfopen snapshot --json"]
+        has_tnp = ((s, "ss -tnp") in wall); tnp = (has_tnp ? wall[s, "ss -tnp"] : "")
         budget = 64 * 1024 + 400 * s / 1024
         printf "Targets: collector CPU / `ss -Htn` wall = **%s** replicated", (htn > 0 ? f(cc_cpu[s] / htn, 2) : "–")
         if (s in rc_cpu) printf ", **%s** real", (htn > 0 ? f(rc_cpu[s] / htn, 2) : "–")
         printf " (≤ 0.6); `ss -tnp` / snapshot = **%s** (≥ 20); snapshot / `ss -Htn` = **%s** (≤ 2); collector peak RSS %s MiB", \
-            ((s, "ss -tnp") in wall && snap > 0 ? f(tnp / snap, 1) : "–"), (htn > 0 ? f(snap / htn, 2) : "–"), mib(s in rc_rss ? rc_rss[s] : cc_rss[s])
+            (has_tnp && snap > 0 ? f(tnp / snap, 1) : "–"), (htn > 0 ? f(snap / htn, 2) : "–"), mib(s in rc_rss ? rc_rss[s] : cc_rss[s])
         printf " vs budget 64 MiB + 400 B × %d = %.1f MiB.\n\n", s, budget / 1024
         asnap = wall[s, "halfopen snapshot --json (alt)"]
         if (s in ra_cpu || asnap != "")
             printf "Alt build: collector CPU / `ss -Htn` wall = **%s**; `ss -tnp` / snapshot = **%s**; snapshot / `ss -Htn` = **%s**; collector peak RSS %s MiB.\n\n", \
-                (s in ra_cpu && htn > 0 ? f(ra_cpu[s] / htn, 2) : "–"), ((s, "ss -tnp") in wall && asnap > 0 ? f(tnp / asnap, 1) : "–"), \
+                (s in ra_cpu && htn > 0 ? f(ra_cpu[s] / htn, 2) : "–"), (has_tnp && asnap > 0 ? f(tnp / asnap, 1) : "–"), \
                 (asnap != "" && htn > 0 ? f(asnap / htn, 2) : "–"), mib(ra_rss[s])
         printf "Collector interval phases (CPU, median):%s\n\n", phases[s]
         printf "Parts (CPU ms / wall ms, median): one dump per family %s/%s (AF_INET %s/%s, AF_INET6 %s/%s); one dump of both families %s/%s; ", \

@@ -136,6 +136,8 @@ struct Summary {
     false_positives: usize,
     server_only_planted: usize,
     server_only_found: usize,
+    /// listener_at_risk findings on server ports that planted orphans point at.
+    listeners_at_risk: usize,
     /// First poll listing a planted orphan minus the moment its report was sent.
     latency_p50_ms: Option<f64>,
     latency_p99_ms: Option<f64>,
@@ -177,6 +179,9 @@ struct Summary {
     table_mismatch_hosts: Option<usize>,
     channels: usize,
     seed: u64,
+    /// The simulator's world tables (the rest of its RSS is mostly encoded
+    /// full tables waiting in HTTP/2 send buffers while the reconciler ingests).
+    sim_table_bytes: u64,
     sim_peak_rss_bytes: Option<u64>,
     reconciler_peak_rss_bytes: Option<u64>,
 }
@@ -654,6 +659,7 @@ async fn run(a: Args) -> Result<Summary> {
         false_positives: reg.false_positives(),
         server_only_planted: reg.count(Kind::ServerOnly),
         server_only_found: reg.found(Kind::ServerOnly),
+        listeners_at_risk: reg.listeners_at_risk(),
         latency_p50_ms: percentile(&lat, 50.0).map(round1),
         latency_p99_ms: percentile(&lat, 99.0).map(round1),
         latency_max_ms: percentile(&lat, 100.0).map(round1),
@@ -684,6 +690,7 @@ async fn run(a: Args) -> Result<Summary> {
         table_mismatch_hosts: mismatch,
         channels: n_channels,
         seed: a.seed,
+        sim_table_bytes: w.heap_bytes(),
         sim_peak_rss_bytes: proc_mem("self", "VmHWM:"),
         reconciler_peak_rss_bytes: a.reconciler_pid.and_then(|p| proc_mem(&p.to_string(), "VmHWM:")),
     };

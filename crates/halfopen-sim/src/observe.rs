@@ -1,7 +1,10 @@
 //! What the simulator knows it planted, and how it scores the reconciler's
 //! findings against it: a finding is *found* when it names a planted
 //! client_only connection (client tuple and server), *server_only found* when
-//! it names a planted server_only one, and a *false positive* otherwise.
+//! it names a planted server_only one, an *expected listener* when it is a
+//! listener_at_risk on a server port that planted orphans point at (the
+//! reconciler keeps such a listener at risk while its orphans exist), and a
+//! *false positive* otherwise.
 //! Latency runs from the moment the planted socket was first sent in a report
 //! to the first poll that lists it.
 use crate::addr::{host_id, host_of_wire};
@@ -36,6 +39,7 @@ pub struct PollScore {
     pub new_found: usize,
     pub new_server_only: usize,
     pub new_false_positives: usize,
+    pub new_listeners: usize,
     /// Planted client_only connections listed in this answer.
     pub planted_listed: usize,
 }
@@ -43,6 +47,10 @@ pub struct PollScore {
 #[derive(Default)]
 pub struct Registry {
     by_client_end: HashMap<(u16, u16), usize>,
+    /// (server host, server port) of every planted orphan.
+    orphan_listeners: HashSet<(u16, u16)>,
+    /// listener_at_risk findings explained by planted orphans.
+    listeners_at_risk: HashSet<(u16, u16)>,
     pub plants: Vec<Plant>,
     false_positives: HashSet<String>,
     /// Up to [`Registry::EXAMPLES`] false positives, described.
@@ -53,6 +61,9 @@ impl Registry {
     pub const EXAMPLES: usize = 5;
 
     pub fn add(&mut self, conn: Conn, kind: Kind) {
+        if kind == Kind::Orphan {
+            self.orphan_listeners.insert((conn.server, conn.sport));
+        }
         self.by_client_end.insert((conn.client, conn.cport), self.plants.len());
         self.plants.push(Plant {
             conn,
@@ -84,6 +95,12 @@ impl Registry {
             ..Default::default()
         };
         for f in findings {
+            if f.kind == "listener_at_risk" {
+                if let Some(l) = listener_of(f).filter(|l| self.orphan_listeners.contains(l)) {
+                    score.new_listeners += self.listeners_at_risk.insert(l) as usize;
+                    continue;
+                }
+            }
             let conn = f
                 .tuple
                 .as_ref()
@@ -117,6 +134,11 @@ impl Registry {
             }
         }
         score
+    }
+
+    /// Distinct listener_at_risk findings explained by planted orphans.
+    pub fn listeners_at_risk(&self) -> usize {
+        self.listeners_at_risk.len()
     }
 
     pub fn false_positives(&self) -> usize {
@@ -172,6 +194,13 @@ impl Registry {
     }
 }
 
+/// (server host, port) of a listener_at_risk finding on a simulated host.
+fn listener_of(f: &v1::Finding) -> Option<(u16, u16)> {
+    let host: u16 = f.server_host.strip_prefix("sim-")?.parse().ok()?;
+    let port = f.listener.rsplit_once(':')?.1.parse().ok()?;
+    Some((host, port))
+}
+
 fn describe(f: &v1::Finding) -> String {
     let t = f.tuple.as_ref();
     let end = |ip: Option<&Vec<u8>>, port: Option<u32>| match (ip.and_then(|b| halfopen_core::ip_from_wire(b)), port) {
@@ -179,6 +208,9 @@ fn describe(f: &v1::Finding) -> String {
         _ => "?".into(),
     };
     let known = t.map(|t| (host_of_wire(&t.local_ip), host_of_wire(&t.remote_ip)));
+    if f.tuple.is_none() && !f.listener.is_empty() {
+        return format!("{} listener={} server_host={}", f.kind, f.listener, f.server_host);
+    }
     format!(
         "{} {} -> {} client_host={} server_host={}{}",
         f.kind,
@@ -278,6 +310,39 @@ mod tests {
         assert_eq!(r.latencies_ms(), vec![1500.0]);
         assert_eq!(r.confirm_latencies_ms(), vec![1000.0]);
         assert!(r.missing(5).is_empty());
+    }
+
+    #[test]
+    fn listeners_at_risk_are_expected_only_where_orphans_point() {
+        let mut r = Registry::default();
+        r.add(
+            Conn {
+                client: 1,
+                cport: 20_000,
+                server: 2,
+                sport: 3306,
+            },
+            Kind::Orphan,
+        );
+        let l = |host: &str, listener: &str| v1::Finding {
+            kind: "listener_at_risk".into(),
+            server_host: host.into(),
+            listener: listener.into(),
+            ..Default::default()
+        };
+        let s = r.observe(&[l("sim-2", "0.0.0.0:3306"), l("sim-2", "[::]:3306")], Instant::now());
+        assert_eq!(
+            (s.new_listeners, s.new_false_positives),
+            (1, 0),
+            "one listener, named twice"
+        );
+        let s = r.observe(
+            &[l("sim-2", "0.0.0.0:5432"), l("sim-3", "0.0.0.0:3306")],
+            Instant::now(),
+        );
+        assert_eq!((s.new_listeners, s.new_false_positives), (0, 2));
+        assert_eq!(r.listeners_at_risk(), 1);
+        assert!(r.fp_examples[0].contains("listener=0.0.0.0:5432"));
     }
 
     #[test]

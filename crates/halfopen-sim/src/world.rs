@@ -589,7 +589,7 @@ impl World {
             .iter()
             .map(|h| {
                 (h.socks.capacity() * std::mem::size_of::<Sock>()
-                    + h.index.capacity() * 17
+                    + (h.index.capacity() * 8 / 7).next_power_of_two() * (std::mem::size_of::<(u64, u32)>() + 1)
                     + h.ports.len() * 8
                     + h.changes.capacity() * std::mem::size_of::<Change>()) as u64
             })

@@ -9,9 +9,9 @@
 //!   ([`cost`]).
 //! - `scan-cost`: the parts on their own: the raw dump, scans with and
 //!   without tcp_info or a port filter, the /proc walk ([`cost`]).
-//! - `time`: runs a command R times with its output discarded and reports
-//!   median wall time, median CPU time (wait4 rusage) and peak RSS
-//!   ([`timing`]).
+//! - `time`: runs one or more commands R times each, in turn, with their
+//!   output discarded and reports median wall time, median CPU time (wait4
+//!   rusage) and peak RSS ([`timing`]).
 //!
 //! Results are printed as one `RESULT key=value ...` line each, for
 //! `bench/collector.sh` to collect.
@@ -93,7 +93,8 @@ usage:
       [--stall-after-ms 10000] [--filter either|remote] [--sleep-ms 0]
       The collector kernel worker's per-interval work (Worker::report), replicated.
   halfopen-sockbench scan-cost [--reps 5] [--ports P1,P2,..]
-  halfopen-sockbench time [--reps 5] [--name NAME] -- COMMAND [ARGS...]
+  halfopen-sockbench time [--reps 5] [--name 'NAME|NAME..'] -- COMMAND [ARGS...] [::: COMMAND [ARGS...]]...
+      Commands separated by ::: run in turn, one repetition of each per round.
 ";
 
 fn main() -> ExitCode {
