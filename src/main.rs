@@ -324,15 +324,18 @@ async fn run_async(cmd: Cmd) -> Result<()> {
 
 fn snapshot(json: bool, info: bool, proc_net: bool) -> Result<()> {
     let snap = halfopen_collector::snapshot::snapshot(proc_net, info).context("reading this host's sockets")?;
-    let mut rows: Vec<_> = snap
-        .sockets
-        .iter()
-        .map(|(r, p)| output::snapshot_json(r, p.as_ref()))
-        .collect();
+    let rows = snap.sockets.iter().map(|(r, p)| output::snapshot_json(r, p.as_deref()));
     if json {
-        println!("{}", serde_json::to_string(&rows)?);
+        // Streamed: no list of rows and no whole document in memory.
+        use serde::ser::Serializer as _;
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        serde_json::Serializer::new(&mut out).collect_seq(rows)?;
+        writeln!(out)?;
+        out.flush()?;
     } else {
-        rows.sort_by(|a, b| (a.side, &a.local, &a.remote).cmp(&(b.side, &b.local, &b.remote)));
+        let mut rows: Vec<_> = rows.collect();
+        rows.sort_by_cached_key(|r| (r.side, r.local.to_string(), r.remote.to_string()));
         print!("{}", output::snapshot_table(&rows));
         eprintln!(
             "{} sockets, {} listeners, read through {}",
@@ -368,7 +371,7 @@ async fn client(url: &str) -> Result<ReconcilerClient<tonic::transport::Channel>
     let ch = ep.connect().await.with_context(|| {
         format!("cannot reach the reconciler at {url} (is `halfopen reconciler` running there? set --reconciler or HALFOPEN_RECONCILER)")
     })?;
-    Ok(ReconcilerClient::new(ch).max_decoding_message_size(64 * 1024 * 1024))
+    Ok(ReconcilerClient::new(ch).max_decoding_message_size(1024 * 1024 * 1024))
 }
 
 fn hostname() -> Result<String> {

@@ -348,20 +348,21 @@ pub fn hosts_table(rows: &[HostJson]) -> String {
     s
 }
 
-/// One socket as `halfopen snapshot --json` prints it.
+/// One socket as `halfopen snapshot --json` prints it. Borrows the record's
+/// process; the endpoints are formatted while serializing, not stored.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct SnapshotJson {
+pub struct SnapshotJson<'a> {
     pub state: &'static str,
     pub side: &'static str,
-    pub local: String,
-    pub remote: String,
+    pub local: Endpoint,
+    pub remote: Endpoint,
     pub inode: u64,
     pub uid: u32,
     pub cookie: u64,
     pub keepalive: bool,
     pub pid: Option<u32>,
-    pub process: Option<String>,
-    pub cmdline: Option<String>,
+    pub process: Option<&'a str>,
+    pub cmdline: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_received: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -370,29 +371,81 @@ pub struct SnapshotJson {
     pub last_data_recv_ms: Option<u32>,
 }
 
-pub fn snapshot_json(r: &SocketRecord, p: Option<&Process>) -> SnapshotJson {
+/// An endpoint that serializes as `SocketAddr`'s Display does
+/// ("198.18.0.1:3306", "[2001:db8::1]:443"), IPv4 without going through
+/// `fmt` (most of `snapshot --json`'s user time went to that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint(pub std::net::SocketAddr);
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            std::net::SocketAddr::V4(a) => {
+                let mut buf = [0u8; 21]; // 255.255.255.255:65535
+                let mut n = 0;
+                for (i, o) in a.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[n] = b'.';
+                        n += 1;
+                    }
+                    n += write_decimal(u32::from(o), &mut buf[n..]);
+                }
+                buf[n] = b':';
+                n += 1;
+                n += write_decimal(u32::from(a.port()), &mut buf[n..]);
+                s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+            }
+            v6 => s.collect_str(&v6),
+        }
+    }
+}
+
+/// Writes `v` in decimal at the start of `out` (which has room); its length.
+fn write_decimal(mut v: u32, out: &mut [u8]) -> usize {
+    let mut tmp = [0u8; 10];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let len = tmp.len() - i;
+    out[..len].copy_from_slice(&tmp[i..]);
+    len
+}
+
+pub fn snapshot_json<'a>(r: &SocketRecord, p: Option<&'a Process>) -> SnapshotJson<'a> {
     SnapshotJson {
         state: r.state.name(),
         side: match r.side {
             halfopen_core::Side::Client => "client",
             halfopen_core::Side::Server => "server",
         },
-        local: r.tuple.local().to_string(),
-        remote: r.tuple.remote().to_string(),
+        local: Endpoint(r.tuple.local()),
+        remote: Endpoint(r.tuple.remote()),
         inode: r.inode,
         uid: r.uid,
         cookie: r.cookie,
         keepalive: r.keepalive,
         pid: p.map(|p| p.pid),
-        process: p.map(|p| p.comm.clone()),
-        cmdline: p.map(|p| p.cmdline.clone()),
+        process: p.map(|p| p.comm.as_str()),
+        cmdline: p.map(|p| p.cmdline.as_str()),
         bytes_received: r.info.map(|i| i.bytes_received),
         bytes_acked: r.info.map(|i| i.bytes_acked),
         last_data_recv_ms: r.info.map(|i| i.last_data_recv_ms),
     }
 }
 
-pub fn snapshot_table(rows: &[SnapshotJson]) -> String {
+pub fn snapshot_table(rows: &[SnapshotJson<'_>]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -5,7 +5,9 @@
 use halfopen_core::{ListenerPorts, Process, SocketRecord, TcpState, Tuple};
 use halfopen_sockets::owners::Owners;
 use halfopen_sockets::{ScanError, Scanner, Source};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
@@ -125,8 +127,11 @@ impl Kernel {
 struct Worker {
     scanner: Scanner,
     owners: Owners,
-    /// The table as last reported: what deltas are computed against.
-    sent: HashMap<Tuple, SocketRecord>,
+    /// The table as last reported: what deltas are computed against, each
+    /// record with the report it was last seen in.
+    sent: HashMap<Tuple, Sent, TupleHash>,
+    /// Number of the current report (wrapping), for `Sent::seen`.
+    generation: u32,
     buf: Vec<SocketRecord>,
     listeners: Vec<halfopen_core::Listener>,
     wants: Wants,
@@ -140,12 +145,35 @@ struct Worker {
 
 const LIBWRAP_REFRESH: u64 = 60;
 
+/// The kernel worker's per-interval work on the calling thread, without the
+/// thread and channel around it: exactly what [`Kernel::report`] runs, for
+/// benches and tools that must measure the real code path (the network
+/// namespace read is the calling thread's).
+pub struct Reporter(Worker);
+
+impl Reporter {
+    pub fn new(scanner: Scanner) -> Reporter {
+        Reporter(Worker::new(scanner))
+    }
+
+    /// What [`Kernel::configure`] sets.
+    pub fn configure(&mut self, wants: Wants) {
+        self.0.wants = wants;
+    }
+
+    /// One report: full (every socket) or the delta since the last one.
+    pub fn report(&mut self, full: bool) -> Result<ReportData, ScanError> {
+        self.0.report(full)
+    }
+}
+
 impl Worker {
     fn new(scanner: Scanner) -> Self {
         Worker {
             scanner,
             owners: Owners::new(),
-            sent: HashMap::new(),
+            sent: HashMap::default(),
+            generation: 0,
             buf: Vec::new(),
             listeners: Vec::new(),
             wants: Wants::default(),
@@ -259,24 +287,59 @@ impl Worker {
                 Vec::new()
             }
         };
-        let mut next: HashMap<Tuple, SocketRecord> = HashMap::with_capacity(self.buf.len());
-        for r in &self.buf {
-            // Two records for one tuple can only come from a dump racing a
-            // state change; the later one wins.
-            next.insert(r.tuple, *r);
-        }
-        if full {
-            out.upserted = next.values().copied().collect();
-        } else {
-            for (t, r) in &next {
-                match self.sent.get(t) {
-                    Some(old) if same(old, r) => {}
-                    _ => out.upserted.push(*r),
+        // The delta, in place: one hash lookup per socket, then one pass
+        // over the table for the removed ones (no second map per interval),
+        // and the table keeps only what `same` compares (not whole records).
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let mut changed: Vec<u32> = Vec::new(); // tuples, by their entry's latest index in buf
+        self.sent.reserve(self.buf.len().saturating_sub(self.sent.len()));
+        for (i, r) in self.buf.iter().enumerate() {
+            let i = i as u32;
+            let now = Sent::of(r, i, generation);
+            match self.sent.entry(r.tuple) {
+                Entry::Occupied(mut e) => {
+                    let s = e.get_mut();
+                    // Two records for one tuple can only come from a dump
+                    // racing a state change; the later one wins.
+                    let changed_now = full || !s.same(&now) || s.changed == generation;
+                    if changed_now && s.changed != generation {
+                        changed.push(i);
+                    }
+                    *s = Sent {
+                        changed: if changed_now { generation } else { s.changed },
+                        ..now
+                    };
+                }
+                Entry::Vacant(e) => {
+                    e.insert(Sent {
+                        changed: generation,
+                        ..now
+                    });
+                    changed.push(i);
                 }
             }
-            out.removed = self.sent.keys().filter(|t| !next.contains_key(t)).copied().collect();
         }
-        self.sent = next;
+        let mut removed = Vec::new();
+        self.sent.retain(|t, s| {
+            let keep = s.seen == generation;
+            if !keep {
+                removed.push(*t);
+            }
+            keep
+        });
+        // each changed tuple once, as its latest record in this scan
+        out.upserted = changed
+            .iter()
+            .map(|&i| {
+                let t = self.buf[i as usize].tuple;
+                self.sent.get(&t).map_or(i, |s| s.idx)
+            })
+            .map(|i| self.buf[i as usize])
+            .collect();
+        if !full {
+            out.removed = removed;
+        }
         Ok(out)
     }
 
@@ -287,10 +350,24 @@ impl Worker {
         if self.wants.greeting_ports.is_empty() {
             return Ok(Vec::new());
         }
+        // The scan just taken says whether any client socket talks to a
+        // greeting port; without one the second dump would find nothing
+        // (a connection made since then is seen next interval).
+        let greeting = halfopen_sockets::filter::PortSet::new(&self.wants.greeting_ports);
+        let candidates = self.buf.iter().any(|r| {
+            r.state == TcpState::Established
+                && r.side == halfopen_core::Side::Client
+                && greeting.contains(r.tuple.remote_port())
+        });
+        if !candidates {
+            return Ok(Vec::new());
+        }
         self.greeting_buf.clear();
         let mask = TcpState::Established.mask_bit();
+        // Remote port only: the server ends on a greeting port (a DB host's
+        // every connection) are not client sockets and need no tcp_info.
         self.scanner
-            .scan_ports(mask, true, &self.wants.greeting_ports, &mut self.greeting_buf)?;
+            .scan_remote_ports(mask, true, &self.wants.greeting_ports, &mut self.greeting_buf)?;
         Ok(self
             .greeting_buf
             .iter()
@@ -349,11 +426,68 @@ fn ports_of(listeners: &[halfopen_core::Listener]) -> ListenerPorts {
     ListenerPorts::new(listeners.iter().map(|l| l.addr))
 }
 
-/// Whether two records of the same tuple are the same as far as the
-/// reconciler cares (tcp_info is not sent in routine reports).
-fn same(a: &SocketRecord, b: &SocketRecord) -> bool {
-    a.cookie == b.cookie && a.state == b.state && a.side == b.side && a.keepalive == b.keepalive
+/// What the last report said about a tuple (the fields `same` compares),
+/// where its latest record is in the scan buffer, and in which reports it
+/// was last seen and last changed.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    cookie: u64,
+    idx: u32,
+    seen: u32,
+    changed: u32,
+    state: TcpState,
+    side: halfopen_core::Side,
+    keepalive: bool,
 }
+
+impl Sent {
+    fn of(r: &SocketRecord, idx: u32, generation: u32) -> Sent {
+        Sent {
+            cookie: r.cookie,
+            idx,
+            seen: generation,
+            changed: 0,
+            state: r.state,
+            side: r.side,
+            keepalive: r.keepalive,
+        }
+    }
+    /// Whether two records of the same tuple are the same as far as the
+    /// reconciler cares (tcp_info is not sent in routine reports).
+    fn same(&self, o: &Sent) -> bool {
+        self.cookie == o.cookie && self.state == o.state && self.side == o.side && self.keepalive == o.keepalive
+    }
+}
+
+/// FxHash (as in rustc-hash): a multiply and rotate per word. Tuples come
+/// from the kernel, not from an adversary, and SipHash made hashing most
+/// of the delta's cost (BENCHMARKS.md).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type TupleHash = BuildHasherDefault<FxHasher>;
 
 /// Interface addresses, for the Hello and for change detection.
 pub fn addresses() -> Result<Vec<IpAddr>, ScanError> {

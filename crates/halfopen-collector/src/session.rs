@@ -132,7 +132,7 @@ async fn session(
                 let new_addrs = addresses().map_err(KernelError::from)?;
                 let changed = if new_addrs != addrs { addrs = new_addrs; Some(addrs.clone()) } else { None };
                 debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.sockets, scan = ?data.scan_time, "report");
-                for m in report_messages(&mut seq, data, changed) {
+                for m in report_stream(&mut seq, data, changed) {
                     tx.send(m).await.map_err(|_| SessionError::Closed)?;
                 }
                 need_full = false;
@@ -196,51 +196,78 @@ fn msg_hello(h: v1::Hello) -> v1::CollectorMessage {
 /// table keeps one seq across its chunks (the last has `last_chunk`); a large
 /// delta becomes several consecutive deltas.
 pub fn report_messages(seq: &mut u64, data: ReportData, addresses: Option<Vec<IpAddr>>) -> Vec<v1::CollectorMessage> {
-    let taken_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let stats = v1::ScanStats {
-        sockets: data.sockets,
-        scan_us: data.scan_time.as_micros() as u64,
-        owners_vanished: data.owners_vanished,
-        permission_errors: data.permission_errors,
-    };
-    let mut items: Vec<Item> = data.upserted.iter().map(|r| Item::Up(socket_to_wire(r))).collect();
-    items.extend(data.removed.iter().map(|t| Item::Rm(tuple_to_wire(t))));
-    let chunks: Vec<&[Item]> = if items.is_empty() {
-        vec![&[]]
-    } else {
-        items.chunks(CHUNK).collect()
-    };
-    let n = chunks.len();
-    if data.full {
-        *seq += 1;
+    report_stream(seq, data, addresses).collect()
+}
+
+/// [`report_messages`] one message at a time: each chunk is converted to
+/// the wire form only when asked for, so a full table of N sockets never
+/// exists as N wire records at once (nor twice, as a list and as messages).
+/// `seq` is advanced by the whole report at once.
+pub fn report_stream(seq: &mut u64, data: ReportData, addresses: Option<Vec<IpAddr>>) -> ReportStream {
+    let total = data.upserted.len() + data.removed.len();
+    let chunks = total.div_ceil(CHUNK).max(1);
+    let first_seq = *seq + 1;
+    *seq += if data.full { 1 } else { chunks as u64 };
+    ReportStream {
+        taken_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        data,
+        addresses,
+        first_seq,
+        chunks,
+        next: 0,
     }
-    let mut out = Vec::with_capacity(n);
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        let last = i + 1 == n;
-        if !data.full {
-            *seq += 1;
+}
+
+/// See [`report_stream`].
+pub struct ReportStream {
+    data: ReportData,
+    addresses: Option<Vec<IpAddr>>,
+    taken_at: i64,
+    first_seq: u64,
+    chunks: usize,
+    next: usize,
+}
+
+impl Iterator for ReportStream {
+    type Item = v1::CollectorMessage;
+
+    fn next(&mut self) -> Option<v1::CollectorMessage> {
+        if self.next == self.chunks {
+            return None;
         }
+        let i = self.next;
+        self.next += 1;
+        let last = i + 1 == self.chunks;
+        let d = &mut self.data;
+        let (ups, total) = (d.upserted.len(), d.upserted.len() + d.removed.len());
+        let (lo, hi) = (i * CHUNK, ((i + 1) * CHUNK).min(total));
         let mut r = v1::Report {
-            seq: *seq,
-            full: data.full,
-            last_chunk: last || !data.full,
-            taken_at_unix_ms: taken_at,
+            seq: if d.full {
+                self.first_seq
+            } else {
+                self.first_seq + i as u64
+            },
+            full: d.full,
+            last_chunk: last || !d.full,
+            taken_at_unix_ms: self.taken_at,
+            upserted: d.upserted[lo.min(ups)..hi.min(ups)]
+                .iter()
+                .map(socket_to_wire)
+                .collect(),
+            removed: d.removed[lo.max(ups) - ups..hi.max(ups) - ups]
+                .iter()
+                .map(tuple_to_wire)
+                .collect(),
             ..Default::default()
         };
-        for it in chunk {
-            match it {
-                Item::Up(s) => r.upserted.push(s.clone()),
-                Item::Rm(t) => r.removed.push(t.clone()),
-            }
-        }
         if last {
-            r.listeners = data.listeners.iter().map(listener_to_wire).collect();
-            r.counters = data.counters.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            r.sysctls = data.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            r.silent = data
+            r.listeners = d.listeners.iter().map(listener_to_wire).collect();
+            r.counters = std::mem::take(&mut d.counters).into_iter().collect();
+            r.sysctls = std::mem::take(&mut d.sysctls).into_iter().collect();
+            r.silent = d
                 .silent
                 .iter()
                 .map(|(t, ms)| v1::SilentSocket {
@@ -248,21 +275,20 @@ pub fn report_messages(seq: &mut u64, data: ReportData, addresses: Option<Vec<Ip
                     silent_ms: *ms,
                 })
                 .collect();
-            r.stats = Some(stats);
-            if let Some(a) = &addresses {
+            r.stats = Some(v1::ScanStats {
+                sockets: d.sockets,
+                scan_us: d.scan_time.as_micros() as u64,
+                owners_vanished: d.owners_vanished,
+                permission_errors: d.permission_errors,
+            });
+            if let Some(a) = &self.addresses {
                 r.addresses = addrs_to_wire(a);
             }
         }
-        out.push(v1::CollectorMessage {
+        Some(v1::CollectorMessage {
             msg: Some(v1::collector_message::Msg::Report(r)),
-        });
+        })
     }
-    out
-}
-
-enum Item {
-    Up(v1::Socket),
-    Rm(v1::Tuple),
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@ use halfopen_core::{Listener, ListenerPorts, Process, SocketRecord, TcpState};
 use halfopen_sockets::owners::{Owners, ResolveStats};
 use halfopen_sockets::{ScanError, Scanner, Source};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub struct Snapshot {
     pub source: Source,
-    pub sockets: Vec<(SocketRecord, Option<Process>)>,
+    /// Each socket with its owner; a process's sockets share one value.
+    pub sockets: Vec<(SocketRecord, Option<Arc<Process>>)>,
     pub listeners: Vec<Listener>,
     pub owner_stats: ResolveStats,
 }
@@ -22,7 +24,7 @@ pub fn snapshot(force_proc: bool, with_info: bool) -> Result<Snapshot, ScanError
     let source = scanner.source();
     // The /proc walk does not depend on the dump: run them side by side.
     let (scan, (owners, owner_stats)) = std::thread::scope(|s| {
-        let walk = s.spawn(|| Owners::new().resolve_all());
+        let walk = s.spawn(|| Owners::new().resolve_all_shared());
         let scan = (|| -> Result<_, ScanError> {
             let mut listeners = Vec::new();
             scanner.listeners(&mut listeners)?;
@@ -34,10 +36,10 @@ pub fn snapshot(force_proc: bool, with_info: bool) -> Result<Snapshot, ScanError
         (scan, walked)
     });
     let (mut listeners, recs) = scan?;
-    let owners: HashMap<u64, Process> = owners;
+    let owners: HashMap<u64, Arc<Process>> = owners;
     let ports = ListenerPorts::new(listeners.iter().map(|l| l.addr));
     for l in &mut listeners {
-        l.process = owners.get(&l.inode).cloned();
+        l.process = owners.get(&l.inode).map(|p| Process::clone(p));
     }
     let sockets = recs
         .into_iter()

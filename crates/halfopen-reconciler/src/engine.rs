@@ -311,7 +311,9 @@ pub struct HostState {
     pub listeners: Vec<Listener>,
     pub client_sockets: u64,
     pub server_sockets: u64,
-    judgeable_last_tick: bool,
+    /// A judgement of one of this host's own sockets was skipped because the
+    /// host was not judgeable: its table is judged again when it is.
+    own_skipped: bool,
     pub sysctls: BTreeMap<String, String>,
     counters: BTreeMap<String, u64>,
     history: VecDeque<CounterSample>,
@@ -438,9 +440,13 @@ pub struct Engine {
     pending: HashMap<u64, Pending>,
     next_id: u64,
     next_session: u64,
-    /// Hosts that became judgeable or changed addresses since the last
-    /// sweep: sockets involving them are re-judged, coalesced.
+    /// Hosts whose addresses changed since the last sweep: sockets involving
+    /// them are re-judged, coalesced.
     changed: HashSet<HostIdx>,
+    /// Sockets whose judgement was skipped because the host at their other
+    /// end was not judgeable, by that host (with the length at which the list
+    /// is next compacted): judged again, and only they, when it is.
+    waiting: HashMap<HostIdx, (Vec<(HostIdx, Tuple)>, usize)>,
     last_sweep_mono: u64,
     /// Current stalled_greeting findings (skips a scan when there are none).
     stalled_count: usize,
@@ -466,6 +472,7 @@ impl Engine {
             next_id: 1,
             next_session: 1,
             changed: HashSet::new(),
+            waiting: HashMap::new(),
             last_sweep_mono: 0,
             stalled_count: 0,
             orphans_by_port: HashMap::new(),
@@ -501,7 +508,7 @@ impl Engine {
             listeners: Vec::new(),
             client_sockets: 0,
             server_sockets: 0,
-            judgeable_last_tick: false,
+            own_skipped: false,
             sysctls: BTreeMap::new(),
             counters: BTreeMap::new(),
             history: VecDeque::new(),
@@ -577,8 +584,54 @@ impl Engine {
         for id in ids {
             if let Some(p) = self.pending.remove(&id) {
                 for key in p.keys {
-                    self.candidates.remove(&key);
+                    if self.candidates.remove(&key).is_some() {
+                        self.defer(key, h);
+                    }
                 }
+            }
+        }
+    }
+
+    /// Remembers that `key`'s judgement waits for host `on` to be judgeable.
+    fn defer(&mut self, key: (HostIdx, Tuple), on: HostIdx) {
+        if key.0 == on {
+            self.hosts[on].own_skipped = true;
+            return;
+        }
+        let (list, compact_at) = self.waiting.entry(on).or_insert_with(|| (Vec::new(), 4096));
+        list.push(key);
+        if list.len() >= *compact_at {
+            // Bounded by the live sockets involving `on`, not by how often
+            // they were judged: drop duplicates and sockets gone since.
+            list.sort_unstable();
+            list.dedup();
+            let hosts = &self.hosts;
+            list.retain(|(c, t)| hosts[*c].table.contains_key(t));
+            *compact_at = (list.len() * 2).max(4096);
+        }
+    }
+
+    /// Judges again what waited for host `h`: its own table if a judgement
+    /// of it was skipped, and the sockets elsewhere whose other end is `h`.
+    fn rejudge(&mut self, h: HostIdx, now: Clock, out: &mut Vec<Action>) {
+        self.stats.sweeps += 1;
+        if std::mem::take(&mut self.hosts[h].own_skipped) {
+            let socks: Vec<(Tuple, Entry)> = self.hosts[h]
+                .table
+                .iter()
+                .filter(|(_, e)| e.state == TcpState::Established)
+                .map(|(t, e)| (*t, *e))
+                .collect();
+            for (t, e) in socks {
+                self.judge(h, t, e, now, out);
+            }
+        }
+        let (mut list, _) = self.waiting.remove(&h).unwrap_or_default();
+        list.sort_unstable();
+        list.dedup();
+        for (c, t) in list {
+            if let Some(&e) = self.hosts[c].table.get(&t) {
+                self.judge(c, t, e, now, out);
             }
         }
     }
@@ -695,12 +748,12 @@ impl Engine {
                 }
             }
             let entries: Vec<(Tuple, Entry)> = self.hosts[h].table.iter().map(|(t, e)| (*t, *e)).collect();
+            // Every socket of the table is judged here; sockets elsewhere whose
+            // other end is here wait in `waiting` until the next tick.
+            self.hosts[h].own_skipped = false;
             for (t, e) in entries {
                 self.on_upsert(h, t, e, now, &mut out);
             }
-            // Sockets on other hosts whose other end is here get judged at
-            // the next sweep.
-            self.changed.insert(h);
         } else {
             let expected = self.hosts[h].seq.map(|s| s + 1);
             if expected != Some(r.seq) {
@@ -863,7 +916,12 @@ impl Engine {
         let Some(o) = self.owner_of(t.remote_ip()) else {
             return; // unmonitored or ambiguous address: never judged
         };
-        if !self.judgeable(o, now) || !self.judgeable(h, now) {
+        if !self.judgeable(h, now) {
+            self.defer(key, h);
+            return;
+        }
+        if !self.judgeable(o, now) {
+            self.defer(key, o);
             return;
         }
         if self.hosts[o].table.contains_key(&t.mirror()) {
@@ -1067,10 +1125,9 @@ impl Engine {
         let mut out = Vec::new();
         for h in 0..self.hosts.len() {
             let j = self.judgeable(h, now);
-            if j && !self.hosts[h].judgeable_last_tick {
-                self.changed.insert(h);
+            if j && (self.hosts[h].own_skipped || self.waiting.contains_key(&h)) {
+                self.rejudge(h, now, &mut out);
             }
-            self.hosts[h].judgeable_last_tick = j;
         }
         if !self.changed.is_empty() && now.mono_ms >= self.last_sweep_mono + SWEEP_EVERY_MS {
             let changed = std::mem::take(&mut self.changed);
@@ -1103,16 +1160,21 @@ impl Engine {
             if cand.phase != Phase::Wait {
                 continue;
             }
-            if !self.judgeable(h, now) || !self.judgeable(cand.other, now) {
-                drop.push((h, t));
+            if !self.judgeable(h, now) {
+                drop.push(((h, t), h));
+                continue;
+            }
+            if !self.judgeable(cand.other, now) {
+                drop.push(((h, t), cand.other));
                 continue;
             }
             if now.mono_ms >= cand.first_seen.mono_ms + self.cfg.grace_ms {
                 batches.entry(cand.other).or_default().push((h, t));
             }
         }
-        for key in drop {
+        for (key, on) in drop {
             self.candidates.remove(&key);
+            self.defer(key, on);
         }
         for (o, keys) in batches {
             for chunk in keys.chunks(self.cfg.max_lookup_batch) {

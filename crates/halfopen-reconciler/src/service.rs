@@ -23,6 +23,10 @@ use tracing::{debug, error, info, warn};
 /// Largest message accepted from a collector. Collectors chunk their tables
 /// far below this; the margin is for foreign or future collectors.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest answer the reconciler sends. ListOrphans costs ~550 bytes per
+/// finding (explanations included), so 16 MiB ran out at ~20-30k findings,
+/// in exactly the incident it exists for. Only bounds what we send.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -201,7 +205,7 @@ impl ReconcilerService {
     pub fn into_server(self) -> ReconcilerServer<Self> {
         ReconcilerServer::new(self)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
     }
 
     /// Drives lookups, timeouts and staleness; runs until the task is dropped.

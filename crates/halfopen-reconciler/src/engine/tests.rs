@@ -311,6 +311,93 @@ fn disconnected_or_stale_server_is_never_judged() {
     );
 }
 
+/// Judgements skipped while a host was not judgeable are made when it is,
+/// without a sweep of every table: the server joining after the client, the
+/// server coming back from silence, the client coming back from silence.
+#[test]
+fn skipped_judgements_are_made_when_the_host_is_judgeable() {
+    fn confirm_by_lookups(
+        w: &mut TwoHosts,
+        tables: &HashMap<HostIdx, HashMap<Tuple, (TcpState, u64)>>,
+        at: u64,
+    ) -> Vec<Finding> {
+        let a = w.e.tick(clk(at));
+        let a = answer(&mut w.e, a, tables, &w.sessions, clk(at));
+        let a = answer(&mut w.e, a, tables, &w.sessions, clk(at));
+        confirmed(&a)
+    }
+    let orphan = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    let healthy_c = rec(sa(C_IP, 40002), sa(S_IP, 3306), Side::Client, TcpState::Established, 8);
+    let healthy_s = rec(sa(S_IP, 3306), sa(C_IP, 40002), Side::Server, TcpState::Established, 9);
+
+    // 1. The client's table arrives before the server's first one.
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    w.e.report(c, w.sessions[&c], full(1, vec![orphan, healthy_c]), clk(0));
+    assert_eq!(w.e.candidate_count(), 0, "the server is not judgeable yet");
+    w.e.report(s, w.sessions[&s], full(1, vec![healthy_s]), clk(100));
+    w.e.tick(clk(200));
+    assert_eq!(
+        w.e.candidate_count(),
+        1,
+        "judged at the tick after the server became judgeable"
+    );
+    let tables = HashMap::from([
+        (s, HashMap::from([(healthy_s.tuple, (TcpState::Established, 9))])),
+        (
+            c,
+            HashMap::from([
+                (orphan.tuple, (TcpState::Established, 7)),
+                (healthy_c.tuple, (TcpState::Established, 8)),
+            ]),
+        ),
+    ]);
+    let f = confirm_by_lookups(&mut w, &tables, 1300);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].tuple, Some(orphan.tuple));
+
+    // 2. The orphan appears while the server is silent (stale), then the server reports again.
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    w.e.report(s, w.sessions[&s], full(1, vec![healthy_s]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![healthy_c]), clk(0));
+    w.e.tick(clk(100));
+    let d = |seq, upserted: Vec<SocketRecord>, removed: Vec<Tuple>| ReportIn {
+        seq,
+        upserted,
+        removed,
+        last_chunk: true,
+        ..Default::default()
+    };
+    w.e.report(c, w.sessions[&c], d(2, vec![orphan], vec![]), clk(4_000));
+    w.e.tick(clk(4_100));
+    assert_eq!(w.e.candidate_count(), 0, "the server is stale");
+    w.e.report(s, w.sessions[&s], d(2, vec![], vec![]), clk(4_500));
+    w.e.tick(clk(4_600));
+    assert_eq!(w.e.candidate_count(), 1, "judged once the server is back");
+    assert_eq!(confirm_by_lookups(&mut w, &tables, 5_700).len(), 1);
+
+    // 3. The server's end goes while the client is silent, then the client reports again.
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    w.e.report(s, w.sessions[&s], full(1, vec![healthy_s]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![healthy_c]), clk(0));
+    w.e.tick(clk(100));
+    w.e.tick(clk(4_000));
+    w.e.report(s, w.sessions[&s], d(2, vec![], vec![healthy_s.tuple]), clk(4_000));
+    assert_eq!(w.e.candidate_count(), 0, "the client is stale");
+    w.e.report(c, w.sessions[&c], d(2, vec![], vec![]), clk(4_500));
+    w.e.tick(clk(4_600));
+    assert_eq!(w.e.candidate_count(), 1, "judged once the client is back");
+    let tables = HashMap::from([
+        (s, HashMap::new()),
+        (c, HashMap::from([(healthy_c.tuple, (TcpState::Established, 8))])),
+    ]);
+    let f = confirm_by_lookups(&mut w, &tables, 5_700);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].tuple, Some(healthy_c.tuple));
+}
+
 #[test]
 fn sequence_gap_asks_for_resync_and_suspends_judgement() {
     let mut w = two_hosts();
