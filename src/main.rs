@@ -295,11 +295,15 @@ async fn run_async(cmd: Cmd) -> Result<()> {
                     _ => anyhow::anyhow!("asking {reconciler} to explain: {s}"),
                 })?
                 .into_inner();
+            let diagnoses: Vec<_> = r
+                .diagnoses
+                .into_iter()
+                .map(halfopen_proto::convert::diagnosis_from_wire)
+                .collect();
             if json {
-                let v: Vec<_> = r.diagnoses.iter().map(output::diagnosis_json).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&diagnoses)?);
             } else {
-                print!("{}", output::explain_text(&r.diagnoses));
+                print!("{}", output::explain_text(&diagnoses));
             }
             Ok(())
         }

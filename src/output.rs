@@ -1,6 +1,6 @@
 //! What the CLI prints: JSON objects (contracts for scripts) and human tables,
 //! built from plain values so they are tested without a reconciler.
-use halfopen_core::{ip_from_wire, Process, SocketRecord, Tuple};
+use halfopen_core::{ip_from_wire, Diagnosis, Process, SocketRecord, Tuple};
 use halfopen_proto::convert::{process_from_wire, tuple_from_wire};
 use halfopen_proto::v1;
 use serde::Serialize;
@@ -124,7 +124,7 @@ pub fn findings_table(rows: &[OrphanJson]) -> String {
 }
 
 /// `halfopen explain`: the diagnosis in plain words, then the changes.
-pub fn explain_text(d: &[v1::Diagnosis]) -> String {
+pub fn explain_text(d: &[Diagnosis]) -> String {
     let mut s = String::new();
     if d.is_empty() {
         s.push_str("Nothing needs attention: no finding and no listener at risk.\n");
@@ -150,42 +150,6 @@ pub fn explain_text(d: &[v1::Diagnosis]) -> String {
         s.push('\n');
     }
     s
-}
-
-#[derive(Debug, Serialize)]
-pub struct ChangeJson {
-    pub setting: String,
-    pub current: String,
-    pub suggested: String,
-    pub how: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DiagnosisJson {
-    pub target: String,
-    pub title: String,
-    pub facts: Vec<String>,
-    pub causes: Vec<String>,
-    pub changes: Vec<ChangeJson>,
-}
-
-pub fn diagnosis_json(d: &v1::Diagnosis) -> DiagnosisJson {
-    DiagnosisJson {
-        target: d.target.clone(),
-        title: d.title.clone(),
-        facts: d.facts.clone(),
-        causes: d.causes.clone(),
-        changes: d
-            .changes
-            .iter()
-            .map(|c| ChangeJson {
-                setting: c.setting.clone(),
-                current: c.current.clone(),
-                suggested: c.suggested.clone(),
-                how: c.how.clone(),
-            })
-            .collect(),
-    }
 }
 
 /// The human table: grouped by server listener, then by client process.
@@ -581,12 +545,12 @@ mod tests {
 
     #[test]
     fn explain_text_lists_changes() {
-        let d = v1::Diagnosis {
+        let d = Diagnosis {
             target: "db:3306".into(),
             title: "listener 0.0.0.0:3306 on db".into(),
             facts: vec!["accept queue 5 of 4".into()],
             causes: vec!["A burst overflowed".into()],
-            changes: vec![v1::Change {
+            changes: vec![halfopen_core::Change {
                 setting: "back_log (mariadbd)".into(),
                 current: "4".into(),
                 suggested: "512".into(),

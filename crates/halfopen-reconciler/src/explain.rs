@@ -2,6 +2,7 @@
 //! plain words with current and suggested values. Pure functions of what the
 //! engine knows (listener, sysctls, counter deltas, findings).
 use halfopen_core::Listener;
+pub use halfopen_core::{Change, Diagnosis};
 use std::collections::BTreeMap;
 
 /// Counters that show an accept queue overflowing or SYN cookies answering.
@@ -14,23 +15,6 @@ pub const OVERFLOW_COUNTERS: &[&str] = &[
     "TcpExt.TCPReqQFullDoCookies",
     "TcpExt.TCPReqQFullDrop",
 ];
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Change {
-    pub setting: String,
-    pub current: String,
-    pub suggested: String,
-    pub how: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Diagnosis {
-    pub target: String,
-    pub title: String,
-    pub facts: Vec<String>,
-    pub causes: Vec<String>,
-    pub changes: Vec<Change>,
-}
 
 /// What the engine passes about a server listener and its host.
 pub struct ListenerContext<'a> {

@@ -362,25 +362,6 @@ pub fn finding_to_wire(v: &FindingView) -> v1::Finding {
     }
 }
 
-fn diagnosis_to_wire(d: &crate::explain::Diagnosis) -> v1::Diagnosis {
-    v1::Diagnosis {
-        target: d.target.clone(),
-        title: d.title.clone(),
-        facts: d.facts.clone(),
-        causes: d.causes.clone(),
-        changes: d
-            .changes
-            .iter()
-            .map(|c| v1::Change {
-                setting: c.setting.clone(),
-                current: c.current.clone(),
-                suggested: c.suggested.clone(),
-                how: c.how.clone(),
-            })
-            .collect(),
-    }
-}
-
 pub fn host_to_wire(h: &HostView) -> v1::HostInfo {
     v1::HostInfo {
         host_id: h.name.clone(),
