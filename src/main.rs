@@ -242,15 +242,10 @@ async fn run_async(cmd: Cmd) -> Result<()> {
         }
         Cmd::Orphans { reconciler, json } => {
             let mut c = client(&reconciler).await?;
-            let r = c
-                .list_orphans(v1::ListOrphansRequest {
-                    kind: "client_only".into(),
-                })
+            let findings = halfopen_proto::paging::list_findings(&mut c, "client_only")
                 .await
-                .with_context(|| format!("asking {reconciler} for orphans"))?
-                .into_inner();
-            let rows: Vec<_> = r
-                .findings
+                .with_context(|| format!("asking {reconciler} for orphans"))?;
+            let rows: Vec<_> = findings
                 .iter()
                 .filter(|f| f.kind == "client_only")
                 .filter_map(output::orphan_json)
@@ -264,14 +259,10 @@ async fn run_async(cmd: Cmd) -> Result<()> {
         }
         Cmd::Findings { reconciler, kind, json } => {
             let mut c = client(&reconciler).await?;
-            let r = c
-                .list_orphans(v1::ListOrphansRequest {
-                    kind: kind.unwrap_or_default(),
-                })
+            let findings = halfopen_proto::paging::list_findings(&mut c, &kind.unwrap_or_default())
                 .await
-                .with_context(|| format!("asking {reconciler} for findings"))?
-                .into_inner();
-            let rows: Vec<_> = r.findings.iter().filter_map(output::orphan_json).collect();
+                .with_context(|| format!("asking {reconciler} for findings"))?;
+            let rows: Vec<_> = findings.iter().filter_map(output::orphan_json).collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {

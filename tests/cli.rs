@@ -149,3 +149,96 @@ fn help_teaches_with_examples() {
     let out = halfopen(&["--help"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("halfopen demo"));
 }
+
+/// Stops the child when the test ends, also on failure.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A big incident restored from the findings database (12,345 findings,
+/// ~6.8 MB: more than 2 pages of 5,000) is listed whole by `findings` and
+/// `orphans`, each finding once.
+#[test]
+fn a_big_incident_is_listed_whole_through_pages() {
+    use halfopen_core::Tuple;
+    use halfopen_reconciler::{store::Store, Finding, FindingKind};
+    const N: usize = 12_345;
+    let dir = std::env::temp_dir().join(format!("halfopen-cli-paging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("findings.db");
+    {
+        let store = Store::open(&db).unwrap();
+        for i in 0..N {
+            let kind = if i % 5 == 0 {
+                FindingKind::ServerOnly
+            } else {
+                FindingKind::ClientOnly
+            };
+            let client = format!("127.0.{}.{}:{}", 1 + i / 60_000, 1 + (i / 250) % 250, 10_000 + i % 250);
+            let f = Finding {
+                kind,
+                tuple: Some(Tuple::new(client.parse().unwrap(), "127.0.0.1:3306".parse().unwrap())),
+                client_host: "app".into(),
+                server_host: "db".into(),
+                explanation: "x".repeat(400),
+                confirmed_at_ms: 1_700_000_000_000,
+                first_seen_ms: 1_700_000_000_000,
+                ..Default::default()
+            };
+            store.record_confirmed(&f).unwrap();
+        }
+    }
+    let mut started = None;
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_halfopen"))
+            .args(["reconciler", "--listen", &addr, "--db", db.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let child = Child(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if halfopen(&["hosts", "--reconciler", &addr]).status.success() {
+                started = Some((child, addr));
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if started.is_some() {
+            break;
+        }
+    }
+    let (_child, addr) = started.expect("reconciler did not start in 20 s (5 tries)");
+    let list = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut a = args.to_vec();
+        a.extend(["--json", "--reconciler", &addr]);
+        let out = halfopen(&a);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let distinct = |v: &[serde_json::Value]| {
+        let mut k: Vec<String> = v
+            .iter()
+            .map(|f| format!("{} {} {}", f["kind"], f["client"], f["server"]))
+            .collect();
+        k.sort();
+        k.dedup();
+        k.len()
+    };
+    let all = list(&["findings"]);
+    assert_eq!(all.len(), N);
+    assert_eq!(distinct(&all), N, "a finding listed twice");
+    let orphans = list(&["orphans"]);
+    assert_eq!(orphans.len(), N - N.div_ceil(5));
+    assert_eq!(distinct(&orphans), orphans.len());
+    let server_only = list(&["findings", "--kind", "server_only"]);
+    assert_eq!(server_only.len(), N.div_ceil(5));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,21 +12,6 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// db/app/recon with extra reconciler flags.
-fn fleet_with(lab: &mut Lab, interval: &str, extra: &[&str]) -> Fleet {
-    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
-    lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
-    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
-    lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
-    let mut args = vec!["--no-db"];
-    args.extend_from_slice(extra);
-    let mut fleet = Fleet::start(lab, &exe(), "recon", &args).unwrap();
-    fleet.add_collector(lab, "db", interval).unwrap();
-    fleet.add_collector(lab, "app", interval).unwrap();
-    fleet.wait_for_collectors(lab, TIMEOUT).unwrap();
-    fleet
-}
-
 fn findings(lab: &Lab, fleet: &Fleet, kind: &str) -> Vec<serde_json::Value> {
     match fleet.query(lab, &["findings", "--kind", kind]).unwrap() {
         serde_json::Value::Array(a) => a,
@@ -49,7 +34,7 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 #[test]
 fn the_incident_is_explained_with_the_real_backlog_and_counters() {
     let Some(mut lab) = lab("e2e-explain") else { return };
-    let fleet = fleet_with(&mut lab, "1s", &[]);
+    let fleet = standard(&mut lab, "1s");
     let before = lab.net_counters("db").unwrap();
     let _inc = incident(&mut lab, "db", "0.0.0.0:3306", "app", "198.18.0.1:3306", 200);
     let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
@@ -114,7 +99,7 @@ fn the_incident_is_explained_with_the_real_backlog_and_counters() {
 #[test]
 fn a_stalled_greeting_is_found_with_the_server_process_and_clears_when_it_greets() {
     let Some(mut lab) = lab("e2e-stall") else { return };
-    let fleet = fleet_with(&mut lab, "1s", &["--stall-after", "3s"]);
+    let fleet = standard_with(&mut lab, "1s", &["--stall-after", "3s"]);
     let server = lab
         .spawn(
             "db",
@@ -168,7 +153,7 @@ fn a_stalled_greeting_is_found_with_the_server_process_and_clears_when_it_greets
 #[test]
 fn a_client_whose_reset_never_arrives_leaves_a_server_only_connection() {
     let Some(mut lab) = lab("e2e-srvonly") else { return };
-    let fleet = fleet_with(&mut lab, "1s", &[]);
+    let fleet = standard(&mut lab, "1s");
     let server = lab
         .spawn(
             "db",
@@ -257,45 +242,16 @@ fn a_healthy_busy_server_has_no_finding_at_all() {
     let Some(mut lab) = lab("e2e-healthy") else { return };
     // A 3 s interval against the 1 s grace: connections are seen on one side
     // before the other, so the confirmation really has work to do.
-    let fleet = fleet_with(&mut lab, "3s", &["--stall-after", "2s"]);
-    let server = lab
-        .spawn(
-            "db",
-            &exe(),
-            &["lab", "greet-server", "--listen", "0.0.0.0:3306", "--backlog", "4096"],
-        )
-        .unwrap();
-    server.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
-    let churn = lab
-        .spawn(
-            "app",
-            &exe(),
-            &[
-                "lab",
-                "churn",
-                "--target",
-                "198.18.0.1:3306",
-                "--rate",
-                "300/s",
-                "--max-life",
-                "6s",
-                "--duration",
-                "20s",
-            ],
-        )
-        .unwrap();
+    let fleet = standard_with(&mut lab, "3s", &["--stall-after", "2s"]);
+    let (_server, churn) = healthy_churn(&mut lab, 3306, "20s");
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(22) {
         let all = fleet.query(&lab, &["findings"]).unwrap();
         assert_eq!(all, serde_json::json!([]), "a healthy server produced findings");
         std::thread::sleep(Duration::from_millis(700));
     }
-    let summary = churn
-        .wait_for_line(|l| l.contains("\"opened\""), Duration::from_secs(30))
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
-    assert!(v["opened"].as_u64().unwrap() >= 3000, "{summary}");
-    assert_eq!(v["errors"].as_u64(), Some(0), "{summary}");
+    let v = churn_summary(&churn);
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
     let text = fleet.query(&lab, &["explain"]).unwrap();
     assert_eq!(text, serde_json::json!([]), "nothing needs attention");
     lab.teardown().unwrap();

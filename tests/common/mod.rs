@@ -27,15 +27,73 @@ pub fn lab(tag: &str) -> Option<Lab> {
 /// db 198.18.0.1 (syncookies on), app 198.18.0.2, recon 198.18.0.3; the
 /// reconciler on recon (no database), collectors on db and app.
 pub fn standard(lab: &mut Lab, interval: &str) -> Fleet {
+    standard_with(lab, interval, &[])
+}
+
+/// [`standard`] with extra reconciler flags.
+pub fn standard_with(lab: &mut Lab, interval: &str, extra: &[&str]) -> Fleet {
     lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
     lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
     lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
     lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
-    let mut fleet = Fleet::start(lab, &exe(), "recon", &["--no-db"]).unwrap();
+    let mut args = vec!["--no-db"];
+    args.extend_from_slice(extra);
+    let mut fleet = Fleet::start(lab, &exe(), "recon", &args).unwrap();
     fleet.add_collector(lab, "db", interval).unwrap();
     fleet.add_collector(lab, "app", interval).unwrap();
     fleet.wait_for_collectors(lab, Duration::from_secs(30)).unwrap();
     fleet
+}
+
+/// Healthy traffic: a greeting server on db `0.0.0.0:PORT` with a real
+/// backlog (4096), churned from app by 300 connects/s whose lifetimes (up to
+/// 6 s) straddle the collectors' interval, for `duration`. Returns the
+/// server and the churn; see [`churn_summary`].
+pub fn healthy_churn(lab: &mut Lab, port: u16, duration: &str) -> (LabChild, LabChild) {
+    let listen = format!("0.0.0.0:{port}");
+    let server = lab
+        .spawn(
+            "db",
+            &exe(),
+            &["lab", "greet-server", "--listen", &listen, "--backlog", "4096"],
+        )
+        .unwrap();
+    server.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
+    let target = format!("198.18.0.1:{port}");
+    let churn = lab
+        .spawn(
+            "app",
+            &exe(),
+            &[
+                "lab",
+                "churn",
+                "--target",
+                &target,
+                "--rate",
+                "300/s",
+                "--max-life",
+                "6s",
+                "--duration",
+                duration,
+            ],
+        )
+        .unwrap();
+    (server, churn)
+}
+
+/// The churn's closing summary, checked to have opened enough connections
+/// (>= 3,000) to prove anything.
+pub fn churn_summary(churn: &LabChild) -> serde_json::Value {
+    let summary = churn
+        .wait_for_line(|l| l.contains("\"opened\""), Duration::from_secs(30))
+        .unwrap();
+    println!("churn: {summary}");
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert!(
+        v["opened"].as_u64().unwrap() >= 3000,
+        "churn too slow to prove anything: {summary}"
+    );
+    v
 }
 
 pub struct Incident {

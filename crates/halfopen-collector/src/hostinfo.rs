@@ -56,9 +56,17 @@ pub fn sysctls() -> Result<BTreeMap<String, String>, HostInfoError> {
 
 /// Whether the process maps libwrap (TCP wrappers). A process that vanished
 /// or cannot be read is reported as an error for the caller to count.
+/// A process that has exited meanwhile has no maps: false, not an error.
 pub fn has_libwrap(pid: u32) -> Result<bool, HostInfoError> {
-    let maps = read(&format!("/proc/{pid}/maps"))?;
-    Ok(maps_have_libwrap(&maps))
+    match read(&format!("/proc/{pid}/maps")) {
+        Ok(maps) => Ok(maps_have_libwrap(&maps)),
+        Err(HostInfoError::Read { source, .. })
+            if matches!(source.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Pure part of [`has_libwrap`].
@@ -81,6 +89,8 @@ mod tests {
         assert!(s["net.core.somaxconn"].parse::<u32>().is_ok(), "{s:?}");
         assert!(s.contains_key("net.ipv4.tcp_syncookies"));
         assert!(!has_libwrap(std::process::id()).unwrap());
+        // no such process: false, not an error (pid_max is at most 2^22)
+        assert!(!has_libwrap(u32::MAX).unwrap());
     }
 
     #[test]

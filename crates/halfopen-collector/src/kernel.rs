@@ -246,19 +246,26 @@ impl Worker {
         if self.reports.is_multiple_of(LIBWRAP_REFRESH) {
             self.libwrap.clear();
         }
+        let mut libwrap_error = None;
         for l in &mut self.listeners {
             if let Some(pid) = l.process.as_ref().map(|p| p.pid) {
                 let known = self.libwrap.get(&pid).copied();
                 l.libwrap = match known {
                     Some(v) => v,
                     None => {
-                        // A process that exited meanwhile simply has no maps.
-                        let v = crate::hostinfo::has_libwrap(pid).unwrap_or(false);
+                        let v = crate::hostinfo::has_libwrap(pid).unwrap_or_else(|e| {
+                            // unknown, and said so below: the explanation just lacks the libwrap hint
+                            libwrap_error.get_or_insert(e.to_string());
+                            false
+                        });
                         self.libwrap.insert(pid, v);
                         v
                     }
                 };
             }
+        }
+        if let Some(e) = libwrap_error {
+            self.problem("checking a listener for libwrap", e);
         }
         if out.permission_errors > 0 {
             self.problem(

@@ -148,7 +148,117 @@ pub struct Finding {
     pub in_accept_queue: bool,
 }
 
+/// The order findings are listed and paged in: kind, server end, client end,
+/// listener, client host, server host. No two current findings share it (the
+/// engine keys a finding by kind, holder host and tuple, all of which it holds).
+pub type OrderKey<'a> = (
+    FindingKind,
+    Option<SocketAddr>,
+    Option<SocketAddr>,
+    Option<SocketAddr>,
+    &'a str,
+    &'a str,
+);
+
+/// Where a page of findings ended: the last finding's [`OrderKey`], owned,
+/// and carried by clients as an opaque token ([`PageCursor::token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageCursor {
+    kind: FindingKind,
+    remote: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    listener: Option<SocketAddr>,
+    client_host: String,
+    server_host: String,
+}
+
+impl PageCursor {
+    pub fn of(f: &Finding) -> PageCursor {
+        let (kind, remote, local, listener, client_host, server_host) = f.order_key();
+        PageCursor {
+            kind,
+            remote,
+            local,
+            listener,
+            client_host: client_host.to_string(),
+            server_host: server_host.to_string(),
+        }
+    }
+
+    pub fn key(&self) -> OrderKey<'_> {
+        (
+            self.kind,
+            self.remote,
+            self.local,
+            self.listener,
+            &self.client_host,
+            &self.server_host,
+        )
+    }
+
+    /// `kind~remote~local~listener~hex(client host)~hex(server host)`, `-`
+    /// for an absent address: printable, and no host name can break it.
+    pub fn token(&self) -> String {
+        let addr = |a: Option<SocketAddr>| a.map_or_else(|| "-".to_string(), |a| a.to_string());
+        let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        format!(
+            "{}~{}~{}~{}~{}~{}",
+            self.kind.as_str(),
+            addr(self.remote),
+            addr(self.local),
+            addr(self.listener),
+            hex(&self.client_host),
+            hex(&self.server_host)
+        )
+    }
+
+    /// Reads a [`PageCursor::token`]; None if it is not one.
+    pub fn parse(token: &str) -> Option<PageCursor> {
+        let mut it = token.split('~');
+        let mut next = || it.next();
+        let kind = FindingKind::parse(next()?)?;
+        let addr = |s: &str| -> Option<Option<SocketAddr>> {
+            if s == "-" {
+                Some(None)
+            } else {
+                s.parse().ok().map(Some)
+            }
+        };
+        let unhex = |s: &str| -> Option<String> {
+            if !s.len().is_multiple_of(2) {
+                return None;
+            }
+            let bytes = (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            String::from_utf8(bytes).ok()
+        };
+        let c = PageCursor {
+            kind,
+            remote: addr(next()?)?,
+            local: addr(next()?)?,
+            listener: addr(next()?)?,
+            client_host: unhex(next()?)?,
+            server_host: unhex(next()?)?,
+        };
+        next().is_none().then_some(c)
+    }
+}
+
 impl Finding {
+    /// See [`OrderKey`].
+    pub fn order_key(&self) -> OrderKey<'_> {
+        (
+            self.kind,
+            self.tuple.map(|t| t.remote()),
+            self.tuple.map(|t| t.local()),
+            self.listener,
+            &self.client_host,
+            &self.server_host,
+        )
+    }
+
     /// Where this finding lives in the engine: kind, the host that holds it,
     /// and the tuple in that host's view (a listener's own address for
     /// listener_at_risk).
@@ -1417,10 +1527,40 @@ impl Engine {
     }
 
     /// Current findings, ordered by kind, server endpoint, then client.
+    /// Every current finding, in [`Finding::order_key`] order.
     pub fn findings(&self, now: Clock) -> Vec<FindingView> {
-        let mut v: Vec<FindingView> = self
+        self.findings_page(now, None, None, usize::MAX).0
+    }
+
+    /// Up to `limit` findings of `kind` (every kind if None) that come after
+    /// `after` in [`Finding::order_key`] order, and the cursor to ask for the
+    /// next page with (None when nothing follows). Findings that appear or go
+    /// between pages are seen or not, but none is listed twice.
+    pub fn findings_page(
+        &self,
+        now: Clock,
+        kind: Option<FindingKind>,
+        after: Option<&PageCursor>,
+        limit: usize,
+    ) -> (Vec<FindingView>, Option<PageCursor>) {
+        let mut v: Vec<(&FKey, &Finding)> = self
             .findings
             .iter()
+            .filter(|(_, f)| kind.is_none_or(|k| f.kind == k) && after.is_none_or(|a| f.order_key() > a.key()))
+            .collect();
+        let more = v.len() > limit;
+        if more {
+            v.select_nth_unstable_by(limit, |a, b| a.1.order_key().cmp(&b.1.order_key()));
+            v.truncate(limit);
+        }
+        v.sort_unstable_by(|a, b| a.1.order_key().cmp(&b.1.order_key()));
+        let next = if more {
+            v.last().map(|(_, f)| PageCursor::of(f))
+        } else {
+            None
+        };
+        let views = v
+            .into_iter()
             .map(|(&(_, h, _), f)| FindingView {
                 finding: f.clone(),
                 client_host_stale: match f.kind {
@@ -1429,16 +1569,7 @@ impl Engine {
                 },
             })
             .collect();
-        v.sort_by_key(|f| {
-            (
-                f.finding.kind,
-                f.finding.tuple.map(|t| t.remote()),
-                f.finding.tuple.map(|t| t.local()),
-                f.finding.listener,
-                f.finding.client_host.clone(),
-            )
-        });
-        v
+        (views, next)
     }
 
     pub fn hosts(&self, now: Clock) -> Vec<HostView> {
@@ -1580,22 +1711,8 @@ impl Engine {
         d
     }
 
-    pub fn host_name(&self, h: HostIdx) -> &str {
-        &self.hosts[h].name
-    }
-
-    /// Number of socket records held, all hosts.
-    pub fn socket_count(&self) -> usize {
-        self.hosts.iter().map(|h| h.table.len()).sum()
-    }
-
     pub fn candidate_count(&self) -> usize {
         self.candidates.len()
-    }
-
-    /// Addresses owned by exactly one monitored host, or ambiguous (tests, debugging).
-    pub fn monitored_addresses(&self) -> HashSet<IpAddr> {
-        self.owners.keys().copied().collect()
     }
 }
 

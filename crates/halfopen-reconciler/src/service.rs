@@ -2,8 +2,15 @@
 //! the engine, a ticker that drives confirmations, a writer thread for the
 //! store, and the query calls the CLI uses. All matching decisions are the
 //! engine's; this module only moves messages.
+//!
+//! The engine lives on its own thread ("halfopen-engine") and is reached
+//! through a bounded queue of jobs: a long engine call (a 500,000-socket full
+//! table, a 50,000-finding page) never blocks the async runtime, so HTTP/2
+//! keepalives, decoding and the other sessions keep going, and a full queue
+//! slows the collectors down through flow control instead of growing memory.
 use crate::engine::{
-    Action, Clock, Engine, EngineConfig, FindingKind, FindingView, HelloIn, HostIdx, HostView, LookupResultIn, ReportIn,
+    Action, Clock, Engine, EngineConfig, FindingKind, FindingView, HelloIn, HostIdx, HostView, LookupResultIn,
+    PageCursor, ReportIn,
 };
 use crate::store::{Store, StoreError};
 use halfopen_core::TcpState;
@@ -23,6 +30,8 @@ use tracing::{debug, error, info, warn};
 /// Largest message accepted from a collector. Collectors chunk their tables
 /// far below this; the margin is for foreign or future collectors.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest page of ListOrphans (~5.5 MB at ~550 bytes per finding).
+pub const MAX_PAGE_SIZE: usize = 10_000;
 /// Largest answer the reconciler sends. ListOrphans costs ~550 bytes per
 /// finding (explanations included), so 16 MiB ran out at ~20-30k findings,
 /// in exactly the incident it exists for. Only bounds what we send.
@@ -34,6 +43,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -53,29 +64,41 @@ enum StoreCmd {
     Gone(crate::engine::Finding, i64, crate::engine::GoneReason),
 }
 
+/// Work for the engine thread: it gets the engine and the time at which it runs.
+type Job = Box<dyn FnOnce(&mut Engine, Clock) + Send>;
+
+/// Jobs waiting for the engine thread. Each holds at most one decoded report
+/// chunk (<= 16,384 records), so this bounds the memory of queued work.
+const ENGINE_QUEUE: usize = 256;
+
 struct Shared {
-    engine: Mutex<Engine>,
+    jobs: mpsc::Sender<Job>,
     sessions: Mutex<HashMap<HostIdx, (u64, Outbox)>>,
     store: Option<std::sync::mpsc::Sender<StoreCmd>>,
-    start: Instant,
 }
 
 impl Shared {
-    fn now(&self) -> Clock {
-        let wall_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Clock {
-            mono_ms: self.start.elapsed().as_millis() as u64,
-            wall_ms,
-        }
+    /// Queues `f` for the engine thread and returns once it is queued (waits
+    /// while the queue is full).
+    async fn tell(&self, f: impl FnOnce(&mut Engine, Clock) + Send + 'static) -> Result<(), Status> {
+        self.jobs
+            .send(Box::new(f))
+            .await
+            .map_err(|_| Status::unavailable("the reconciler's engine has stopped"))
     }
 
-    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
-        // A panic while holding the lock is a bug; the engine's state is
-        // still the best we have, so keep serving.
-        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the engine thread and returns its result.
+    async fn ask<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine, Clock) -> R + Send + 'static,
+    ) -> Result<R, Status> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tell(move |e, now| {
+            let _ = tx.send(f(e, now)); // the asker may have gone: nothing to do
+        })
+        .await?;
+        rx.await
+            .map_err(|_| Status::internal("the engine failed on this request (see the reconciler's log)"))
     }
 
     fn dispatch(&self, actions: Vec<Action>) {
@@ -192,12 +215,17 @@ impl ReconcilerService {
             }
             None => None,
         };
+        let start = Instant::now();
+        let (jobs, rx) = mpsc::channel::<Job>(ENGINE_QUEUE);
+        std::thread::Builder::new()
+            .name("halfopen-engine".into())
+            .spawn(move || engine_thread(engine, rx, start))
+            .map_err(ServeError::Thread)?;
         Ok(ReconcilerService {
             shared: Arc::new(Shared {
-                engine: Mutex::new(engine),
+                jobs,
                 sessions: Mutex::new(HashMap::new()),
                 store: store_tx,
-                start: Instant::now(),
             }),
         })
     }
@@ -214,20 +242,54 @@ impl ReconcilerService {
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             iv.tick().await;
-            let now = self.shared.now();
-            let actions = self.shared.engine().tick(now);
-            self.shared.dispatch(actions);
+            let shared = self.shared.clone();
+            // Waiting for the tick to run keeps at most one tick queued when
+            // the engine is behind.
+            let r = self
+                .shared
+                .ask(move |e, now| {
+                    let actions = e.tick(now);
+                    shared.dispatch(actions);
+                })
+                .await;
+            if r.is_err() {
+                error!("engine thread has stopped: no more confirmations");
+                return;
+            }
         }
     }
 
-    pub fn findings(&self) -> Vec<FindingView> {
-        let now = self.shared.now();
-        self.shared.engine().findings(now)
+    /// Current findings, in [`FindingOrder`].
+    pub async fn findings(&self) -> Result<Vec<FindingView>, Status> {
+        self.shared.ask(|e, now| e.findings(now)).await
     }
 
-    pub fn hosts(&self) -> Vec<HostView> {
-        let now = self.shared.now();
-        self.shared.engine().hosts(now)
+    pub async fn hosts(&self) -> Result<Vec<HostView>, Status> {
+        self.shared.ask(|e, now| e.hosts(now)).await
+    }
+}
+
+/// Owns the engine: runs jobs in order until every sender is gone. A panic
+/// in a job is a bug; it is logged and the engine keeps serving with the
+/// state it has (the best there is).
+fn engine_thread(mut engine: Engine, mut rx: mpsc::Receiver<Job>, start: Instant) {
+    while let Some(job) = rx.blocking_recv() {
+        let now = clock(start);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut engine, now)));
+        if r.is_err() {
+            error!("an engine job panicked (a bug; please report it with the log above); still serving");
+        }
+    }
+}
+
+fn clock(start: Instant) -> Clock {
+    let wall_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Clock {
+        mono_ms: start.elapsed().as_millis() as u64,
+        wall_ms,
     }
 }
 
@@ -405,52 +467,63 @@ impl Reconciler for ReconcilerService {
             return Err(Status::invalid_argument("Hello.host_id is empty"));
         }
         let shared = self.shared.clone();
-        let now = shared.now();
-        let (h, session) = shared.engine().connect(hello_in(&hello, peer), now);
-        info!(host = %hello.host_id, session, peer = ?peer, source = %hello.source, "collector connected");
         let (tx, rx) = mpsc::channel(1024);
-        let config = {
-            let e = shared.engine();
-            v1::ReconcilerMessage {
-                msg: Some(v1::reconciler_message::Msg::Config(v1::Config {
-                    greeting_ports: e.config().greeting_ports.iter().map(|&p| p as u32).collect(),
-                    stall_after_ms: e.config().stall_after_ms,
-                })),
-            }
-        };
-        // The channel is new and empty: this cannot fail for lack of room.
-        let _ = tx.try_send(Ok(config));
-        shared
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(h, (session, tx));
+        let hello_v = hello_in(&hello, peer);
+        let sh = shared.clone();
+        // Connected and registered for messages in one engine job, so nothing
+        // the engine sends this session can come before it is registered.
+        let (h, session) = shared
+            .ask(move |e, now| {
+                let (h, session) = e.connect(hello_v, now);
+                let config = v1::ReconcilerMessage {
+                    msg: Some(v1::reconciler_message::Msg::Config(v1::Config {
+                        greeting_ports: e.config().greeting_ports.iter().map(|&p| p as u32).collect(),
+                        stall_after_ms: e.config().stall_after_ms,
+                    })),
+                };
+                // The channel is new and empty: this cannot fail for lack of room.
+                let _ = tx.try_send(Ok(config));
+                sh.sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(h, (session, tx));
+                (h, session)
+            })
+            .await?;
+        info!(host = %hello.host_id, session, peer = ?peer, source = %hello.source, "collector connected");
         let host_id = hello.host_id.clone();
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
                     Ok(Some(m)) => {
-                        let actions = match m.msg {
+                        let sh = shared.clone();
+                        let queued = match m.msg {
                             Some(v1::collector_message::Msg::Report(r)) => {
+                                // decoded here, on the runtime, not on the engine thread
                                 let (r, bad) = report_in(r);
                                 if bad > 0 {
                                     warn!(host = %host_id, bad, "records that do not decode were skipped");
                                 }
-                                let now = shared.now();
-                                shared.engine().report(h, session, r, now)
+                                shared
+                                    .tell(move |e, now| sh.dispatch(e.report(h, session, r, now)))
+                                    .await
                             }
                             Some(v1::collector_message::Msg::LookupReply(r)) => {
                                 let results = lookup_results_in(&r);
-                                let now = shared.now();
-                                shared.engine().lookup_reply(h, session, r.id, results, now)
+                                shared
+                                    .tell(move |e, now| sh.dispatch(e.lookup_reply(h, session, r.id, results, now)))
+                                    .await
                             }
                             Some(v1::collector_message::Msg::Hello(_)) => {
                                 warn!(host = %host_id, "second Hello in a session ignored");
-                                Vec::new()
+                                Ok(())
                             }
-                            None => Vec::new(),
+                            None => Ok(()),
                         };
-                        shared.dispatch(actions);
+                        if let Err(e) = queued {
+                            error!(host = %host_id, session, "{}", e.message());
+                            break;
+                        }
                     }
                     Ok(None) => {
                         info!(host = %host_id, session, "collector disconnected");
@@ -462,11 +535,16 @@ impl Reconciler for ReconcilerService {
                     }
                 }
             }
-            shared.engine().disconnect(h, session);
-            let mut s = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            if s.get(&h).map(|x| x.0) == Some(session) {
-                s.remove(&h);
-            }
+            let sh = shared.clone();
+            let _ = shared // fails only when the engine has stopped: nothing left to tell
+                .tell(move |e, _| {
+                    e.disconnect(h, session);
+                    let mut s = sh.sessions.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.get(&h).map(|x| x.0) == Some(session) {
+                        s.remove(&h);
+                    }
+                })
+                .await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -475,7 +553,8 @@ impl Reconciler for ReconcilerService {
         &self,
         req: Request<v1::ListOrphansRequest>,
     ) -> Result<Response<v1::ListOrphansResponse>, Status> {
-        let kind = req.into_inner().kind;
+        let req = req.into_inner();
+        let kind = req.kind;
         let want = if kind.is_empty() {
             None
         } else {
@@ -485,20 +564,37 @@ impl Reconciler for ReconcilerService {
                 ))
             })?)
         };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            Some(PageCursor::parse(&req.page_token).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "page_token {:?} is not a next_page_token this reconciler gave",
+                    req.page_token
+                ))
+            })?)
+        };
+        let limit = match req.page_size {
+            0 => usize::MAX,
+            n => (n as usize).min(MAX_PAGE_SIZE),
+        };
+        let (page, next) = self
+            .shared
+            .ask(move |e, now| e.findings_page(now, want, after.as_ref(), limit))
+            .await?;
         Ok(Response::new(v1::ListOrphansResponse {
-            findings: self
-                .findings()
-                .iter()
-                .filter(|f| want.is_none_or(|k| f.finding.kind == k))
-                .map(finding_to_wire)
-                .collect(),
+            findings: page.iter().map(finding_to_wire).collect(),
+            next_page_token: next.map(|c| c.token()).unwrap_or_default(),
         }))
     }
 
     async fn explain(&self, req: Request<v1::ExplainRequest>) -> Result<Response<v1::ExplainResponse>, Status> {
         let target = req.into_inner().target;
-        let now = self.shared.now();
-        let diags = self.shared.engine().explain(&target, now).map_err(Status::not_found)?;
+        let diags = self
+            .shared
+            .ask(move |e, now| e.explain(&target, now))
+            .await?
+            .map_err(Status::not_found)?;
         Ok(Response::new(v1::ExplainResponse {
             diagnoses: diags.iter().map(diagnosis_to_wire).collect(),
         }))
@@ -506,7 +602,7 @@ impl Reconciler for ReconcilerService {
 
     async fn list_hosts(&self, _req: Request<v1::ListHostsRequest>) -> Result<Response<v1::ListHostsResponse>, Status> {
         Ok(Response::new(v1::ListHostsResponse {
-            hosts: self.hosts().iter().map(host_to_wire).collect(),
+            hosts: self.hosts().await?.iter().map(host_to_wire).collect(),
         }))
     }
 }

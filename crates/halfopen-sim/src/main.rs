@@ -323,14 +323,13 @@ impl Poller {
     async fn orphans(&mut self) {
         let r = tokio::time::timeout(
             Duration::from_secs(60),
-            self.query.list_orphans(v1::ListOrphansRequest::default()),
+            halfopen_proto::paging::list_findings(&mut self.query, ""),
         )
         .await;
         let at = Instant::now();
         match r {
-            Ok(Ok(resp)) => {
+            Ok(Ok(findings)) => {
                 self.polls += 1;
-                let findings = resp.into_inner().findings;
                 let mut reg = self.fleet.registry();
                 let before = reg.fp_examples.len();
                 let s = reg.observe(&findings, at);
