@@ -24,7 +24,7 @@
 #   PORT         the listening port of the held connections    default 5432
 #   OUT          output directory       default bench/results/collector-<date>
 #   CARGO_TARGET_DIR                    default /work/target-bench
-#   ALT_HO       another `halfopen` binary (e.g. built with bench/proposals/*.diff
+#   ALT_HO       another `halfopen` binary (e.g. built from a branch with a change
 #                applied) whose snapshot and real collector are measured too,
 #                beside the same peers; its rows are marked "(alt)"
 set -euo pipefail
