@@ -13,7 +13,7 @@
 # Prints the simulator's JSON merged with reconciler_peak_rss_bytes (VmHWM),
 # reconciler_bytes_per_socket (peak RSS / socket records), from the
 # reconciler's log the client_only confirmations and how long after planting
-# the last one came (ListOrphans cannot answer above ~20k findings), and
+# the last one came (a second witness beside the paged ListOrphans polls), and
 # bench_wall_s. Progress and the reconciler log's warnings go to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,8 +96,8 @@ echo "reconciler pid $RPID on 127.0.0.1:$PORT; simulating $HOSTS hosts x $SOCKET
 kill -0 "$RPID" 2>/dev/null || { echo "the reconciler died during the run" >&2; tail -20 "$WORK/reconciler.log" >&2; exit 1; }
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$RPID/status")
 end=$(date +%s%3N)
-# The log, without colours. Confirmations are counted here too: an incident
-# too big for one ListOrphans answer is still measured.
+# The log, without colours. Confirmations are counted here too, independently
+# of the simulator's ListOrphans polls.
 sed 's/\x1b\[[0-9;]*m//g' "$WORK/reconciler.log" >"$WORK/reconciler.txt"
 confirmed=$(grep -c 'finding confirmed kind="client_only"' "$WORK/reconciler.txt" || true)
 last_ms=null
