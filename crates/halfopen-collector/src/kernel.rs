@@ -7,7 +7,6 @@ use halfopen_sockets::owners::Owners;
 use halfopen_sockets::{ScanError, Scanner, Source};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
@@ -466,35 +465,9 @@ impl Sent {
     }
 }
 
-/// FxHash (as in rustc-hash): a multiply and rotate per word. Tuples come
-/// from the kernel, not from an adversary, and SipHash made hashing most
-/// of the delta's cost (BENCHMARKS.md).
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type TupleHash = BuildHasherDefault<FxHasher>;
+/// FxHash (rustc-hash): tuples come from the kernel, not from an adversary,
+/// and SipHash made hashing most of the delta's cost (BENCHMARKS.md).
+type TupleHash = rustc_hash::FxBuildHasher;
 
 /// Interface addresses, for the Hello and for change detection.
 pub fn addresses() -> Result<Vec<IpAddr>, ScanError> {

@@ -7,7 +7,6 @@
 //! FxHash of rustc-hash, written out here) on the map the collector builds
 //! every interval, to size the change proposed in BENCHMARKS.md.
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -75,31 +74,6 @@ fn bench_side(c: &mut Criterion) {
     g.finish();
 }
 
-/// FxHash (rustc-hash 1.x): one multiply and rotate per word.
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 fn record(t: Tuple, i: u64) -> SocketRecord {
     SocketRecord {
         tuple: t,
@@ -138,7 +112,7 @@ fn bench_map(c: &mut Criterion) {
             })
         });
         g.bench_with_input(BenchmarkId::new("build_and_diff_fxhash", n), &recs, |b, recs| {
-            type M = HashMap<Tuple, SocketRecord, BuildHasherDefault<Fx>>;
+            type M = HashMap<Tuple, SocketRecord, rustc_hash::FxBuildHasher>;
             let prev: M = recs.iter().map(|r| (r.tuple, *r)).collect();
             b.iter(|| {
                 let mut next: M = M::with_capacity_and_hasher(recs.len(), Default::default());
