@@ -4,7 +4,8 @@
 //! namespace recreated, a host rebooted) and 32/64-bit wraps.
 use std::collections::BTreeMap;
 
-/// Counters sent with every report, as "Prefix.Name".
+/// Counters sent with every report, as "Prefix.Name". The first seven are
+/// [`OVERFLOW`].
 pub const TRACKED: &[&str] = &[
     "TcpExt.ListenOverflows",
     "TcpExt.ListenDrops",
@@ -21,6 +22,10 @@ pub const TRACKED: &[&str] = &[
     "Tcp.EstabResets",
     "Tcp.CurrEstab",
 ];
+
+/// The tracked counters that show an accept queue overflowing or SYN
+/// cookies answering (what explanations cite).
+pub const OVERFLOW: &[&str] = TRACKED.split_at(7).0;
 
 /// Sysctls that govern the accept queue and SYN cookies, as their
 /// /proc/sys paths under /proc/sys (dots in the name are slashes there).
@@ -111,6 +116,13 @@ pub fn deltas(prev: &BTreeMap<String, u64>, now: &BTreeMap<String, u64>) -> BTre
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overflow_counters_are_the_listen_and_syncookie_ones() {
+        assert_eq!(OVERFLOW.first(), Some(&"TcpExt.ListenOverflows"));
+        assert_eq!(OVERFLOW.last(), Some(&"TcpExt.TCPReqQFullDrop"));
+        assert!(OVERFLOW.iter().all(|c| c.starts_with("TcpExt.")));
+    }
     use proptest::prelude::*;
 
     const NETSTAT: &str = "TcpExt: SyncookiesSent SyncookiesRecv SyncookiesFailed ListenOverflows ListenDrops TCPReqQFullDoCookies TCPReqQFullDrop

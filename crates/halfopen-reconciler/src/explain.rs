@@ -1,20 +1,10 @@
 //! Explanations and advice: why a finding happened and what to change, in
 //! plain words with current and suggested values. Pure functions of what the
 //! engine knows (listener, sysctls, counter deltas, findings).
+use halfopen_core::counters::OVERFLOW;
 use halfopen_core::Listener;
 pub use halfopen_core::{Change, Diagnosis};
 use std::collections::BTreeMap;
-
-/// Counters that show an accept queue overflowing or SYN cookies answering.
-pub const OVERFLOW_COUNTERS: &[&str] = &[
-    "TcpExt.ListenOverflows",
-    "TcpExt.ListenDrops",
-    "TcpExt.SyncookiesSent",
-    "TcpExt.SyncookiesRecv",
-    "TcpExt.SyncookiesFailed",
-    "TcpExt.TCPReqQFullDoCookies",
-    "TcpExt.TCPReqQFullDrop",
-];
 
 /// What the engine passes about a server listener and its host.
 pub struct ListenerContext<'a> {
@@ -36,7 +26,7 @@ fn delta(d: &BTreeMap<String, u64>, k: &str) -> u64 {
 
 /// "ListenOverflows +965, SyncookiesSent +185" (only the ones that rose).
 pub fn counter_summary(d: &BTreeMap<String, u64>) -> String {
-    let parts: Vec<String> = OVERFLOW_COUNTERS
+    let parts: Vec<String> = OVERFLOW
         .iter()
         .filter_map(|k| {
             let v = d.get(*k).copied().unwrap_or(0);
@@ -51,7 +41,7 @@ pub fn counter_summary(d: &BTreeMap<String, u64>) -> String {
 }
 
 pub fn overflowed(d: &BTreeMap<String, u64>) -> bool {
-    OVERFLOW_COUNTERS.iter().any(|k| d.get(*k).copied().unwrap_or(0) > 0)
+    OVERFLOW.iter().any(|k| d.get(*k).copied().unwrap_or(0) > 0)
 }
 
 fn process_name(l: Option<&Listener>) -> String {
