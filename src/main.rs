@@ -204,7 +204,7 @@ async fn run_async(cmd: Cmd) -> Result<()> {
                 None => hostname()?,
             };
             let cfg = halfopen_collector::CollectorConfig {
-                reconciler: normalize_url(&reconciler),
+                reconciler: halfopen_proto::client::reconciler_url(&reconciler),
                 interval,
                 host_id,
                 force_proc: proc_net,
@@ -242,7 +242,7 @@ async fn run_async(cmd: Cmd) -> Result<()> {
         }
         Cmd::Orphans { reconciler, json } => {
             let mut c = client(&reconciler).await?;
-            let findings = halfopen_proto::paging::list_findings(&mut c, "client_only")
+            let findings = halfopen_proto::client::list_findings(&mut c, "client_only")
                 .await
                 .with_context(|| format!("asking {reconciler} for orphans"))?;
             let rows: Vec<_> = findings
@@ -259,7 +259,7 @@ async fn run_async(cmd: Cmd) -> Result<()> {
         }
         Cmd::Findings { reconciler, kind, json } => {
             let mut c = client(&reconciler).await?;
-            let findings = halfopen_proto::paging::list_findings(&mut c, &kind.unwrap_or_default())
+            let findings = halfopen_proto::client::list_findings(&mut c, &kind.unwrap_or_default())
                 .await
                 .with_context(|| format!("asking {reconciler} for findings"))?;
             let rows: Vec<_> = findings.iter().filter_map(output::orphan_json).collect();
@@ -348,17 +348,8 @@ fn snapshot(json: bool, info: bool, proc_net: bool) -> Result<()> {
     Ok(())
 }
 
-/// Accepts "host:port" as well as a URL.
-fn normalize_url(s: &str) -> String {
-    if s.contains("://") {
-        s.to_string()
-    } else {
-        format!("http://{s}")
-    }
-}
-
 async fn client(url: &str) -> Result<ReconcilerClient<tonic::transport::Channel>> {
-    let url = normalize_url(url);
+    let url = halfopen_proto::client::reconciler_url(url);
     let ep = tonic::transport::Endpoint::from_shared(url.clone())
         .with_context(|| format!("invalid reconciler URL {url:?}"))?
         .connect_timeout(Duration::from_secs(5))

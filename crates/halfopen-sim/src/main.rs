@@ -226,14 +226,6 @@ fn validate(a: &Args) -> Result<()> {
     Ok(())
 }
 
-fn normalize_url(s: &str) -> String {
-    if s.contains("://") {
-        s.to_string()
-    } else {
-        format!("http://{s}")
-    }
-}
-
 /// VmHWM / VmRSS of a process, in bytes.
 fn proc_mem(pid: &str, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -323,7 +315,7 @@ impl Poller {
     async fn orphans(&mut self) {
         let r = tokio::time::timeout(
             Duration::from_secs(60),
-            halfopen_proto::paging::list_findings(&mut self.query, ""),
+            halfopen_proto::client::list_findings(&mut self.query, ""),
         )
         .await;
         let at = Instant::now();
@@ -379,7 +371,7 @@ fn listed_host(h: &v1::HostInfo, hosts: usize) -> Option<HostIdx> {
 
 async fn run(a: Args) -> Result<Summary> {
     let t0 = Instant::now();
-    let url = normalize_url(&a.reconciler);
+    let url = halfopen_proto::client::reconciler_url(&a.reconciler);
     eprintln!(
         "building the world: {} hosts x {} connections ...",
         a.hosts, a.sockets_per_host
@@ -779,7 +771,10 @@ mod tests {
         let a = Args::try_parse_from(["halfopen-sim", "--reconciler", "127.0.0.1:7077"]).unwrap();
         assert_eq!(a.interval, Duration::from_secs(5));
         assert_eq!(a.server_ports, vec![3306]);
-        assert_eq!(normalize_url(&a.reconciler), "http://127.0.0.1:7077");
+        assert_eq!(
+            halfopen_proto::client::reconciler_url(&a.reconciler),
+            "http://127.0.0.1:7077"
+        );
         validate(&a).unwrap();
         let a = Args::try_parse_from([
             "halfopen-sim",
