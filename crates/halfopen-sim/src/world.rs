@@ -371,33 +371,35 @@ impl World {
     /// Plants a client_only connection: the client holds it ESTABLISHED, its
     /// server host has no trace of it.
     pub fn plant_orphan(&mut self) -> Result<Conn, WorldError> {
-        let c = self.rng.below(self.hosts.len() as u64) as HostIdx;
-        let s = self.other_host(c);
-        let sport = self.server_port();
-        let cport = self.hosts[c as usize]
-            .alloc_port()
-            .ok_or(WorldError::PortsExhausted(c))?;
-        self.hosts[c as usize].insert(s, cport, sport, Kind::Orphan);
-        self.orphans += 1;
-        Ok(Conn {
-            client: c,
-            cport,
-            server: s,
-            sport,
-        })
+        self.plant(Kind::Orphan)
     }
 
     /// Plants a server_only connection: the server host holds it, its client
     /// host does not (the client port stays reserved so it is never reused).
     pub fn plant_server_only(&mut self) -> Result<Conn, WorldError> {
+        self.plant(Kind::ServerOnly)
+    }
+
+    /// One end of a connection between two random hosts, held only by the
+    /// client (Orphan) or only by the server (ServerOnly).
+    fn plant(&mut self, kind: Kind) -> Result<Conn, WorldError> {
         let c = self.rng.below(self.hosts.len() as u64) as HostIdx;
         let s = self.other_host(c);
         let sport = self.server_port();
         let cport = self.hosts[c as usize]
             .alloc_port()
             .ok_or(WorldError::PortsExhausted(c))?;
-        self.hosts[s as usize].insert(c, sport, cport, Kind::ServerOnly);
-        self.server_only += 1;
+        match kind {
+            Kind::ServerOnly => {
+                self.hosts[s as usize].insert(c, sport, cport, kind);
+                self.server_only += 1;
+            }
+            Kind::Orphan => {
+                self.hosts[c as usize].insert(s, cport, sport, kind);
+                self.orphans += 1;
+            }
+            Kind::Normal => unreachable!("only one-sided connections are planted"),
+        }
         Ok(Conn {
             client: c,
             cport,
