@@ -345,6 +345,12 @@ fn snapshot(json: bool, info: bool, proc_net: bool) -> Result<()> {
             snap.owner_stats.permission_errors
         );
     }
+    if let Some(e) = &snap.owner_stats.first_error {
+        eprintln!(
+            "warning: {} unexpected errors reading /proc (their processes are not shown); first: {e}",
+            snap.owner_stats.other_errors
+        );
+    }
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! kernel. It turns scans into reports (full or delta) and answers lookups
 //! from a fresh scan taken after the request arrived.
 use halfopen_core::{ListenerPorts, Process, SocketRecord, TcpState, Tuple};
-use halfopen_sockets::owners::Owners;
+use halfopen_sockets::owners::{Owners, ResolveStats};
 use halfopen_sockets::{ScanError, Scanner, Source};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -191,6 +191,25 @@ impl Worker {
         }
     }
 
+    /// What went wrong reading /proc for owners, logged when it is new.
+    fn owner_problems(&mut self, stats: &ResolveStats) {
+        if stats.permission_errors > 0 {
+            self.problem(
+                "permission denied reading /proc",
+                format!(
+                    "{} entries; those owners stay unknown (run the collector as root or with CAP_SYS_PTRACE)",
+                    stats.permission_errors
+                ),
+            );
+        }
+        if let Some(e) = &stats.first_error {
+            self.problem(
+                "unexpected errors reading /proc",
+                format!("{} errors; first: {e}", stats.other_errors),
+            );
+        }
+    }
+
     fn run(mut self, rx: std_mpsc::Receiver<Job>) {
         for job in rx {
             match job {
@@ -237,6 +256,7 @@ impl Worker {
             let (procs, stats) = self.owners.resolve(&inodes);
             out.owners_vanished = stats.vanished;
             out.permission_errors = stats.permission_errors;
+            self.owner_problems(&stats);
             for l in &mut self.listeners {
                 l.process = procs.get(&l.inode).cloned();
             }
@@ -265,15 +285,6 @@ impl Worker {
         }
         if let Some(e) = libwrap_error {
             self.problem("checking a listener for libwrap", e);
-        }
-        if out.permission_errors > 0 {
-            self.problem(
-                "permission denied reading /proc",
-                format!(
-                    "{} entries; those owners stay unknown (run the collector as root)",
-                    out.permission_errors
-                ),
-            );
         }
         out.listeners = self.listeners.clone();
         match crate::hostinfo::counters() {
@@ -401,15 +412,7 @@ impl Worker {
             let inodes: Vec<u64> = found.values().map(|r| r.inode).filter(|&i| i != 0).collect();
             if !inodes.is_empty() {
                 let (p, stats) = self.owners.resolve(&inodes);
-                if stats.permission_errors > 0 {
-                    self.problem(
-                        "permission denied reading /proc",
-                        format!(
-                            "{} entries; those owners stay unknown (run the collector as root)",
-                            stats.permission_errors
-                        ),
-                    );
-                }
+                self.owner_problems(&stats);
                 procs = p;
             }
         }

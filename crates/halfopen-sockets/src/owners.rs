@@ -9,10 +9,16 @@
 //! a reused buffer, readlinkat into a stack buffer, see `sys`). The full walk
 //! ([`Owners::resolve_all`]) spreads the processes over a few threads.
 //!
+//! Inodes a walk did not find (a socket whose owner is in another pid
+//! namespace, or unreadable) are remembered and not walked for again for
+//! [`ABSENT_RETRY_CALLS`] calls: otherwise one such listener would cost a
+//! full walk every collector interval.
+//!
 //! A process or fd that disappears during the walk is normal and counted in
-//! [`ResolveStats::vanished`]; EACCES/EPERM are counted and logged once per
-//! call; any other error is counted in [`ResolveStats::other_errors`] and
-//! logged once per call with the first example.
+//! [`ResolveStats::vanished`]; EACCES/EPERM are counted; any other error is
+//! counted in [`ResolveStats::other_errors`] with the first example in
+//! [`ResolveStats::first_error`]. Nothing is logged here: the caller knows
+//! whether a problem is new (the collector logs it once, `snapshot` prints it).
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::io;
@@ -26,7 +32,7 @@ use halfopen_core::Process;
 use crate::sys::{for_each_dirent, open_dir_at, parse_socket_link, parse_u32, read_file_at, readlink_at, StackPath};
 
 /// What one [`Owners::resolve`] or [`Owners::resolve_all`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolveStats {
     /// `/proc/<pid>/fd` directories walked.
     pub pids_walked: u64,
@@ -41,13 +47,20 @@ pub struct ResolveStats {
     pub vanished: u64,
     /// EACCES / EPERM.
     pub permission_errors: u64,
-    /// Any other error (logged).
+    /// Any other error.
     pub other_errors: u64,
+    /// The first of those other errors, for the caller to report.
+    pub first_error: Option<String>,
+    /// Inodes not walked for because a recent walk did not find them.
+    pub absent_skipped: u64,
     pub elapsed: Duration,
 }
 
 /// Cache entries unused for this many calls are dropped.
 const CACHE_IDLE_CALLS: u64 = 32;
+/// An inode a walk did not find is looked for again after this many calls
+/// (about 2.5 minutes of 5 s collector intervals).
+pub const ABSENT_RETRY_CALLS: u64 = 32;
 
 #[derive(Debug, Clone, Copy)]
 struct Cached {
@@ -60,6 +73,8 @@ struct Cached {
 #[derive(Debug)]
 pub struct Owners {
     cache: HashMap<u64, Cached>,
+    /// inode -> the call whose walk did not find it
+    absent: HashMap<u64, u64>,
     calls: u64,
     proc_buf: Vec<u8>,
     fd_buf: Vec<u8>,
@@ -89,7 +104,6 @@ fn kind(e: &io::Error) -> Kind {
 /// Counts errors into the stats; remembers the first unexpected one.
 struct Errors<'s> {
     stats: &'s mut ResolveStats,
-    first_other: Option<String>,
 }
 
 impl Errors<'_> {
@@ -106,8 +120,8 @@ impl Errors<'_> {
             }
             Kind::Other => {
                 self.stats.other_errors += 1;
-                if self.first_other.is_none() {
-                    self.first_other = Some(format!("{what} /proc/{}: {e}", path.to_string_lossy()));
+                if self.stats.first_error.is_none() {
+                    self.stats.first_error = Some(format!("{what} /proc/{}: {e}", path.to_string_lossy()));
                 }
                 false
             }
@@ -116,32 +130,15 @@ impl Errors<'_> {
 
     /// Adds another walker's counts (its first unexpected error if this one
     /// has none yet).
-    fn absorb(&mut self, o: &ResolveStats, first_other: Option<String>) {
+    fn absorb(&mut self, o: ResolveStats) {
         let st = &mut *self.stats;
         st.pids_walked += o.pids_walked;
         st.fds_walked += o.fds_walked;
         st.vanished += o.vanished;
         st.permission_errors += o.permission_errors;
         st.other_errors += o.other_errors;
-        if self.first_other.is_none() {
-            self.first_other = first_other;
-        }
-    }
-
-    fn report(self, call: &str) {
-        if self.stats.permission_errors > 0 {
-            tracing::warn!(
-                count = self.stats.permission_errors,
-                "{call}: permission denied {} times reading /proc; those sockets stay unattributed (run as root or with CAP_SYS_PTRACE)",
-                self.stats.permission_errors
-            );
-        }
-        if let Some(first) = self.first_other {
-            tracing::warn!(
-                count = self.stats.other_errors,
-                "{call}: {} unexpected errors reading /proc; first: {first}",
-                self.stats.other_errors
-            );
+        if st.first_error.is_none() {
+            st.first_error = o.first_error;
         }
     }
 }
@@ -270,22 +267,17 @@ fn walk_all(proc_fd: BorrowedFd<'_>, proc_buf: &mut [u8], fd_buf: &mut [u8], err
             .map(|_| {
                 s.spawn(|| {
                     let mut stats = ResolveStats::default();
-                    let mut e = Errors {
-                        stats: &mut stats,
-                        first_other: None,
-                    };
-                    let got = work(&mut vec![0u8; buf_len], &mut e);
-                    let first_other = e.first_other;
-                    (got, stats, first_other)
+                    let got = work(&mut vec![0u8; buf_len], &mut Errors { stats: &mut stats });
+                    (got, stats)
                 })
             })
             .collect();
         let mut all = work(fd_buf, errs);
         for h in helpers {
             // a panic in a helper is a bug: pass it on
-            let (got, stats, first_other) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let (got, stats) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             all.extend(got);
-            errs.absorb(&stats, first_other);
+            errs.absorb(stats);
         }
         all
     });
@@ -340,6 +332,7 @@ impl Owners {
     pub fn new() -> Owners {
         Owners {
             cache: HashMap::new(),
+            absent: HashMap::new(),
             calls: 0,
             proc_buf: vec![0; 32 * 1024],
             fd_buf: vec![0; 32 * 1024],
@@ -361,16 +354,12 @@ impl Owners {
         self.calls += 1;
         let now = self.calls;
         let mut stats = ResolveStats::default();
-        let mut errs = Errors {
-            stats: &mut stats,
-            first_other: None,
-        };
+        let mut errs = Errors { stats: &mut stats };
         let mut owners = HashMap::new();
         let proc_fd = match open_dir_at(None, c"/proc") {
             Ok(fd) => fd,
             Err(e) => {
                 errs.note("opening", c"", &e);
-                errs.report("resolving socket owners");
                 stats.elapsed = t0.elapsed();
                 return (owners, stats);
             }
@@ -384,7 +373,11 @@ impl Owners {
                 continue;
             }
             let Some(c) = self.cache.get_mut(&inode) else {
-                misses.insert(inode);
+                if self.absent.get(&inode).is_some_and(|&at| at + ABSENT_RETRY_CALLS > now) {
+                    errs.stats.absent_skipped += 1;
+                } else {
+                    misses.insert(inode);
+                }
                 continue;
             };
             let valid = match StackPath::new(format_args!("{}/fd/{}", c.pid, c.fd)) {
@@ -413,6 +406,7 @@ impl Owners {
 
         if !misses.is_empty() {
             let cache = &mut self.cache;
+            let absent = &mut self.absent;
             walk(
                 proc_fd,
                 &mut self.proc_buf,
@@ -420,6 +414,7 @@ impl Owners {
                 &mut errs,
                 |inode, pid, fd| {
                     if misses.remove(&inode) {
+                        absent.remove(&inode);
                         found.insert(inode, pid);
                         cache.insert(
                             inode,
@@ -438,13 +433,15 @@ impl Owners {
             );
         }
 
+        // what the walk did not find is not walked for again for a while
+        self.absent.extend(misses.into_iter().map(|i| (i, now)));
         let mut shared = HashMap::new();
         self.attach_processes(proc_fd, found, &mut shared, &mut errs);
         owners.extend(shared.into_iter().map(|(i, p)| (i, Arc::unwrap_or_clone(p))));
         if now.is_multiple_of(CACHE_IDLE_CALLS) {
             self.cache.retain(|_, c| c.last_used + CACHE_IDLE_CALLS > now);
+            self.absent.retain(|_, &mut at| at + ABSENT_RETRY_CALLS > now);
         }
-        errs.report("resolving socket owners");
         stats.elapsed = t0.elapsed();
         (owners, stats)
     }
@@ -467,16 +464,12 @@ impl Owners {
         self.calls += 1;
         let now = self.calls;
         let mut stats = ResolveStats::default();
-        let mut errs = Errors {
-            stats: &mut stats,
-            first_other: None,
-        };
+        let mut errs = Errors { stats: &mut stats };
         let mut owners = HashMap::new();
         let proc_fd = match open_dir_at(None, c"/proc") {
             Ok(fd) => fd,
             Err(e) => {
                 errs.note("opening", c"", &e);
-                errs.report("resolving all socket owners");
                 stats.elapsed = t0.elapsed();
                 return (owners, stats);
             }
@@ -493,8 +486,8 @@ impl Owners {
         }
         let found = cache.iter().map(|(&inode, c)| (inode, c.pid)).collect();
         self.cache = cache;
+        self.absent.clear();
         self.attach_processes(proc_fd, found, &mut owners, &mut errs);
-        errs.report("resolving all socket owners");
         stats.elapsed = t0.elapsed();
         (owners, stats)
     }
@@ -543,10 +536,7 @@ mod tests {
     fn own_process_reads_back() {
         let proc_fd = open_dir_at(None, c"/proc").unwrap();
         let mut st = ResolveStats::default();
-        let mut errs = Errors {
-            stats: &mut st,
-            first_other: None,
-        };
+        let mut errs = Errors { stats: &mut st };
         let mut buf = Vec::new();
         let p = read_process(proc_fd.as_fd(), std::process::id(), &mut buf, &mut errs).unwrap();
         assert_eq!(p.pid, std::process::id());
@@ -560,19 +550,24 @@ mod tests {
     }
 
     #[test]
-    fn kernel_thread_has_empty_cmdline() {
-        // kthreadd is pid 2 in the root pid namespace
+    fn a_zombie_has_a_comm_and_an_empty_cmdline() {
+        // an exited, not yet reaped child: its cmdline reads empty, like a kernel thread's
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let stat = format!("/proc/{pid}/stat");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&stat).unwrap().contains(") Z ") {
+            assert!(std::time::Instant::now() < deadline, "child {pid} did not exit in 10 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let proc_fd = open_dir_at(None, c"/proc").unwrap();
         let mut st = ResolveStats::default();
-        let mut errs = Errors {
-            stats: &mut st,
-            first_other: None,
-        };
         let mut buf = Vec::new();
-        if let Some(p) = read_process(proc_fd.as_fd(), 2, &mut buf, &mut errs) {
-            if p.comm == "kthreadd" {
-                assert_eq!(p.cmdline, "");
-            }
-        }
+        let p =
+            read_process(proc_fd.as_fd(), pid, &mut buf, &mut Errors { stats: &mut st }).expect("a zombie is listed");
+        child.wait().unwrap();
+        assert_eq!(p.comm, "true");
+        assert_eq!(p.cmdline, "");
+        assert_eq!(st, ResolveStats::default(), "no error counted");
     }
 }

@@ -323,6 +323,31 @@ fn owners_resolve_revalidate_and_forget() {
 }
 
 #[test]
+fn an_inode_nobody_holds_is_not_walked_for_every_call() {
+    // what a listener whose owner is in another pid namespace looks like
+    let nobody = u64::MAX - 7;
+    let mut owners = Owners::new();
+    let (got, st) = owners.resolve(&[nobody]);
+    assert!(got.is_empty());
+    assert!(st.pids_walked > 0, "looked for once: {st:?}");
+    for _ in 1..halfopen_sockets::owners::ABSENT_RETRY_CALLS {
+        let (got, st) = owners.resolve(&[nobody]);
+        assert!(got.is_empty());
+        assert_eq!(
+            (st.pids_walked, st.absent_skipped),
+            (0, 1),
+            "not walked for again: {st:?}"
+        );
+    }
+    let (_, st) = owners.resolve(&[nobody]);
+    assert!(st.pids_walked > 0, "looked for again after the retry period: {st:?}");
+    // a socket that exists is still found while another inode is absent
+    let l = listen_on(sa("127.0.0.1:0"), 16, None);
+    let (got, _) = owners.resolve(&[nobody, inode_of(&l)]);
+    assert_eq!(got.get(&inode_of(&l)).map(|p| p.pid), Some(std::process::id()));
+}
+
+#[test]
 fn owners_resolve_all_sees_our_sockets_and_fills_the_cache() {
     let l = listen_on(sa("127.0.0.1:0"), 16, None);
     let (c, s) = pair(&l, l.local_addr().unwrap());
