@@ -133,6 +133,8 @@ struct Worker {
     generation: u32,
     buf: Vec<SocketRecord>,
     listeners: Vec<halfopen_core::Listener>,
+    /// Listening addresses of the last scan (which end of a socket is the server).
+    ports: ListenerPorts,
     wants: Wants,
     greeting_buf: Vec<SocketRecord>,
     /// pid -> libwrap mapped; refreshed every LIBWRAP_REFRESH reports.
@@ -144,28 +146,6 @@ struct Worker {
 
 const LIBWRAP_REFRESH: u64 = 60;
 
-/// The kernel worker's per-interval work on the calling thread, without the
-/// thread and channel around it: exactly what [`Kernel::report`] runs, for
-/// benches and tools that must measure the real code path (the network
-/// namespace read is the calling thread's).
-pub struct Reporter(Worker);
-
-impl Reporter {
-    pub fn new(scanner: Scanner) -> Reporter {
-        Reporter(Worker::new(scanner))
-    }
-
-    /// What [`Kernel::configure`] sets.
-    pub fn configure(&mut self, wants: Wants) {
-        self.0.wants = wants;
-    }
-
-    /// One report: full (every socket) or the delta since the last one.
-    pub fn report(&mut self, full: bool) -> Result<ReportData, ScanError> {
-        self.0.report(full)
-    }
-}
-
 impl Worker {
     fn new(scanner: Scanner) -> Self {
         Worker {
@@ -175,6 +155,7 @@ impl Worker {
             generation: 0,
             buf: Vec::new(),
             listeners: Vec::new(),
+            ports: ListenerPorts::default(),
             wants: Wants::default(),
             greeting_buf: Vec::new(),
             libwrap: HashMap::new(),
@@ -233,11 +214,11 @@ impl Worker {
         let t0 = Instant::now();
         self.listeners.clear();
         self.scanner.listeners(&mut self.listeners)?;
-        let ports = ListenerPorts::new(self.listeners.iter().map(|l| l.addr));
+        self.ports = ListenerPorts::new(self.listeners.iter().map(|l| l.addr));
         self.buf.clear();
         self.scanner.scan(TcpState::MATCH_MASK, false, &mut self.buf)?;
         for r in &mut self.buf {
-            r.side = ports.side_of(r.tuple.local());
+            r.side = self.ports.side_of(r.tuple.local());
         }
         Ok(t0.elapsed())
     }
@@ -297,7 +278,7 @@ impl Worker {
         }
         // Without the greeting-port scan the table is still worth sending:
         // stalled greetings are then not detected until it works again.
-        out.silent = match self.silent_sockets(&ports_of(&self.listeners)) {
+        out.silent = match self.silent_sockets() {
             Ok(v) => v,
             Err(e) => {
                 self.problem("greeting-port scan failed", e.to_string());
@@ -363,8 +344,16 @@ impl Worker {
     /// Client sockets on greeting ports that received nothing for at least
     /// `stall_after_ms`: a second dump, filtered to those ports in the kernel,
     /// with tcp_info (asked only there: it costs 20-30% on a full dump).
-    fn silent_sockets(&mut self, ports: &ListenerPorts) -> Result<Vec<(Tuple, u32)>, ScanError> {
+    fn silent_sockets(&mut self) -> Result<Vec<(Tuple, u32)>, ScanError> {
         if self.wants.greeting_ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.scanner.source() == Source::ProcNet {
+            // /proc/net/tcp has no tcp_info: nothing could be found
+            self.problem(
+                "stalled greetings cannot be detected",
+                "the /proc/net/tcp fallback has no tcp_info (bytes received, last receive)".into(),
+            );
             return Ok(Vec::new());
         }
         // The scan just taken says whether any client socket talks to a
@@ -383,13 +372,20 @@ impl Worker {
         let mask = TcpState::Established.mask_bit();
         // Remote port only: the server ends on a greeting port (a DB host's
         // every connection) are not client sockets and need no tcp_info.
-        self.scanner
+        let stats = self
+            .scanner
             .scan_remote_ports(mask, true, &self.wants.greeting_ports, &mut self.greeting_buf)?;
+        if stats.info_parse_failures > 0 {
+            self.problem(
+                "tcp_info unreadable on greeting-port sockets",
+                "stalled greetings among them cannot be detected (kernel older than 4.1?)".into(),
+            );
+        }
+        let ports = &self.ports;
         Ok(self
             .greeting_buf
             .iter()
             .filter(|r| ports.side_of(r.tuple.local()) == halfopen_core::Side::Client)
-            .filter(|r| self.wants.greeting_ports.contains(&r.tuple.remote_port()))
             .filter_map(|r| {
                 let i = r.info?;
                 (i.bytes_received == 0 && i.last_data_recv_ms >= self.wants.stall_after_ms)
@@ -399,7 +395,10 @@ impl Worker {
     }
 
     fn lookup(&mut self, tuples: &[Tuple], attribute: bool) -> Result<Vec<LookupHit>, ScanError> {
-        self.scan()?;
+        // A fresh dump; the answer needs no listeners or sides (the next
+        // report scans afresh anyway).
+        self.buf.clear();
+        self.scanner.scan(TcpState::MATCH_MASK, false, &mut self.buf)?;
         let wanted: HashSet<Tuple> = tuples.iter().copied().collect();
         let mut found: HashMap<Tuple, SocketRecord> = HashMap::new();
         for r in &self.buf {
@@ -429,10 +428,6 @@ impl Worker {
             })
             .collect())
     }
-}
-
-fn ports_of(listeners: &[halfopen_core::Listener]) -> ListenerPorts {
-    ListenerPorts::new(listeners.iter().map(|l| l.addr))
 }
 
 /// What the last report said about a tuple (the fields `same` compares),
@@ -474,8 +469,5 @@ type TupleHash = rustc_hash::FxBuildHasher;
 
 /// Interface addresses, for the Hello and for change detection.
 pub fn addresses() -> Result<Vec<IpAddr>, ScanError> {
-    let mut a = halfopen_sockets::ifaddrs::local_addresses()?;
-    a.sort();
-    a.dedup();
-    Ok(a)
+    halfopen_sockets::ifaddrs::local_addresses()
 }
