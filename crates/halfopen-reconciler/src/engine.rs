@@ -633,8 +633,12 @@ impl Engine {
     /// their holder's first full table says whether they still exist.
     pub fn restore(&mut self, findings: Vec<Finding>) {
         for f in findings {
-            self.host_index(&f.client_host);
-            self.host_index(&f.server_host);
+            // listener_at_risk has no client host: "" is not a host
+            for name in [&f.client_host, &f.server_host] {
+                if !name.is_empty() {
+                    self.host_index(name);
+                }
+            }
             let key = f.holder_key(|n| self.by_name.get(n).copied().unwrap_or(0));
             if f.kind == FindingKind::StalledGreeting {
                 self.stalled_count += 1;

@@ -1177,3 +1177,19 @@ fn foreign_page_tokens_are_refused() {
         assert_eq!(PageCursor::parse(&bad), None, "{bad:?}");
     }
 }
+
+#[test]
+fn a_restored_listener_at_risk_adds_no_nameless_host() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.restore(vec![Finding {
+        kind: FindingKind::ListenerAtRisk,
+        listener: Some(sa(S_IP, 3306)),
+        server_host: "db".into(),
+        ..Default::default()
+    }]);
+    let hosts: Vec<String> = e.hosts(clk(0)).into_iter().map(|h| h.name).collect();
+    assert_eq!(hosts, vec!["db".to_string()]);
+    let f = e.findings(clk(0));
+    assert_eq!(f.len(), 1);
+    assert!(!f[0].client_host_stale, "a listener has no client host to be stale");
+}
