@@ -1436,10 +1436,14 @@ impl Engine {
                     if cand.phase != Phase::HolderAsked(id) {
                         continue;
                     }
-                    self.candidates.remove(&key);
                     let Some(r) = by_tuple.get(&key.1) else {
+                        // not answered for: asked again, as for the other side
+                        if let Some(c) = self.candidates.get_mut(&key) {
+                            c.phase = Phase::Wait;
+                        }
                         continue;
                     };
+                    self.candidates.remove(&key);
                     let same_socket = r.present && r.state == Some(TcpState::Established) && r.cookie == cand.cookie;
                     let Some(&e) = self.hosts[key.0].table.get(&key.1) else {
                         continue;

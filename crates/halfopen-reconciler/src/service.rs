@@ -345,63 +345,53 @@ fn hello_in(h: &v1::Hello, peer: Option<SocketAddr>) -> HelloIn {
     }
 }
 
+/// Decodes each item; those that do not decode are counted in `bad` and skipped.
+fn decode_all<T, U>(items: &[T], bad: &mut usize, decode: impl Fn(&T) -> Option<U>) -> Vec<U> {
+    items
+        .iter()
+        .filter_map(|x| {
+            let d = decode(x);
+            *bad += d.is_none() as usize;
+            d
+        })
+        .collect()
+}
+
 /// Decodes a report; records that do not decode are counted and skipped.
 fn report_in(r: v1::Report) -> (ReportIn, usize) {
     let mut bad = 0;
-    let upserted = r
-        .upserted
-        .iter()
-        .filter_map(|s| {
-            let x = socket_from_wire(s);
-            bad += x.is_none() as usize;
-            x
-        })
-        .collect();
-    let removed = r
-        .removed
-        .iter()
-        .filter_map(|t| {
-            let x = tuple_from_wire(t);
-            bad += x.is_none() as usize;
-            x
-        })
-        .collect();
-    let listeners = r.listeners.iter().filter_map(listener_from_wire).collect();
-    (
-        ReportIn {
-            seq: r.seq,
-            full: r.full,
-            last_chunk: r.last_chunk,
-            upserted,
-            removed,
-            listeners,
-            addresses: addrs_from_wire(&r.addresses),
-            counters: r.counters.into_iter().collect(),
-            sysctls: r.sysctls.into_iter().collect(),
-            silent: r
-                .silent
-                .iter()
-                .filter_map(|s| Some((tuple_from_wire(s.tuple.as_ref()?)?, s.silent_ms)))
-                .collect(),
-        },
-        bad,
-    )
+    let report = ReportIn {
+        seq: r.seq,
+        full: r.full,
+        last_chunk: r.last_chunk,
+        upserted: decode_all(&r.upserted, &mut bad, socket_from_wire),
+        removed: decode_all(&r.removed, &mut bad, tuple_from_wire),
+        listeners: decode_all(&r.listeners, &mut bad, listener_from_wire),
+        addresses: addrs_from_wire(&r.addresses),
+        counters: r.counters.into_iter().collect(),
+        sysctls: r.sysctls.into_iter().collect(),
+        silent: decode_all(&r.silent, &mut bad, |s| {
+            Some((tuple_from_wire(s.tuple.as_ref()?)?, s.silent_ms))
+        }),
+    };
+    (report, bad)
 }
 
-fn lookup_results_in(r: &v1::LookupReply) -> Vec<LookupResultIn> {
-    r.results
-        .iter()
-        .filter_map(|x| {
-            Some(LookupResultIn {
-                tuple: tuple_from_wire(x.tuple.as_ref()?)?,
-                present: x.present,
-                state: u8::try_from(x.state).ok().and_then(TcpState::from_kernel),
-                cookie: x.cookie,
-                process: x.process.as_ref().map(process_from_wire),
-                keepalive: x.keepalive,
-            })
+/// Decodes a lookup answer; results that do not decode are counted and
+/// skipped (the engine asks again for what was not answered).
+fn lookup_results_in(r: &v1::LookupReply) -> (Vec<LookupResultIn>, usize) {
+    let mut bad = 0;
+    let results = decode_all(&r.results, &mut bad, |x| {
+        Some(LookupResultIn {
+            tuple: tuple_from_wire(x.tuple.as_ref()?)?,
+            present: x.present,
+            state: u8::try_from(x.state).ok().and_then(TcpState::from_kernel),
+            cookie: x.cookie,
+            process: x.process.as_ref().map(process_from_wire),
+            keepalive: x.keepalive,
         })
-        .collect()
+    });
+    (results, bad)
 }
 
 pub fn finding_to_wire(v: &FindingView) -> v1::Finding {
@@ -509,7 +499,10 @@ impl Reconciler for ReconcilerService {
                                     .await
                             }
                             Some(v1::collector_message::Msg::LookupReply(r)) => {
-                                let results = lookup_results_in(&r);
+                                let (results, bad) = lookup_results_in(&r);
+                                if bad > 0 {
+                                    warn!(host = %host_id, bad, "lookup results that do not decode were skipped");
+                                }
                                 shared
                                     .tell(move |e, now| sh.dispatch(e.lookup_reply(h, session, r.id, results, now)))
                                     .await

@@ -1193,3 +1193,31 @@ fn a_restored_listener_at_risk_adds_no_nameless_host() {
     assert_eq!(f.len(), 1);
     assert!(!f[0].client_host_stale, "a listener has no client host to be stale");
 }
+
+#[test]
+fn a_holder_check_that_leaves_a_tuple_unanswered_asks_again() {
+    let mut w = two_hosts();
+    let orphan = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 77);
+    let (s, c) = (w.s, w.c);
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(10));
+    w.e.report(c, w.sessions[&c], full(1, vec![orphan]), clk(20));
+    let a = w.e.tick(clk(1100));
+    let tables = HashMap::from([
+        (s, HashMap::new()),
+        (c, HashMap::from([(orphan.tuple, (TcpState::Established, 77))])),
+    ]);
+    let a2 = answer(&mut w.e, a, &tables, &w.sessions, clk(1200));
+    let Some(Action::Lookup { host, id, .. }) = a2.first() else {
+        panic!("the holder is asked: {a2:?}")
+    };
+    assert_eq!(*host, c);
+    // The holder answers, but not for this tuple (a reply cut short or
+    // undecodable): the candidate is not dropped, it is asked about again.
+    let out = w.e.lookup_reply(c, w.sessions[&c], *id, Vec::new(), clk(1300));
+    assert!(confirmed(&out).is_empty());
+    assert_eq!(w.e.candidate_count(), 1, "the candidate is kept");
+    let again = w.e.tick(clk(2500));
+    let asked = answer(&mut w.e, again, &tables, &w.sessions, clk(2600));
+    let f = confirmed(&answer(&mut w.e, asked, &tables, &w.sessions, clk(2700)));
+    assert_eq!(f.len(), 1, "confirmed after asking again");
+}
