@@ -808,7 +808,7 @@ impl Engine {
 
     /// Applies a report. Returns actions (a resync request on a sequence gap,
     /// findings that appeared or went away).
-    pub fn report(&mut self, h: HostIdx, session: u64, r: ReportIn, now: Clock) -> Vec<Action> {
+    pub fn report(&mut self, h: HostIdx, session: u64, mut r: ReportIn, now: Clock) -> Vec<Action> {
         let mut out = Vec::new();
         if self.hosts.get(h).map(|x| x.session) != Some(session) {
             return out;
@@ -816,13 +816,13 @@ impl Engine {
         self.stats.reports += 1;
         self.hosts[h].last_report = Some(now);
         if !r.addresses.is_empty() {
-            self.set_addresses(h, r.addresses.clone());
+            self.set_addresses(h, std::mem::take(&mut r.addresses));
         }
         if r.full {
             let host = &mut self.hosts[h];
             match &mut host.full_buf {
-                Some((seq, buf)) if *seq == r.seq => buf.extend(r.upserted.iter().copied()),
-                _ => host.full_buf = Some((r.seq, r.upserted.clone())),
+                Some((seq, buf)) if *seq == r.seq => buf.append(&mut r.upserted),
+                _ => host.full_buf = Some((r.seq, std::mem::take(&mut r.upserted))),
             }
             if !r.last_chunk {
                 return out;
