@@ -166,10 +166,6 @@ impl ListenerPorts {
             Side::Client
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// One change an operator should make: a setting, its value now and the

@@ -259,11 +259,6 @@ impl ReconcilerService {
         }
     }
 
-    /// Current findings, in [`FindingOrder`].
-    pub async fn findings(&self) -> Result<Vec<FindingView>, Status> {
-        self.shared.ask(|e, now| e.findings(now)).await
-    }
-
     pub async fn hosts(&self) -> Result<Vec<HostView>, Status> {
         self.shared.ask(|e, now| e.hosts(now)).await
     }

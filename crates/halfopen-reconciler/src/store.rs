@@ -107,10 +107,6 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn record_confirmed(&self, f: &Finding) -> Result<(), StoreError> {
         let k = key(f);
         // A finding restored from this database and confirmed again (or a
