@@ -239,11 +239,28 @@ fn reused_tuple_with_new_cookie_is_not_confirmed() {
     assert_eq!(w.e.stats().cleared_by_holder_lookup, 1);
 }
 
+/// The tuples of the lookups among `actions`.
+fn looked_up(actions: &[Action]) -> Vec<Tuple> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Lookup { tuples, .. } => Some(tuples.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 #[test]
 fn unmonitored_server_is_never_judged() {
-    let mut w = two_hosts();
-    let (s, c) = (w.s, w.c);
-    let cl = rec(
+    let mut e = Engine::new(EngineConfig::default());
+    // Only db claims loopback here, so loopback is unambiguous: what keeps
+    // it out must be the rule that loopback is never matched.
+    let mut app = hello("app", C_IP);
+    app.addresses.retain(|a| !a.is_loopback());
+    let (s, ss) = e.connect(hello("db", S_IP), clk(0));
+    let (c, cs) = e.connect(app, clk(0));
+    let unmonitored = rec(
         sa(C_IP, 40001),
         sa("198.18.0.99", 3306),
         Side::Client,
@@ -257,11 +274,14 @@ fn unmonitored_server_is_never_judged() {
         TcpState::Established,
         8,
     );
-    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
-    w.e.report(c, w.sessions[&c], full(1, vec![cl, lo]), clk(0));
-    let a = w.e.tick(clk(5000));
-    assert!(a.is_empty(), "{a:?}");
-    assert_eq!(w.e.candidate_count(), 0);
+    // a control that must be judged, so the test sees judging happen
+    let control = rec(sa(C_IP, 40003), sa(S_IP, 3306), Side::Client, TcpState::Established, 9);
+    e.report(s, ss, full(1, vec![]), clk(0));
+    e.report(c, cs, full(1, vec![unmonitored, lo, control]), clk(0));
+    assert_eq!(e.candidate_count(), 1, "only the control is a candidate");
+    // after the grace period, while both hosts are fresh
+    let a = e.tick(clk(1500));
+    assert_eq!(looked_up(&a), vec![control.tuple.mirror()], "{a:?}");
 }
 
 #[test]
@@ -269,13 +289,24 @@ fn ambiguous_address_is_never_judged() {
     let mut e = Engine::new(EngineConfig::default());
     let (s1, ss1) = e.connect(hello("db1", S_IP), clk(0));
     let (s2, ss2) = e.connect(hello("db2", S_IP), clk(0));
+    let (s3, ss3) = e.connect(hello("db3", "198.18.0.5"), clk(0));
     let (c, cs) = e.connect(hello("app", C_IP), clk(0));
-    e.report(s1, ss1, full(1, vec![]), clk(0));
-    e.report(s2, ss2, full(1, vec![]), clk(0));
+    for (h, sess) in [(s1, ss1), (s2, ss2), (s3, ss3)] {
+        e.report(h, sess, full(1, vec![]), clk(0));
+    }
     let cl = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
-    e.report(c, cs, full(1, vec![cl]), clk(0));
-    assert!(e.tick(clk(5000)).is_empty());
+    let control = rec(
+        sa(C_IP, 40002),
+        sa("198.18.0.5", 3306),
+        Side::Client,
+        TcpState::Established,
+        8,
+    );
+    e.report(c, cs, full(1, vec![cl, control]), clk(0));
     assert_eq!(e.owner_of(S_IP.parse().unwrap()), None);
+    assert_eq!(e.candidate_count(), 1, "only the control is a candidate");
+    let a = e.tick(clk(1500));
+    assert_eq!(looked_up(&a), vec![control.tuple.mirror()], "{a:?}");
 }
 
 #[test]
