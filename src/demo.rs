@@ -2,7 +2,7 @@
 //! halfopen finds next to what `ss` shows on each side. Everything it builds
 //! is torn down at the end, on error and on Ctrl-C.
 use anyhow::{bail, Context, Result};
-use halfopen_lab::fleet::{finding_pairs, ss_client_only, Fleet};
+use halfopen_lab::fleet::{finding_pairs, poll_agreement, Agreement, Fleet};
 use halfopen_lab::Lab;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,25 +130,16 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
 
     let server_addr: SocketAddr = "198.18.0.1:3306".parse()?;
     let started = Instant::now();
-    let (truth, found) = loop {
-        check_interrupted()?;
-        let truth = ss_client_only(lab, "app", "db", server_addr)?;
-        let found = fleet.orphans(lab)?;
-        let pairs = finding_pairs(&found);
-        if !truth.is_empty() && pairs == truth {
-            break (truth, found);
-        }
-        if started.elapsed() > args.timeout {
-            println!(
-                "    halfopen reports {} orphans, ss shows {} client-only connections; giving up after {:?}",
-                pairs.len(),
-                truth.len(),
-                args.timeout
-            );
-            break (truth, found);
-        }
-        sleep(Duration::from_millis(500))?;
-    };
+    let Agreement { truth, found, agreed } =
+        poll_agreement(lab, &fleet, "app", "db", server_addr, args.timeout, check_interrupted)?;
+    if !agreed {
+        println!(
+            "    halfopen reports {} orphans, ss shows {} client-only connections; giving up after {:?}",
+            finding_pairs(&found).len(),
+            truth.len(),
+            args.timeout
+        );
+    }
     let elapsed = started.elapsed();
 
     let app_ss = lab.ss_established("app")?;
@@ -163,34 +154,38 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
         "    -> {} connections exist only on the client: the server never had them (SYN cookies, full accept queue)",
         truth.len()
     );
-    let counters = lab.net_counters("db").unwrap_or_default();
-    let c = |k: &str| counters.get(&format!("TcpExt.{k}")).copied().unwrap_or(0);
-    println!(
-        "    db TcpExt: ListenOverflows={} ListenDrops={} SyncookiesSent={} SyncookiesRecv={}",
-        c("ListenOverflows"),
-        c("ListenDrops"),
-        c("SyncookiesSent"),
-        c("SyncookiesRecv")
-    );
+    match lab.net_counters("db") {
+        Ok(counters) => {
+            let c = |k: &str| counters.get(&format!("TcpExt.{k}")).copied().unwrap_or(0);
+            println!(
+                "    db TcpExt: ListenOverflows={} ListenDrops={} SyncookiesSent={} SyncookiesRecv={}",
+                c("ListenOverflows"),
+                c("ListenDrops"),
+                c("SyncookiesSent"),
+                c("SyncookiesRecv")
+            );
+        }
+        Err(e) => println!("    db TcpExt counters unavailable: {e}"),
+    }
     println!();
     step("What halfopen found (`halfopen orphans`)");
     let exe_s = exe.to_string_lossy().into_owned();
-    let table = lab.run(
+    let table = lab.run_ok(
         "recon",
         &exe_s,
         &["orphans", "--reconciler", &fleet.url],
         Duration::from_secs(30),
     )?;
-    print!("{}", indent(&head(&String::from_utf8_lossy(&table.stdout), 16)));
+    print!("{}", indent(&head(&table, 16)));
     println!();
     step("Why, and what to change (`halfopen explain db:3306`)");
-    let explain = lab.run(
+    let explain = lab.run_ok(
         "recon",
         &exe_s,
         &["explain", "db:3306", "--reconciler", &fleet.url],
         Duration::from_secs(30),
     )?;
-    print!("{}", indent(&String::from_utf8_lossy(&explain.stdout)));
+    print!("{}", indent(&explain));
     let pairs = finding_pairs(&found);
     let missed = truth.difference(&pairs).count();
     let extra = pairs.difference(&truth).count();

@@ -51,9 +51,8 @@ fn incident_against_a_dual_stack_listener_is_folded_to_ipv4() {
     let _inc = incident(&mut lab, "db", "[::]:3306", "app", "198.18.0.1:3306", 200);
     // The server's own view is IPv4-mapped IPv6.
     let raw = lab
-        .run("db", "ss", &["-Htn", "state", "established"], Duration::from_secs(10))
+        .run_ok("db", "ss", &["-Htn", "state", "established"], Duration::from_secs(10))
         .unwrap();
-    let raw = String::from_utf8_lossy(&raw.stdout);
     assert!(raw.contains("[::ffff:198.18.0.2]"), "{raw}");
     let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
     let (truth, found) = wait_for_agreement(&lab, &fleet, "app", "db", server, TIMEOUT);

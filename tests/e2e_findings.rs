@@ -80,15 +80,14 @@ fn the_incident_is_explained_with_the_real_backlog_and_counters() {
         "{risk:?}"
     );
     // The human form reads.
-    let out = lab
-        .run(
+    let text = lab
+        .run_ok(
             "recon",
             exe().to_str().unwrap(),
             &["explain", "db:3306", "--reconciler", &fleet.url],
             TIMEOUT,
         )
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("What to change:") && text.contains("listen() backlog"),
         "{text}"
@@ -191,22 +190,15 @@ fn a_client_whose_reset_never_arrives_leaves_a_server_only_connection() {
         ],
         vec!["add", "rule", "inet", "ho", "out", "tcp", "flags", "rst", "drop"],
     ] {
-        let out = lab.run("app", "nft", &args, Duration::from_secs(10)).unwrap();
-        assert!(
-            out.status.success(),
-            "nft {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        lab.run_ok("app", "nft", &args, Duration::from_secs(10)).unwrap();
     }
-    let out = lab
-        .run(
-            "app",
-            "ss",
-            &["-K", "dst", "198.18.0.1", "dport", "=", ":3307"],
-            Duration::from_secs(10),
-        )
-        .unwrap();
-    assert!(out.status.success(), "ss -K: {}", String::from_utf8_lossy(&out.stderr));
+    lab.run_ok(
+        "app",
+        "ss",
+        &["-K", "dst", "198.18.0.1", "dport", "=", ":3307"],
+        Duration::from_secs(10),
+    )
+    .unwrap();
     let app: Vec<_> = lab
         .ss_established("app")
         .unwrap()

@@ -2,12 +2,12 @@
 //! the real `halfopen` binary (see halfopen_lab::fleet), the incident, and
 //! waiting (bounded) for halfopen to agree with `ss`.
 #![allow(dead_code)]
-use halfopen_lab::fleet::{finding_pairs, ss_client_only, Fleet};
+use halfopen_lab::fleet::{finding_pairs, poll_agreement, Fleet};
 use halfopen_lab::{Lab, LabChild};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub type Pairs = BTreeSet<(SocketAddr, SocketAddr)>;
 
@@ -154,35 +154,22 @@ pub fn wait_for_agreement(
     server: SocketAddr,
     timeout: Duration,
 ) -> (Pairs, Vec<serde_json::Value>) {
-    let start = Instant::now();
-    loop {
-        let truth = ss_client_only(lab, client_host, server_host, server).unwrap();
-        let found: Vec<serde_json::Value> = fleet
-            .orphans(lab)
-            .unwrap()
-            .into_iter()
-            .filter(|f| f["server"] == server.to_string())
-            .collect();
-        let pairs = finding_pairs(&found);
-        if !truth.is_empty() && pairs == truth {
-            // ss is read again: the agreement must hold on fresh ground truth.
-            let again = ss_client_only(lab, client_host, server_host, server).unwrap();
-            if again == truth {
-                return (truth, found);
-            }
-        }
-        if start.elapsed() > timeout {
-            panic!(
-                "no agreement after {timeout:?}: ss client-only {} {:?}\nhalfopen {} {:?}\nlogs in {}",
-                truth.len(),
-                truth.iter().take(5).collect::<Vec<_>>(),
-                pairs.len(),
-                pairs.iter().take(5).collect::<Vec<_>>(),
-                lab.log_dir().display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(500));
+    let a = poll_agreement(lab, fleet, client_host, server_host, server, timeout, || {
+        Ok::<(), halfopen_lab::LabError>(())
+    })
+    .unwrap();
+    if !a.agreed {
+        let pairs = finding_pairs(&a.found);
+        panic!(
+            "no agreement after {timeout:?}: ss client-only {} {:?}\nhalfopen {} {:?}\nlogs in {}",
+            a.truth.len(),
+            a.truth.iter().take(5).collect::<Vec<_>>(),
+            pairs.len(),
+            pairs.iter().take(5).collect::<Vec<_>>(),
+            lab.log_dir().display()
+        );
     }
+    (a.truth, a.found)
 }
 
 /// Every finding names the client process: the pid that `ss -p` shows for

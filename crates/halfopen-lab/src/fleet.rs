@@ -181,3 +181,43 @@ pub fn finding_pairs(findings: &[serde_json::Value]) -> BTreeSet<(SocketAddr, So
         })
         .collect()
 }
+
+/// Where [`poll_agreement`] stopped: the client-only set by `ss`, halfopen's
+/// orphans for that server, and whether they agreed.
+pub struct Agreement {
+    pub truth: BTreeSet<(SocketAddr, SocketAddr)>,
+    pub found: Vec<serde_json::Value>,
+    pub agreed: bool,
+}
+
+/// Polls every 500 ms, for up to `timeout`, until halfopen's orphans for
+/// `server` equal the client-only set `ss` shows: non-empty, and unchanged
+/// when `ss` is read again (agreement must hold on fresh ground truth).
+/// `between` runs before each round (a Ctrl-C check, or nothing).
+pub fn poll_agreement<E: From<LabError>>(
+    lab: &Lab,
+    fleet: &Fleet,
+    client_host: &str,
+    server_host: &str,
+    server: SocketAddr,
+    timeout: Duration,
+    mut between: impl FnMut() -> Result<(), E>,
+) -> Result<Agreement, E> {
+    let start = Instant::now();
+    loop {
+        between()?;
+        let truth = ss_client_only(lab, client_host, server_host, server)?;
+        let found: Vec<serde_json::Value> = fleet
+            .orphans(lab)?
+            .into_iter()
+            .filter(|f| f["server"] == server.to_string())
+            .collect();
+        let agreed = !truth.is_empty()
+            && finding_pairs(&found) == truth
+            && ss_client_only(lab, client_host, server_host, server)? == truth;
+        if agreed || start.elapsed() > timeout {
+            return Ok(Agreement { truth, found, agreed });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

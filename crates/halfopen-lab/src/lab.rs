@@ -429,6 +429,14 @@ impl Lab {
         run_bounded(cmd, timeout)
     }
 
+    /// Like [`Lab::run`], but a non-zero exit is an error carrying its stderr;
+    /// returns stdout.
+    pub fn run_ok(&self, host: &str, program: &str, args: &[&str], timeout: Duration) -> Result<String, LabError> {
+        let mut cmd = self.command(host, program)?;
+        cmd.args(args);
+        run_ok(cmd, timeout)
+    }
+
     /// Ground truth: `ss -Htnp state established` inside the host's namespace, parsed, with
     /// IPv4-mapped IPv6 addresses folded to IPv4.
     pub fn ss_established(&self, host: &str) -> Result<Vec<SsConn>, LabError> {

@@ -188,14 +188,13 @@ fn incident_reproduces_with_v4_and_dual_stack_listeners() {
         .wait_for_json(|r: &BurstReport| r.greeted == 1, Duration::from_secs(10))
         .unwrap();
     let raw = lab
-        .run(
+        .run_ok(
             "server",
             "ss",
             &["-Htn", "state", "established"],
             Duration::from_secs(5),
         )
         .unwrap();
-    let raw = String::from_utf8_lossy(&raw.stdout).into_owned();
     assert!(raw.contains("[::ffff:198.18.2.2]:"), "raw ss: {raw}");
     assert!(raw.contains("[::ffff:198.18.2.1]:3307"), "raw ss: {raw}");
     let folded: Vec<SsConn> = lab.ss_established("server").unwrap();

@@ -29,14 +29,14 @@ fn two_hosts_talk_tcp_and_teardown_leaves_nothing() {
 
     // The host's eth0 has its address; the root namespace is not involved.
     let addrs = lab
-        .run(
+        .run_ok(
             "client",
             "ip",
             &["-4", "-o", "addr", "show", "dev", "eth0"],
             Duration::from_secs(5),
         )
         .unwrap();
-    assert!(String::from_utf8_lossy(&addrs.stdout).contains("198.18.1.2/24"));
+    assert!(addrs.contains("198.18.1.2/24"), "{addrs}");
 
     let server = lab
         .spawn(
