@@ -1,6 +1,5 @@
 //! The `halfopen` binary's own behaviour on one host: `snapshot` against real
 //! sockets on loopback, and clear errors for bad input and missing services.
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 
@@ -101,7 +100,7 @@ fn reconciler_reports_a_port_in_use() {
 
 #[test]
 fn demo_without_root_says_why() {
-    if unsafe { libc::geteuid() } != 0 {
+    if !halfopen_lab::is_root() {
         let out = halfopen(&["demo"]);
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
@@ -116,19 +115,17 @@ fn demo_without_root_says_why() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+    // bounded: coreutils `timeout` ends it after 60 s
+    let out = Command::new("timeout")
+        .args(["60", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&exe)
         .arg("demo")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("setpriv (util-linux) is needed for this test");
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        .output()
+        .expect("timeout (coreutils) and setpriv (util-linux) are needed for this test");
+    let err = String::from_utf8_lossy(&out.stderr);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(!status.success());
+    assert!(!out.status.success());
+    assert_ne!(out.status.code(), Some(124), "demo as nobody did not end within 60 s");
     assert!(
         err.contains("needs root") && err.contains("network namespaces"),
         "{err}"

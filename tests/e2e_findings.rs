@@ -5,31 +5,10 @@
 mod common;
 
 use common::*;
-use halfopen_lab::fleet::Fleet;
-use halfopen_lab::Lab;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn findings(lab: &Lab, fleet: &Fleet, kind: &str) -> Vec<serde_json::Value> {
-    match fleet.query(lab, &["findings", "--kind", kind]).unwrap() {
-        serde_json::Value::Array(a) => a,
-        other => panic!("not an array: {other}"),
-    }
-}
-
-/// Polls `f` until it returns Some, bounded.
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
 
 #[test]
 fn the_incident_is_explained_with_the_real_backlog_and_counters() {
@@ -73,7 +52,7 @@ fn the_incident_is_explained_with_the_real_backlog_and_counters() {
         .iter()
         .any(|c| c["setting"].as_str().unwrap().contains("timeout")));
     // And the listener is flagged.
-    let risk = findings(&lab, &fleet, "listener_at_risk");
+    let risk = fleet.findings(&lab, "listener_at_risk").unwrap();
     assert!(
         risk.iter()
             .any(|r| r["listener"] == "0.0.0.0:3306" && r["server_host"] == "db"),
@@ -98,33 +77,16 @@ fn the_incident_is_explained_with_the_real_backlog_and_counters() {
 #[test]
 fn a_stalled_greeting_is_found_with_the_server_process_and_clears_when_it_greets() {
     let Some(mut lab) = lab("e2e-stall") else { return };
-    let fleet = standard_with(&mut lab, "1s", &["--stall-after", "3s"]);
-    let server = lab
-        .spawn(
-            "db",
-            &exe(),
-            &[
-                "lab",
-                "greet-server",
-                "--listen",
-                "0.0.0.0:3306",
-                "--backlog",
-                "128",
-                "--greet-delay",
-                "14s",
-            ],
-        )
-        .unwrap();
-    server.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
-    let burst = lab
-        .spawn(
-            "app",
-            &exe(),
-            &["lab", "burst", "--target", "198.18.0.1:3306", "--count", "3"],
-        )
-        .unwrap();
+    let fleet = standard_with(&mut lab, "1s", &["--no-db", "--stall-after", "3s"]);
+    let server = greet_server(
+        &mut lab,
+        "db",
+        "0.0.0.0:3306",
+        &["--backlog", "128", "--greet-delay", "14s"],
+    );
+    let burst = burst(&mut lab, "app", "198.18.0.1:3306", 3);
     let stalled = wait_for("3 stalled greetings", Duration::from_secs(12), || {
-        let s = findings(&lab, &fleet, "stalled_greeting");
+        let s = fleet.findings(&lab, "stalled_greeting").unwrap();
         (s.len() == 3).then_some(s)
     });
     for f in &stalled {
@@ -138,13 +100,17 @@ fn a_stalled_greeting_is_found_with_the_server_process_and_clears_when_it_greets
             "{f}"
         );
     }
-    assert!(findings(&lab, &fleet, "client_only").is_empty());
+    assert!(fleet.findings(&lab, "client_only").unwrap().is_empty());
     // The greeting arrives at 14 s: no longer reported.
     burst
         .wait_for_line(|l| l.contains("\"greeted\":3"), Duration::from_secs(30))
         .unwrap();
     wait_for("stalled greetings to clear", Duration::from_secs(15), || {
-        findings(&lab, &fleet, "stalled_greeting").is_empty().then_some(())
+        fleet
+            .findings(&lab, "stalled_greeting")
+            .unwrap()
+            .is_empty()
+            .then_some(())
     });
     lab.teardown().unwrap();
 }
@@ -153,27 +119,14 @@ fn a_stalled_greeting_is_found_with_the_server_process_and_clears_when_it_greets
 fn a_client_whose_reset_never_arrives_leaves_a_server_only_connection() {
     let Some(mut lab) = lab("e2e-srvonly") else { return };
     let fleet = standard(&mut lab, "1s");
-    let server = lab
-        .spawn(
-            "db",
-            &exe(),
-            &["lab", "greet-server", "--listen", "0.0.0.0:3307", "--backlog", "128"],
-        )
-        .unwrap();
-    server.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
-    let _burst = lab
-        .spawn(
-            "app",
-            &exe(),
-            &["lab", "burst", "--target", "198.18.0.1:3307", "--count", "5"],
-        )
-        .unwrap();
-    _burst
+    let server = greet_server(&mut lab, "db", "0.0.0.0:3307", &["--backlog", "128"]);
+    let clients = burst(&mut lab, "app", "198.18.0.1:3307", 5);
+    clients
         .wait_for_line(|l| l.contains("\"greeted\":5"), Duration::from_secs(20))
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     assert!(
-        findings(&lab, &fleet, "server_only").is_empty(),
+        fleet.findings(&lab, "server_only").unwrap().is_empty(),
         "healthy connections reported"
     );
     // Drop every RST the client sends, then abort its sockets (SOCK_DESTROY
@@ -215,7 +168,7 @@ fn a_client_whose_reset_never_arrives_leaves_a_server_only_connection() {
         .collect();
     assert_eq!(held.len(), 5, "the server must still hold them: {held:?}");
     let found = wait_for("5 server_only findings", TIMEOUT, || {
-        let f = findings(&lab, &fleet, "server_only");
+        let f = fleet.findings(&lab, "server_only").unwrap();
         (f.len() == 5).then_some(f)
     });
     let pairs = halfopen_lab::fleet::finding_pairs(&found);
@@ -234,12 +187,17 @@ fn a_healthy_busy_server_has_no_finding_at_all() {
     let Some(mut lab) = lab("e2e-healthy") else { return };
     // A 3 s interval against the 1 s grace: connections are seen on one side
     // before the other, so the confirmation really has work to do.
-    let fleet = standard_with(&mut lab, "3s", &["--stall-after", "2s"]);
+    let fleet = standard_with(&mut lab, "3s", &["--no-db", "--stall-after", "2s"]);
     let (_server, churn) = healthy_churn(&mut lab, 3306, "20s");
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(22) {
         let all = fleet.query(&lab, &["findings"]).unwrap();
         assert_eq!(all, serde_json::json!([]), "a healthy server produced findings");
+        // ...while both collectors are fresh, so the silence is a judgement
+        for h in fleet.hosts(&lab).unwrap() {
+            assert_eq!(h["stale"], false, "{h}");
+            assert!(h["sockets"].as_u64().unwrap() > 0, "{h}");
+        }
         std::thread::sleep(Duration::from_millis(700));
     }
     let v = churn_summary(&churn);

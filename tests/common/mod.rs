@@ -11,6 +11,21 @@ use std::time::Duration;
 
 pub type Pairs = BTreeSet<(SocketAddr, SocketAddr)>;
 
+/// Polls `f` every 500 ms until it returns Some; fails the test after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_halfopen"))
 }
@@ -27,22 +42,37 @@ pub fn lab(tag: &str) -> Option<Lab> {
 /// db 198.18.0.1 (syncookies on), app 198.18.0.2, recon 198.18.0.3; the
 /// reconciler on recon (no database), collectors on db and app.
 pub fn standard(lab: &mut Lab, interval: &str) -> Fleet {
-    standard_with(lab, interval, &[])
+    standard_with(lab, interval, &["--no-db"])
 }
 
-/// [`standard`] with extra reconciler flags.
-pub fn standard_with(lab: &mut Lab, interval: &str, extra: &[&str]) -> Fleet {
+/// [`standard`] with these reconciler flags (give `--no-db` or `--db PATH`).
+pub fn standard_with(lab: &mut Lab, interval: &str, reconciler_args: &[&str]) -> Fleet {
     lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
     lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
     lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
     lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
-    let mut args = vec!["--no-db"];
-    args.extend_from_slice(extra);
-    let mut fleet = Fleet::start(lab, &exe(), "recon", &args).unwrap();
+    let mut fleet = Fleet::start(lab, &exe(), "recon", reconciler_args).unwrap();
     fleet.add_collector(lab, "db", interval).unwrap();
     fleet.add_collector(lab, "app", interval).unwrap();
     fleet.wait_for_collectors(lab, Duration::from_secs(30)).unwrap();
     fleet
+}
+
+/// `halfopen lab greet-server --listen LISTEN FLAGS...` on `host`, once it
+/// is listening.
+pub fn greet_server(lab: &mut Lab, host: &str, listen: &str, flags: &[&str]) -> LabChild {
+    let mut args = vec!["lab", "greet-server", "--listen", listen];
+    args.extend_from_slice(flags);
+    let server = lab.spawn(host, &exe(), &args).unwrap();
+    server.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
+    server
+}
+
+/// `halfopen lab burst`: `count` connects from `host` to `target`, started.
+pub fn burst(lab: &mut Lab, host: &str, target: &str, count: u32) -> LabChild {
+    let n = count.to_string();
+    lab.spawn(host, &exe(), &["lab", "burst", "--target", target, "--count", &n])
+        .unwrap()
 }
 
 /// Healthy traffic: a greeting server on db `0.0.0.0:PORT` with a real
@@ -50,15 +80,7 @@ pub fn standard_with(lab: &mut Lab, interval: &str, extra: &[&str]) -> Fleet {
 /// 6 s) straddle the collectors' interval, for `duration`. Returns the
 /// server and the churn; see [`churn_summary`].
 pub fn healthy_churn(lab: &mut Lab, port: u16, duration: &str) -> (LabChild, LabChild) {
-    let listen = format!("0.0.0.0:{port}");
-    let server = lab
-        .spawn(
-            "db",
-            &exe(),
-            &["lab", "greet-server", "--listen", &listen, "--backlog", "4096"],
-        )
-        .unwrap();
-    server.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
+    let server = greet_server(lab, "db", &format!("0.0.0.0:{port}"), &["--backlog", "4096"]);
     let target = format!("198.18.0.1:{port}");
     let churn = lab
         .spawn(
@@ -112,31 +134,8 @@ pub fn incident(
     target: &str,
     count: u32,
 ) -> Incident {
-    let server = lab
-        .spawn(
-            server_host,
-            &exe(),
-            &[
-                "lab",
-                "greet-server",
-                "--listen",
-                listen,
-                "--backlog",
-                "4",
-                "--accept-delay",
-                "3s",
-            ],
-        )
-        .unwrap();
-    server.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
-    let n = count.to_string();
-    let burst = lab
-        .spawn(
-            client_host,
-            &exe(),
-            &["lab", "burst", "--target", target, "--count", &n],
-        )
-        .unwrap();
+    let server = greet_server(lab, server_host, listen, &["--backlog", "4", "--accept-delay", "3s"]);
+    let burst = burst(lab, client_host, target, count);
     burst
         .wait_for_line(|l| l.contains("\"established\""), Duration::from_secs(30))
         .unwrap();

@@ -103,6 +103,11 @@ impl Fleet {
         as_array(self.query(lab, &["orphans"])?)
     }
 
+    /// `halfopen findings --kind KIND`.
+    pub fn findings(&self, lab: &Lab, kind: &str) -> Result<Vec<serde_json::Value>, LabError> {
+        as_array(self.query(lab, &["findings", "--kind", kind])?)
+    }
+
     pub fn hosts(&self, lab: &Lab) -> Result<Vec<serde_json::Value>, LabError> {
         as_array(self.query(lab, &["hosts"])?)
     }

@@ -147,6 +147,16 @@ fn leftovers_of_a_dead_run_are_removed() {
     dead.wait().unwrap();
     let stale = format!("ho-lab-leftover-{dead_pid}-0-sw");
     let other_tag = format!("ho-lab-leftoverx-{dead_pid}-0-sw");
+    // No lab owns these: delete them however the test ends.
+    struct DelOnDrop(Vec<String>);
+    impl Drop for DelOnDrop {
+        fn drop(&mut self) {
+            for ns in &self.0 {
+                let _ = Command::new("ip").args(["netns", "del", ns]).status(); // gone already: fine
+            }
+        }
+    }
+    let _cleanup = DelOnDrop(vec![stale.clone(), other_tag.clone()]);
     for ns in [&stale, &other_tag] {
         assert!(Command::new("ip")
             .args(["netns", "add", ns])
@@ -168,7 +178,18 @@ fn leftovers_of_a_dead_run_are_removed() {
         "another tag's namespace was touched: {left:?}"
     );
     assert!(left.contains(&halfopen_lab::naming::ns_name(lab.prefix(), "sw")));
-    assert!(!inside.wait().unwrap().success(), "the process inside was killed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = inside.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process inside was not killed within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "the process inside was killed");
     lab.teardown().unwrap();
     assert!(Command::new("ip")
         .args(["netns", "del", &other_tag])
