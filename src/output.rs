@@ -1,7 +1,7 @@
 //! What the CLI prints: JSON objects (contracts for scripts) and human tables,
 //! built from plain values so they are tested without a reconciler.
-use halfopen_core::{ip_from_wire, Diagnosis, Process, SocketRecord, Tuple};
-use halfopen_proto::convert::{process_from_wire, tuple_from_wire};
+use halfopen_core::{Diagnosis, Process, SocketRecord, Tuple};
+use halfopen_proto::convert::{addrs_from_wire, process_from_wire, tuple_from_wire};
 use halfopen_proto::v1;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -163,7 +163,7 @@ pub fn orphans_table(rows: &[OrphanJson]) -> String {
         s,
         "{} half-open connection{} (client_only): the client holds them ESTABLISHED, the server host has no trace of them.\n",
         rows.len(),
-        if rows.len() == 1 { "" } else { "s" }
+        plural(rows.len())
     );
     let mut by_server: BTreeMap<(String, String), Vec<&OrphanJson>> = BTreeMap::new();
     for r in rows {
@@ -251,12 +251,7 @@ pub struct HostJson {
 pub fn host_json(h: &v1::HostInfo) -> HostJson {
     HostJson {
         host_id: h.host_id.clone(),
-        addresses: h
-            .addresses
-            .iter()
-            .filter_map(|a| ip_from_wire(a))
-            .map(|a| a.to_string())
-            .collect(),
+        addresses: addrs_from_wire(&h.addresses).iter().map(|a| a.to_string()).collect(),
         last_report: (h.last_report_unix_ms != 0).then(|| rfc3339(h.last_report_unix_ms)),
         sockets: h.sockets,
         client_sockets: h.client_sockets,

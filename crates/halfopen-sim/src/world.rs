@@ -321,14 +321,29 @@ impl World {
 
     /// Opens a healthy connection from `c` to a random other host.
     fn open(&mut self, c: HostIdx) -> Result<Conn, WorldError> {
+        self.connect(c, Kind::Normal)
+    }
+
+    /// A connection from `c` to a random other host, held by both ends
+    /// (Normal), only the client (Orphan) or only the server (ServerOnly).
+    /// The client port stays reserved either way, so it is never reused.
+    fn connect(&mut self, c: HostIdx, kind: Kind) -> Result<Conn, WorldError> {
         let s = self.other_host(c);
         let sport = self.server_port();
         let cport = self.hosts[c as usize]
             .alloc_port()
             .ok_or(WorldError::PortsExhausted(c))?;
-        self.hosts[c as usize].insert(s, cport, sport, Kind::Normal);
-        self.hosts[s as usize].insert(c, sport, cport, Kind::Normal);
-        self.normal += 1;
+        if kind != Kind::ServerOnly {
+            self.hosts[c as usize].insert(s, cport, sport, kind);
+        }
+        if kind != Kind::Orphan {
+            self.hosts[s as usize].insert(c, sport, cport, kind);
+        }
+        match kind {
+            Kind::Normal => self.normal += 1,
+            Kind::Orphan => self.orphans += 1,
+            Kind::ServerOnly => self.server_only += 1,
+        }
         Ok(Conn {
             client: c,
             cport,
@@ -380,32 +395,10 @@ impl World {
         self.plant(Kind::ServerOnly)
     }
 
-    /// One end of a connection between two random hosts, held only by the
-    /// client (Orphan) or only by the server (ServerOnly).
+    /// A one-sided connection from a random host.
     fn plant(&mut self, kind: Kind) -> Result<Conn, WorldError> {
         let c = self.rng.below(self.hosts.len() as u64) as HostIdx;
-        let s = self.other_host(c);
-        let sport = self.server_port();
-        let cport = self.hosts[c as usize]
-            .alloc_port()
-            .ok_or(WorldError::PortsExhausted(c))?;
-        match kind {
-            Kind::ServerOnly => {
-                self.hosts[s as usize].insert(c, sport, cport, kind);
-                self.server_only += 1;
-            }
-            Kind::Orphan => {
-                self.hosts[c as usize].insert(s, cport, sport, kind);
-                self.orphans += 1;
-            }
-            Kind::Normal => unreachable!("only one-sided connections are planted"),
-        }
-        Ok(Conn {
-            client: c,
-            cport,
-            server: s,
-            sport,
-        })
+        self.connect(c, kind)
     }
 
     fn record(&self, h: HostIdx, s: &Sock) -> SocketRecord {
