@@ -83,7 +83,6 @@ pub struct LabChild {
     pub(crate) shared: SharedChild,
     pub(crate) pid: u32,
     pub(crate) label: String,
-    pub(crate) host: String,
     pub(crate) stdout_path: PathBuf,
     pub(crate) stderr_path: PathBuf,
 }
@@ -92,26 +91,6 @@ impl LabChild {
     /// The pid of the program itself (`ip netns exec` replaces itself with it).
     pub fn pid(&self) -> u32 {
         self.pid
-    }
-
-    /// The lab host it runs on.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// A short name for messages: `<host>/<program> [subcommand]`.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
-    /// Where its standard output goes.
-    pub fn stdout_path(&self) -> &Path {
-        &self.stdout_path
-    }
-
-    /// Where its standard error goes.
-    pub fn stderr_path(&self) -> &Path {
-        &self.stderr_path
     }
 
     /// Everything it printed on standard output so far.
@@ -147,17 +126,6 @@ impl LabChild {
             what: format!("{} to die", self.label),
             timeout: Duration::from_secs(5),
         })
-    }
-
-    /// SIGTERM, then up to `grace` for it to exit, then SIGKILL. Returns how it ended.
-    pub fn terminate(&self, grace: Duration) -> Result<ExitStatus, LabError> {
-        if self.try_wait()?.is_none() {
-            let _ = self.signal(Signal::SIGTERM);
-            if let Ok(status) = self.wait_with_timeout(grace) {
-                return Ok(status);
-            }
-        }
-        self.kill()
     }
 
     /// Its exit status if it has exited (reaping it), `None` while it runs.

@@ -58,7 +58,6 @@ pub struct Host {
 /// same and reports what could not be undone.
 #[derive(Debug)]
 pub struct Lab {
-    tag: String,
     prefix: String,
     switch_ns: String,
     hosts: Vec<Host>,
@@ -88,14 +87,6 @@ pub fn list_namespaces() -> Result<Vec<String>, LabError> {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_string)
-        .collect())
-}
-
-/// The namespaces that belong to labs with exactly this tag, live or not.
-pub fn namespaces_with_tag(tag: &str) -> Result<Vec<String>, LabError> {
-    Ok(list_namespaces()?
-        .into_iter()
-        .filter(|ns| naming::parse_owned(tag, ns).is_some())
         .collect())
 }
 
@@ -204,7 +195,6 @@ impl Lab {
         let _ = std::fs::remove_dir_all(&log_dir);
         std::fs::create_dir_all(&log_dir).map_err(|e| LabError::io_path("creating log directory", &log_dir, e))?;
         let mut lab = Lab {
-            tag: tag.to_string(),
             switch_ns: naming::ns_name(&prefix, SWITCH),
             prefix,
             hosts: Vec::new(),
@@ -292,35 +282,15 @@ impl Lab {
         self.hosts.iter().find(|h| h.name == name)
     }
 
-    /// All hosts, in the order they were added.
-    pub fn hosts(&self) -> &[Host] {
-        &self.hosts
-    }
-
-    /// The tag the lab was created with.
-    pub fn tag(&self) -> &str {
-        &self.tag
-    }
-
     /// `ho-<tag>-<pid>-<seq>`: the prefix of all this lab's namespace names.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
-    /// The switch namespace (holds the bridge `br0` and the hosts' switch ports).
-    pub fn switch_netns(&self) -> &str {
-        &self.switch_ns
-    }
-
     /// Where the logs of spawned processes go (a directory under the system temp dir). Removed
-    /// at teardown, except when the thread is panicking or [`Lab::keep_logs`] was set.
+    /// at teardown, except when the thread is panicking.
     pub fn log_dir(&self) -> &Path {
         &self.log_dir
-    }
-
-    /// Keep (or not) the log directory after teardown.
-    pub fn keep_logs(&mut self, keep: bool) {
-        self.keep_logs = keep;
     }
 
     fn ns_of(&self, host: &str) -> Result<&str, LabError> {
@@ -415,7 +385,6 @@ impl Lab {
             shared,
             pid,
             label,
-            host: host.to_string(),
             stdout_path,
             stderr_path,
         })

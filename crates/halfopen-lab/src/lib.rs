@@ -41,10 +41,8 @@ pub mod ss;
 
 pub use child::LabChild;
 pub use error::LabError;
-pub use lab::{is_root, list_namespaces, namespaces_with_tag, remove_leftovers, Host, Lab};
+pub use lab::{is_root, list_namespaces, remove_leftovers, Host, Lab};
 pub use nix::sys::signal::Signal;
 pub use privilege::require_root_or_skip;
-pub use procs::{
-    run, run_async, BurstArgs, BurstReport, ChurnArgs, ChurnReport, GreetServerArgs, LabCommand, ServerCounters,
-};
+pub use procs::{run, BurstArgs, BurstReport, ChurnArgs, ChurnReport, GreetServerArgs, LabCommand, ServerCounters};
 pub use ss::SsConn;
