@@ -73,7 +73,7 @@ enum Cmd {
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         grace: Duration,
         /// A host with no report for this many of its intervals is stale: nothing is judged against it.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         stale_intervals: u32,
         /// Also treat this port as server-speaks-first (repeatable; defaults: 21 22 25 110 119 143 587 3306).
         #[arg(long = "greeting-port")]
@@ -159,28 +159,38 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn init_logging(filter: &str) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+/// Logs to stderr with `filter` (RUST_LOG wins when set); a filter that does
+/// not parse is an error, not silently "info".
+fn init_logging(filter: &str) -> Result<()> {
+    let (filter, from) = match std::env::var("RUST_LOG") {
+        Ok(f) => (f, "RUST_LOG"),
+        Err(_) => (filter.to_string(), "--log/HALFOPEN_LOG"),
+    };
+    let f = tracing_subscriber::EnvFilter::try_new(&filter).with_context(|| {
+        format!("invalid log filter {filter:?} in {from} (examples: info, debug, halfopen_reconciler=debug)")
+    })?;
+    // only fails if a subscriber is already set, which cannot happen here
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(f)
         .with_writer(std::io::stderr)
         .try_init();
+    Ok(())
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Lab { cmd } => {
-            init_logging(&cli.log);
+            init_logging(&cli.log)?;
             halfopen_lab::run(cmd).map_err(Into::into)
         }
         Cmd::Demo(args) => {
-            init_logging("warn");
+            init_logging("warn")?;
             demo::run(args)
         }
         Cmd::Snapshot { json, info, proc_net } => snapshot(json, info, proc_net),
         other => {
-            init_logging(&cli.log);
+            init_logging(&cli.log)?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -230,7 +240,7 @@ async fn run_async(cmd: Cmd) -> Result<()> {
                 db: (!no_db).then_some(db),
                 engine: halfopen_reconciler::EngineConfig {
                     grace_ms: grace.as_millis() as u64,
-                    stale_intervals: stale_intervals.max(1),
+                    stale_intervals,
                     greeting_ports: ports,
                     stall_after_ms: stall_after.as_millis().min(u32::MAX as u128) as u32,
                     ..Default::default()
@@ -245,11 +255,8 @@ async fn run_async(cmd: Cmd) -> Result<()> {
             let findings = halfopen_proto::client::list_findings(&mut c, "client_only")
                 .await
                 .with_context(|| format!("asking {reconciler} for orphans"))?;
-            let rows: Vec<_> = findings
-                .iter()
-                .filter(|f| f.kind == "client_only")
-                .filter_map(output::orphan_json)
-                .collect();
+            let client_only: Vec<_> = findings.into_iter().filter(|f| f.kind == "client_only").collect();
+            let rows = shown(&client_only);
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -262,7 +269,7 @@ async fn run_async(cmd: Cmd) -> Result<()> {
             let findings = halfopen_proto::client::list_findings(&mut c, &kind.unwrap_or_default())
                 .await
                 .with_context(|| format!("asking {reconciler} for findings"))?;
-            let rows: Vec<_> = findings.iter().filter_map(output::orphan_json).collect();
+            let rows = shown(&findings);
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -352,6 +359,19 @@ fn snapshot(json: bool, info: bool, proc_net: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The findings as printed; any that cannot be shown (malformed from the
+/// reconciler) are counted on stderr, not dropped silently.
+fn shown(findings: &[v1::Finding]) -> Vec<output::OrphanJson> {
+    let rows: Vec<_> = findings.iter().filter_map(output::orphan_json).collect();
+    if rows.len() < findings.len() {
+        eprintln!(
+            "warning: {} findings from the reconciler could not be decoded and are not shown",
+            findings.len() - rows.len()
+        );
+    }
+    rows
 }
 
 async fn client(url: &str) -> Result<ReconcilerClient<tonic::transport::Channel>> {

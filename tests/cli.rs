@@ -86,6 +86,18 @@ fn bad_flags_are_rejected_with_the_reason() {
     let out = halfopen(&["orphans", "--reconciler", "http://[bad"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid reconciler URL"));
+    let out = halfopen(&["reconciler", "--no-db", "--stale-intervals", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stale-intervals"));
+    let out = Command::new(env!("CARGO_BIN_EXE_halfopen"))
+        .args(["--log", "halfopen=loud", "hosts", "--reconciler", "127.0.0.1:1"])
+        .env_remove("RUST_LOG")
+        .env_remove("HALFOPEN_RECONCILER")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid log filter") && err.contains("halfopen=loud"), "{err}");
 }
 
 #[test]
