@@ -140,7 +140,8 @@ enum Cmd {
     #[command(
         after_help = "Builds network namespaces (198.18.0.0/15 addresses only), runs the real reconciler and \
         collectors in them, overflows a greeting server's accept queue with a burst of connects, prints \
-        halfopen's findings next to `ss` on both sides, and tears everything down (also on Ctrl-C)."
+        halfopen's findings next to `ss` on both sides, and tears everything down (also on Ctrl-C).\n\
+        Example: sudo halfopen demo --connections 500 --dual-stack"
     )]
     Demo(demo::DemoArgs),
     /// Lab processes used by `demo` and the tests.
