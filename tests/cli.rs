@@ -97,7 +97,10 @@ fn bad_flags_are_rejected_with_the_reason() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("invalid log filter") && err.contains("halfopen=loud"), "{err}");
+    assert!(
+        err.contains("invalid log filter") && err.contains("halfopen=loud"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -150,10 +153,7 @@ fn help_teaches_with_examples() {
         let out = halfopen(&[cmd, "--help"]);
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains("Example"),
-            "{cmd} --help has no example:\n{text}"
-        );
+        assert!(text.contains("Example"), "{cmd} --help has no example:\n{text}");
     }
     let out = halfopen(&["--help"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("halfopen demo"));

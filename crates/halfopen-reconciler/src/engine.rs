@@ -558,8 +558,9 @@ pub struct Engine {
     /// is next compacted): judged again, and only they, when it is.
     waiting: HashMap<HostIdx, (Vec<(HostIdx, Tuple)>, usize)>,
     last_sweep_mono: u64,
-    /// Current stalled_greeting findings (skips a scan when there are none).
-    stalled_count: usize,
+    /// Current stalled_greeting findings per client host (their tuples), so
+    /// a report looks only at its own host's, not at every finding.
+    stalled: HashMap<HostIdx, HashSet<Tuple>>,
     /// Current client_only findings per (server host, server port): a
     /// listener stays at risk while orphans it caused are still there.
     orphans_by_port: HashMap<(HostIdx, u16), usize>,
@@ -584,7 +585,7 @@ impl Engine {
             changed: HashSet::new(),
             waiting: HashMap::new(),
             last_sweep_mono: 0,
-            stalled_count: 0,
+            stalled: HashMap::new(),
             orphans_by_port: HashMap::new(),
             stats: EngineStats::default(),
         }
@@ -640,15 +641,10 @@ impl Engine {
                 }
             }
             let key = f.holder_key(|n| self.by_name.get(n).copied().unwrap_or(0));
-            if f.kind == FindingKind::StalledGreeting {
-                self.stalled_count += 1;
-            }
+            self.track_stalled(key, true);
             self.track_orphan(&f, 1);
             if let Some(old) = self.findings.insert(key, f) {
                 self.track_orphan(&old, -1);
-                if old.kind == FindingKind::StalledGreeting {
-                    self.stalled_count -= 1;
-                }
             }
         }
     }
@@ -990,12 +986,25 @@ impl Engine {
         }
     }
 
+    /// Keeps [`Engine::stalled`] in step with the findings (any other kind: nothing).
+    fn track_stalled(&mut self, (kind, h, t): FKey, present: bool) {
+        if kind != FindingKind::StalledGreeting {
+            return;
+        }
+        if present {
+            self.stalled.entry(h).or_default().insert(t);
+        } else if let Some(set) = self.stalled.get_mut(&h) {
+            set.remove(&t);
+            if set.is_empty() {
+                self.stalled.remove(&h);
+            }
+        }
+    }
+
     fn finish(&mut self, key: FKey, reason: GoneReason, now: Clock, out: &mut Vec<Action>) {
         if let Some(f) = self.findings.remove(&key) {
             self.track_orphan(&f, -1);
-            if f.kind == FindingKind::StalledGreeting {
-                self.stalled_count -= 1;
-            }
+            self.track_stalled(key, false);
             self.stats.gone += 1;
             out.push(Action::Gone {
                 finding: f,
@@ -1063,17 +1072,14 @@ impl Engine {
     /// stalled_greeting from host `c`'s complete list of silent sockets.
     fn judge_stalled(&mut self, c: HostIdx, now: Clock, out: &mut Vec<Action>) {
         // Findings whose socket is no longer silent: greeted (or closed).
-        let current: Vec<FKey> = if self.stalled_count == 0 {
-            Vec::new()
-        } else {
-            self.findings
-                .keys()
-                .filter(|(k, x, t)| {
-                    *k == FindingKind::StalledGreeting && *x == c && !self.hosts[c].silent.contains_key(t)
-                })
-                .copied()
-                .collect()
-        };
+        let current: Vec<FKey> = self
+            .stalled
+            .get(&c)
+            .into_iter()
+            .flatten()
+            .filter(|t| !self.hosts[c].silent.contains_key(t))
+            .map(|&t| (FindingKind::StalledGreeting, c, t))
+            .collect();
         for key in current {
             let reason = if self.hosts[c].table.contains_key(&key.2) {
                 GoneReason::Greeted
@@ -1145,7 +1151,7 @@ impl Engine {
                 in_accept_queue: se.queued,
             };
             self.stats.confirmed += 1;
-            self.stalled_count += 1;
+            self.track_stalled(key, true);
             self.findings.insert(key, f.clone());
             out.push(Action::Confirmed(f));
         }
