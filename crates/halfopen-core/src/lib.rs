@@ -11,5 +11,7 @@ pub mod counters;
 pub mod model;
 pub mod tuple;
 
-pub use model::{Change, Diagnosis, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState};
+pub use model::{
+    listener_accepts, Change, Diagnosis, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState,
+};
 pub use tuple::{canonical_ip, fmt_endpoint, ip_from_wire, is_matchable_ip, parse_endpoint, wire_bytes, Tuple};

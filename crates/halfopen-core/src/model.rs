@@ -133,6 +133,15 @@ pub struct Listener {
     pub libwrap: bool,
 }
 
+/// Whether a listener bound to `listen` takes connections to `local` (both
+/// canonical): the same address and port, or a wildcard of a family that can
+/// accept it (`[::]` takes IPv4 too, `0.0.0.0` only IPv4). The one rule for
+/// "this end is the server" and "this is its listener".
+pub fn listener_accepts(listen: SocketAddr, local: SocketAddr) -> bool {
+    let (lip, ip) = (listen.ip(), local.ip());
+    listen.port() == local.port() && (lip == ip || lip.is_unspecified() && (lip.is_ipv6() || ip.is_ipv4()))
+}
+
 /// Ports this host listens on, for deciding sides. A socket whose local port
 /// has a listener on the same address (or on a wildcard of a family that can
 /// accept it) is the server side.
@@ -155,11 +164,11 @@ impl ListenerPorts {
 
     /// Side of a socket with this local endpoint.
     pub fn side_of(&self, local: SocketAddr) -> Side {
-        let ip = crate::canonical_ip(local.ip());
-        let port = local.port();
-        let hit = self.entries.iter().any(|&(lip, lport)| {
-            lport == port && (lip == ip || lip.is_unspecified() && (lip.is_ipv6() || ip.is_ipv4()))
-        });
+        let local = SocketAddr::new(crate::canonical_ip(local.ip()), local.port());
+        let hit = self
+            .entries
+            .iter()
+            .any(|&(lip, lport)| listener_accepts(SocketAddr::new(lip, lport), local));
         if hit {
             Side::Server
         } else {

@@ -23,7 +23,7 @@
 //! handshake until after the client leaves ESTABLISHED, so no interleaving
 //! of snapshots can confirm it (see the property test below). The cookie
 //! guards against a 4-tuple reused by a new connection.
-use halfopen_core::{is_matchable_ip, Listener, Process, Side, SocketRecord, TcpState, Tuple};
+use halfopen_core::{is_matchable_ip, listener_accepts, Listener, Process, Side, SocketRecord, TcpState, Tuple};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -449,20 +449,20 @@ impl HostState {
         sum
     }
 
-    /// The listener that accepts connections to `addr`, if any.
+    /// The listener that accepts connections to `addr`, if any: one bound to
+    /// that very address first, then a wildcard one.
     fn listener_for(&self, addr: SocketAddr) -> Option<&Listener> {
-        let ip = halfopen_core::canonical_ip(addr.ip());
+        let local = SocketAddr::new(halfopen_core::canonical_ip(addr.ip()), addr.port());
         self.listeners
             .iter()
-            .find(|l| l.addr.port() == addr.port() && l.addr.ip() == ip)
-            .or_else(|| {
-                self.listeners.iter().find(|l| {
-                    l.addr.port() == addr.port()
-                        && l.addr.ip().is_unspecified()
-                        && (l.addr.ip().is_ipv6() || ip.is_ipv4())
-                })
-            })
+            .find(|l| l.addr == local)
+            .or_else(|| self.listeners.iter().find(|l| listener_accepts(l.addr, local)))
     }
+}
+
+/// A listener's accept queue at 80% of its backlog or more.
+fn near_full(l: &Listener) -> bool {
+    l.backlog > 0 && l.queue as u64 * 10 >= l.backlog as u64 * 8
 }
 
 /// Read-only summary of a host for `halfopen hosts`.
@@ -1175,7 +1175,7 @@ impl Engine {
         let only_one = routable.len() == 1;
         let mut hot = Vec::new();
         for l in &listeners {
-            let near_full = l.backlog > 0 && l.queue as u64 * 10 >= l.backlog as u64 * 8;
+            let near_full = near_full(l);
             let half_full = l.backlog > 0 && l.queue as u64 * 2 >= l.backlog as u64;
             let has_orphans = orphaned(l.addr.port());
             let culprit = half_full || has_orphans || (only_one && !l.addr.ip().is_loopback());
@@ -1198,9 +1198,7 @@ impl Engine {
                 continue;
             }
             let l = listeners.iter().find(|l| l.addr == addr).cloned();
-            let near_full = l
-                .as_ref()
-                .is_some_and(|l| l.backlog > 0 && l.queue as u64 * 10 >= l.backlog as u64 * 8);
+            let near_full = l.as_ref().is_some_and(near_full);
             let ctx = crate::explain::ListenerContext {
                 host: &host_name,
                 listener: l.as_ref(),
