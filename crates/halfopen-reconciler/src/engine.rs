@@ -1416,8 +1416,11 @@ impl Engine {
                 }
                 for (h2, keys) in next {
                     if !self.judgeable(h2, now) {
+                        // judged again once the holder is judgeable (dropping
+                        // them lost an orphan whose socket never changes)
                         for k in keys {
                             self.candidates.remove(&k);
+                            self.defer(k, h2);
                         }
                         continue;
                     }

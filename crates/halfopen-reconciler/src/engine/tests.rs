@@ -1252,3 +1252,40 @@ fn a_holder_check_that_leaves_a_tuple_unanswered_asks_again() {
     let f = confirmed(&answer(&mut w.e, asked, &tables, &w.sessions, clk(2700)));
     assert_eq!(f.len(), 1, "confirmed after asking again");
 }
+
+#[test]
+fn an_orphan_whose_holder_goes_stale_mid_confirmation_is_judged_again() {
+    let mut w = two_hosts();
+    let orphan = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 77);
+    let (s, c) = (w.s, w.c);
+    let delta = |seq| ReportIn {
+        seq,
+        last_chunk: true,
+        ..Default::default()
+    };
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![orphan]), clk(0));
+    let tables = HashMap::from([
+        (s, HashMap::new()),
+        (c, HashMap::from([(orphan.tuple, (TcpState::Established, 77))])),
+    ]);
+    let asked = w.e.tick(clk(1100));
+    assert_eq!(looked_up(&asked), vec![orphan.tuple.mirror()]);
+    w.e.report(s, w.sessions[&s], delta(2), clk(2000));
+    // The server's "absent" arrives when the client host is stale (no report
+    // for 3 s): the holder cannot be asked now...
+    let a = answer(&mut w.e, asked, &tables, &w.sessions, clk(3500));
+    assert!(looked_up(&a).is_empty(), "{a:?}");
+    // ...but once it reports again the orphan, unchanged, is judged again.
+    w.e.report(c, w.sessions[&c], delta(2), clk(3600));
+    w.e.report(s, w.sessions[&s], delta(3), clk(3600));
+    let mut found = Vec::new();
+    for t in (3700..9000).step_by(100) {
+        let a = w.e.tick(clk(t));
+        let a = answer(&mut w.e, a, &tables, &w.sessions, clk(t));
+        let a = answer(&mut w.e, a, &tables, &w.sessions, clk(t));
+        found.extend(confirmed(&a));
+    }
+    assert_eq!(found.len(), 1, "the orphan was dropped for good");
+    assert_eq!(found[0].tuple, Some(orphan.tuple));
+}
