@@ -3,9 +3,10 @@
 
 use crate::lab::is_root;
 
-/// Whether a test that needs a lab can go on. As root: true. Not root and `CI` is not `true`:
-/// prints "skipping <test>: needs root (network namespaces)" and returns false. Not root in CI:
-/// panics, because there the tests must run.
+/// Whether a test that needs a lab can go on. As root: true. Not root and not in CI: prints
+/// "skipping <test>: needs root (network namespaces)" and returns false. Not root in CI (`CI`
+/// set to anything but empty, `false` or `0`: CI systems say `true` or `1`): panics, because
+/// there the tests must run.
 pub fn require_root_or_skip(test: &str) -> bool {
     decide(test, is_root(), std::env::var("CI").ok().as_deref())
 }
@@ -14,8 +15,8 @@ fn decide(test: &str, root: bool, ci: Option<&str>) -> bool {
     if root {
         return true;
     }
-    if ci == Some("true") {
-        panic!("{test}: needs root (network namespaces), and CI=true forbids skipping");
+    if let Some(ci) = ci.filter(|v| !matches!(v.trim(), "" | "false" | "0")) {
+        panic!("{test}: needs root (network namespaces), and CI={ci} forbids skipping");
     }
     eprintln!("skipping {test}: needs root (network namespaces)");
     false
@@ -35,11 +36,19 @@ mod tests {
     fn not_root_skips_outside_ci() {
         assert!(!decide("t", false, None));
         assert!(!decide("t", false, Some("false")));
+        assert!(!decide("t", false, Some("0")));
+        assert!(!decide("t", false, Some("")));
     }
 
     #[test]
     #[should_panic(expected = "needs root")]
     fn not_root_in_ci_fails() {
         decide("t", false, Some("true"));
+    }
+
+    #[test]
+    #[should_panic(expected = "CI=1 forbids skipping")]
+    fn not_root_with_ci_1_fails_too() {
+        decide("t", false, Some("1"));
     }
 }

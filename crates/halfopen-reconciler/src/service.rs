@@ -389,20 +389,21 @@ fn lookup_results_in(r: &v1::LookupReply) -> (Vec<LookupResultIn>, usize) {
     (results, bad)
 }
 
-pub fn finding_to_wire(v: &FindingView) -> v1::Finding {
-    let f = &v.finding;
+/// Consumes the view: a page of findings is moved to the wire, not copied again.
+pub fn finding_to_wire(v: FindingView) -> v1::Finding {
+    let f = v.finding;
     v1::Finding {
         kind: f.kind.as_str().to_string(),
         tuple: f.tuple.as_ref().map(tuple_to_wire),
-        client_host: f.client_host.clone(),
-        server_host: f.server_host.clone(),
+        client_host: f.client_host,
+        server_host: f.server_host,
         process: f.process.as_ref().map(process_to_wire),
         first_seen_unix_ms: f.first_seen_ms,
         confirmed_at_unix_ms: f.confirmed_at_ms,
         keepalive: f.keepalive,
         client_host_stale: v.client_host_stale,
         server_process: f.server_process.as_ref().map(process_to_wire),
-        explanation: f.explanation.clone(),
+        explanation: f.explanation,
         listener: f.listener.map(|l| l.to_string()).unwrap_or_default(),
         silent_ms: f.silent_ms,
         in_accept_queue: f.in_accept_queue,
@@ -571,7 +572,7 @@ impl Reconciler for ReconcilerService {
             .ask(move |e, now| e.findings_page(now, want, after.as_ref(), limit))
             .await?;
         Ok(Response::new(v1::ListOrphansResponse {
-            findings: page.iter().map(finding_to_wire).collect(),
+            findings: page.into_iter().map(finding_to_wire).collect(),
             next_page_token: next.map(|c| c.token()).unwrap_or_default(),
         }))
     }
