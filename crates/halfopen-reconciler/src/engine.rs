@@ -1118,10 +1118,7 @@ impl Engine {
             let key = (FindingKind::StalledGreeting, c, t);
             let listener = self.hosts[s].listener_for(t.remote()).cloned();
             let server_proc = listener.as_ref().and_then(|l| l.process.clone());
-            let proc_name = server_proc
-                .as_ref()
-                .map(|p| format!("{} (pid {})", p.comm, p.pid))
-                .unwrap_or_else(|| "the server process".into());
+            let proc_name = crate::explain::process_label(server_proc.as_ref(), "the server process");
             let explanation = crate::explain::stalled_greeting(
                 ms,
                 se.queued,
@@ -1515,11 +1512,7 @@ impl Engine {
                 }
             }
             Side::Server => {
-                let proc_name = r
-                    .process
-                    .as_ref()
-                    .map(|p| format!("{} (pid {})", p.comm, p.pid))
-                    .unwrap_or_else(|| "the server process".into());
+                let proc_name = crate::explain::process_label(r.process.as_ref(), "the server process");
                 let listener = self.hosts[holder].listener_for(t.local());
                 Finding {
                     kind: FindingKind::ServerOnly,

@@ -2,8 +2,8 @@
 //! plain words with current and suggested values. Pure functions of what the
 //! engine knows (listener, sysctls, counter deltas, findings).
 use halfopen_core::counters::OVERFLOW;
-use halfopen_core::Listener;
 pub use halfopen_core::{Change, Diagnosis};
+use halfopen_core::{Listener, Process};
 use std::collections::BTreeMap;
 
 /// What the engine passes about a server listener and its host.
@@ -44,11 +44,17 @@ pub fn overflowed(d: &BTreeMap<String, u64>) -> bool {
     OVERFLOW.iter().any(|k| d.get(*k).copied().unwrap_or(0) > 0)
 }
 
-fn process_name(l: Option<&Listener>) -> String {
-    match l.and_then(|l| l.process.as_ref()) {
+/// "comm (pid N)", or `unknown` when there is no process.
+pub fn process_label(p: Option<&Process>, unknown: &str) -> String {
+    match p {
         Some(p) => format!("{} (pid {})", p.comm, p.pid),
-        None => "unknown process".to_string(),
+        None => unknown.to_string(),
     }
+}
+
+/// The owner of a listener, for explanations.
+fn process_name(l: &Listener) -> String {
+    process_label(l.process.as_ref(), "unknown process")
 }
 
 /// The application setting that sets a listener's backlog, by process name.
@@ -90,7 +96,7 @@ pub fn client_only(ctx: &ListenerContext, server: &str, keepalive: bool) -> Stri
         s.push_str(&format!(
             " Its listener {} ({}) has an accept queue of {}/{} (backlog against net.core.somaxconn={}).",
             l.addr,
-            process_name(Some(l)),
+            process_name(l),
             l.queue,
             l.backlog,
             sysctl(ctx.sysctls, "net.core.somaxconn")
@@ -157,7 +163,7 @@ pub fn listener_at_risk(ctx: &ListenerContext, near_full: bool) -> String {
         s.push_str(&format!(
             "Listener {} ({}) on {}: accept queue {}/{}.",
             l.addr,
-            process_name(Some(l)),
+            process_name(l),
             ctx.host,
             l.queue,
             l.backlog
@@ -196,7 +202,7 @@ pub fn listener_diagnosis(ctx: &ListenerContext, findings_by_kind: &BTreeMap<Str
         facts.push(format!(
             "listener {} owned by {}: accept queue {} of {} now",
             l.addr,
-            process_name(Some(l)),
+            process_name(l),
             l.queue,
             l.backlog
         ));
