@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS findings (
     server_cmdline  TEXT,
     explanation     TEXT,
     silent_ms       INTEGER,
-    in_accept_queue INTEGER
+    in_accept_queue INTEGER,
+    server_uid      INTEGER
 );
 CREATE INDEX IF NOT EXISTS findings_current ON findings (gone_at_ms);
 CREATE INDEX IF NOT EXISTS findings_key ON findings (client_host, client, cookie);
@@ -59,6 +60,7 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("explanation", "TEXT"),
     ("silent_ms", "INTEGER"),
     ("in_accept_queue", "INTEGER"),
+    ("server_uid", "INTEGER"),
 ];
 
 /// The columns that identify a finding's row while it is current.
@@ -135,8 +137,8 @@ impl Store {
             .execute(
                 "INSERT INTO findings (kind, client_host, server_host, client, server, cookie, pid, process, cmdline, uid,
                                        keepalive, first_seen_ms, confirmed_at_ms, listener, server_pid, server_process,
-                                       server_cmdline, explanation, silent_ms, in_accept_queue)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                                       server_cmdline, explanation, silent_ms, in_accept_queue, server_uid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
                 params![
                     k.0,
                     k.1,
@@ -158,6 +160,7 @@ impl Store {
                     f.explanation,
                     f.silent_ms,
                     f.in_accept_queue,
+                    sp.map(|p| p.uid),
                 ],
             )
             .map_err(|e| sql(&self.path, e))?;
@@ -183,7 +186,7 @@ impl Store {
             .prepare(
                 "SELECT id, kind, client, server, client_host, server_host, cookie, pid, process, cmdline, uid,
                         keepalive, first_seen_ms, confirmed_at_ms, listener, server_pid, server_process, server_cmdline,
-                        explanation, silent_ms, in_accept_queue
+                        explanation, silent_ms, in_accept_queue, server_uid
                  FROM findings WHERE gone_at_ms IS NULL ORDER BY id",
             )
             .map_err(|e| sql(&self.path, e))?;
@@ -225,7 +228,7 @@ impl Store {
                         pid,
                         comm: r.get::<_, Option<String>>(16)?.unwrap_or_default(),
                         cmdline: r.get::<_, Option<String>>(17)?.unwrap_or_default(),
-                        uid: 0,
+                        uid: r.get::<_, Option<u32>>(21)?.unwrap_or_default(),
                     }),
                     None => None,
                 };
@@ -349,7 +352,7 @@ mod tests {
             pid: 5,
             comm: "mariadbd".into(),
             cmdline: "mariadbd --back-log=4".into(),
-            uid: 0,
+            uid: 27,
         });
         let mut stalled = finding(40004, 10);
         stalled.kind = FindingKind::StalledGreeting;
