@@ -433,6 +433,12 @@ pub fn encode_filtered_request(
     bytecode: &[u8],
 ) {
     encode_request(out, seq, family, states, with_info);
+    push_bytecode(out, bytecode);
+}
+
+/// Appends an `INET_DIAG_REQ_BYTECODE` attribute holding `bytecode` to the
+/// request in `out` (padded to 4 bytes) and makes `nlmsg_len` cover it.
+fn push_bytecode(out: &mut Vec<u8>, bytecode: &[u8]) {
     debug_assert!(bytecode.len().is_multiple_of(4) && bytecode.len() <= crate::filter::MAX_PROGRAM_LEN);
     let attr_len = (4 + bytecode.len()).min(usize::from(u16::MAX)) as u16;
     out.extend_from_slice(&attr_len.to_ne_bytes());
@@ -466,17 +472,11 @@ pub fn encode_all_families_request(out: &mut Vec<u8>, seq: u32, states: u32, wit
     out.extend_from_slice(&states.to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
     debug_assert_eq!(out.len(), NLMSG_HDRLEN + INET_DIAG_REQ_V1_LEN);
-    if let Some(bc) = bytecode {
-        let attr_len = (4 + bc.len()).min(usize::from(u16::MAX)) as u16;
-        out.extend_from_slice(&attr_len.to_ne_bytes());
-        out.extend_from_slice(&crate::filter::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
-        out.extend_from_slice(bc);
-        while !out.len().is_multiple_of(4) {
-            out.push(0);
-        }
-    }
     let len = out.len() as u32;
     out[..4].copy_from_slice(&len.to_ne_bytes());
+    if let Some(bc) = bytecode {
+        push_bytecode(out, bc);
+    }
 }
 
 /// Which sockets one dump asks for.
