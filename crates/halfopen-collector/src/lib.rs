@@ -1,13 +1,18 @@
 //! halfopen-collector: the per-host agent.
 //!
-//! - [`kernel`]: the worker thread that owns the scanner and the owner cache,
-//!   and turns scans into full or delta reports and lookup answers.
+//! - [`source`]: [`source::TableSource`], where a socket table comes from
+//!   (the polling netlink or /proc/net source today).
+//! - [`differ`]: the delta between consecutive scans, pure.
+//! - [`worker`]: the thread that owns the source, the owner cache and the
+//!   differ, and turns scans into reports and lookup answers.
 //! - [`hostinfo`]: TCP counters, sysctls and libwrap detection (thin I/O).
 //! - [`session`]: the gRPC stream to the reconciler, with reconnects.
 //! - [`snapshot`]: this host's table with owners, for `halfopen snapshot`.
+pub mod differ;
 pub mod hostinfo;
-pub mod kernel;
 pub mod session;
 pub mod snapshot;
+pub mod source;
+pub mod worker;
 
 pub use session::{run, CollectorConfig, CollectorError};

@@ -2,10 +2,13 @@
 //! a full table and then numbered deltas every interval, answers lookups,
 //! and reconnects with backoff whenever the reconciler is away. Nothing the
 //! reconciler does (absent, slow, restarting) stops the collector.
-use crate::kernel::{addresses, Kernel, KernelError, ReportData};
+use crate::source::Polling;
+use crate::worker::{Kernel, KernelError};
+use halfopen_core::{Hello, Report};
 use halfopen_proto::convert::*;
+use halfopen_proto::transport::{self, ClientConfig, Role, TransportError};
 use halfopen_proto::v1;
-use halfopen_proto::v1::reconciler_client::ReconcilerClient;
+use halfopen_sockets::local_addresses;
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -28,14 +31,14 @@ pub struct CollectorConfig {
 pub enum CollectorError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    #[error("invalid reconciler URL {url:?}: {reason}")]
-    Url { url: String, reason: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
 }
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
-    #[error("cannot connect: {0}")]
-    Connect(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Connect(#[from] TransportError),
     #[error("reconciler refused the session: {0}")]
     Status(#[from] tonic::Status),
     #[error("reconciler closed the session")]
@@ -47,16 +50,13 @@ enum SessionError {
 /// Runs the collector until `shutdown` resolves. Returns an error only for
 /// what retrying cannot fix (a bad URL, a kernel that cannot be read).
 pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), CollectorError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(cfg.reconciler.clone())
-        .map_err(|e| CollectorError::Url {
-            url: cfg.reconciler.clone(),
-            reason: e.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_keepalive(Some(Duration::from_secs(30)))
-        .http2_keep_alive_interval(Duration::from_secs(15))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let kernel = Kernel::start(cfg.force_proc)?;
+    let client = ClientConfig {
+        reconciler: cfg.reconciler.clone(),
+        role: Role::Collector,
+    };
+    client.endpoint()?; // a bad URL is an error now, not a retry forever
+    let force_proc = cfg.force_proc;
+    let kernel = Kernel::start(move || Polling::open(force_proc))?;
     info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %cfg.reconciler, interval = ?cfg.interval, "collector starting");
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);
@@ -64,7 +64,7 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
         let started = Instant::now();
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            r = session(&cfg, &endpoint, &kernel) => {
+            r = session(&cfg, &client, &kernel) => {
                 match r {
                     Ok(()) => {}
                     Err(e) => warn!(reconciler = %cfg.reconciler, "session ended: {e}; retrying in {backoff:?}"),
@@ -89,25 +89,20 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
     }
 }
 
-async fn session(
-    cfg: &CollectorConfig,
-    endpoint: &tonic::transport::Endpoint,
-    kernel: &Kernel,
-) -> Result<(), SessionError> {
-    let channel = endpoint.connect().await?;
-    let mut client = ReconcilerClient::new(channel)
-        .max_decoding_message_size(16 * 1024 * 1024)
-        .max_encoding_message_size(16 * 1024 * 1024);
+async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) -> Result<(), SessionError> {
+    let mut client = transport::ingest_client(client.connect().await?);
     let (tx, rx) = mpsc::channel::<v1::CollectorMessage>(64);
-    let mut addrs = addresses().map_err(KernelError::from)?;
-    let hello = v1::Hello {
+    let mut addrs = local_addresses().map_err(KernelError::from)?;
+    let hello = Hello {
         host_id: cfg.host_id.clone(),
-        addresses: addrs_to_wire(&addrs),
+        addresses: addrs.clone(),
         interval_ms: cfg.interval.as_millis().min(u32::MAX as u128) as u32,
-        source: kernel.source().to_string(),
+        source: kernel.source(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    tx.send(msg_hello(hello)).await.map_err(|_| SessionError::Closed)?;
+    tx.send(msg_hello(hello_to_wire(&hello)))
+        .await
+        .map_err(|_| SessionError::Closed)?;
     let mut inbound = client.collect(ReceiverStream::new(rx)).await?.into_inner();
     info!(reconciler = %cfg.reconciler, "connected");
 
@@ -129,9 +124,9 @@ async fn session(
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let new_addrs = addresses().map_err(KernelError::from)?;
+                let new_addrs = local_addresses().map_err(KernelError::from)?;
                 let changed = if new_addrs != addrs { addrs = new_addrs; Some(addrs.clone()) } else { None };
-                debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.sockets, scan = ?data.scan_time, "report");
+                debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.stats.sockets, scan_us = data.stats.scan_us, "report");
                 for m in report_stream(&mut seq, data, changed) {
                     tx.send(m).await.map_err(|_| SessionError::Closed)?;
                 }
@@ -141,9 +136,12 @@ async fn session(
                 let Some(m) = m? else { return Err(SessionError::Closed) };
                 match m.msg {
                     Some(v1::reconciler_message::Msg::Lookup(l)) => {
-                        let tuples = l.tuples.iter().filter_map(tuple_from_wire).collect::<Vec<_>>();
+                        let (tuples, bad) = lookup_from_wire(&l);
+                        if bad > 0 {
+                            warn!(bad, "lookup tuples that do not decode were skipped (the reconciler asks again)");
+                        }
                         let hits = kernel.lookup(tuples, l.attribute).await;
-                        let results = match hits {
+                        let answers = match hits {
                             Ok(h) => h,
                             Err(KernelError::Scan(e)) => {
                                 warn!("lookup scan failed, the reconciler will ask again: {e}");
@@ -151,26 +149,13 @@ async fn session(
                             }
                             Err(e) => return Err(e.into()),
                         };
-                        let reply = v1::LookupReply {
-                            id: l.id,
-                            results: results.iter().map(|h| v1::LookupResult {
-                                tuple: Some(tuple_to_wire(&h.tuple)),
-                                present: h.record.is_some(),
-                                state: h.record.map(|r| r.state as u32).unwrap_or(0),
-                                cookie: h.record.map(|r| r.cookie).unwrap_or(0),
-                                process: h.process.as_ref().map(process_to_wire),
-                                keepalive: h.record.map(|r| r.keepalive).unwrap_or(false),
-                            }).collect(),
-                        };
+                        let reply = lookup_reply_to_wire(l.id, &answers);
                         tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
                             .await
                             .map_err(|_| SessionError::Closed)?;
                     }
                     Some(v1::reconciler_message::Msg::Config(c)) => {
-                        let wants = crate::kernel::Wants {
-                            greeting_ports: c.greeting_ports.iter().filter_map(|&p| u16::try_from(p).ok()).collect(),
-                            stall_after_ms: c.stall_after_ms,
-                        };
+                        let wants = wants_from_wire(&c);
                         debug!(?wants, "configuration from the reconciler");
                         kernel.configure(wants)?;
                     }
@@ -195,7 +180,7 @@ fn msg_hello(h: v1::Hello) -> v1::CollectorMessage {
 /// Splits one report into messages of at most [`CHUNK`] records. A full
 /// table keeps one seq across its chunks (the last has `last_chunk`); a large
 /// delta becomes several consecutive deltas.
-pub fn report_messages(seq: &mut u64, data: ReportData, addresses: Option<Vec<IpAddr>>) -> Vec<v1::CollectorMessage> {
+pub fn report_messages(seq: &mut u64, data: Report, addresses: Option<Vec<IpAddr>>) -> Vec<v1::CollectorMessage> {
     report_stream(seq, data, addresses).collect()
 }
 
@@ -203,18 +188,14 @@ pub fn report_messages(seq: &mut u64, data: ReportData, addresses: Option<Vec<Ip
 /// the wire form only when asked for, so a full table of N sockets never
 /// exists as N wire records at once (nor twice, as a list and as messages).
 /// `seq` is advanced by the whole report at once.
-pub fn report_stream(seq: &mut u64, data: ReportData, addresses: Option<Vec<IpAddr>>) -> ReportStream {
+pub fn report_stream(seq: &mut u64, mut data: Report, addresses: Option<Vec<IpAddr>>) -> ReportStream {
     let total = data.upserted.len() + data.removed.len();
     let chunks = total.div_ceil(CHUNK).max(1);
     let first_seq = *seq + 1;
     *seq += if data.full { 1 } else { chunks as u64 };
+    data.addresses = addresses.unwrap_or_default();
     ReportStream {
-        taken_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
         data,
-        addresses,
         first_seq,
         chunks,
         next: 0,
@@ -223,9 +204,7 @@ pub fn report_stream(seq: &mut u64, data: ReportData, addresses: Option<Vec<IpAd
 
 /// See [`report_stream`].
 pub struct ReportStream {
-    data: ReportData,
-    addresses: Option<Vec<IpAddr>>,
-    taken_at: i64,
+    data: Report,
     first_seq: u64,
     chunks: usize,
     next: usize,
@@ -244,47 +223,18 @@ impl Iterator for ReportStream {
         let d = &mut self.data;
         let (ups, total) = (d.upserted.len(), d.upserted.len() + d.removed.len());
         let (lo, hi) = (i * CHUNK, ((i + 1) * CHUNK).min(total));
-        let mut r = v1::Report {
-            seq: if d.full {
-                self.first_seq
-            } else {
-                self.first_seq + i as u64
-            },
-            full: d.full,
-            last_chunk: last || !d.full,
-            taken_at_unix_ms: self.taken_at,
-            upserted: d.upserted[lo.min(ups)..hi.min(ups)]
-                .iter()
-                .map(socket_to_wire)
-                .collect(),
-            removed: d.removed[lo.max(ups) - ups..hi.max(ups) - ups]
-                .iter()
-                .map(tuple_to_wire)
-                .collect(),
-            ..Default::default()
+        let seq = if d.full {
+            self.first_seq
+        } else {
+            self.first_seq + i as u64
         };
-        if last {
-            r.listeners = d.listeners.iter().map(listener_to_wire).collect();
-            r.counters = std::mem::take(&mut d.counters).into_iter().collect();
-            r.sysctls = std::mem::take(&mut d.sysctls).into_iter().collect();
-            r.silent = d
-                .silent
-                .iter()
-                .map(|(t, ms)| v1::SilentSocket {
-                    tuple: Some(tuple_to_wire(t)),
-                    silent_ms: *ms,
-                })
-                .collect();
-            r.stats = Some(v1::ScanStats {
-                sockets: d.sockets,
-                scan_us: d.scan_time.as_micros() as u64,
-                owners_vanished: d.owners_vanished,
-                permission_errors: d.permission_errors,
-            });
-            if let Some(a) = &self.addresses {
-                r.addresses = addrs_to_wire(a);
-            }
-        }
+        let r = report_chunk_to_wire(
+            d,
+            lo.min(ups)..hi.min(ups),
+            lo.max(ups) - ups..hi.max(ups) - ups,
+            seq,
+            last,
+        );
         Some(v1::CollectorMessage {
             msg: Some(v1::collector_message::Msg::Report(r)),
         })
@@ -326,7 +276,7 @@ mod tests {
 
     #[test]
     fn half_a_million_sockets_stay_under_the_grpc_limit() {
-        let data = ReportData {
+        let data = Report {
             full: true,
             upserted: recs(500_000),
             ..Default::default()
@@ -345,7 +295,7 @@ mod tests {
 
     #[test]
     fn big_delta_becomes_consecutive_deltas() {
-        let data = ReportData {
+        let data = Report {
             full: false,
             upserted: recs(CHUNK + 10),
             removed: vec![Tuple::new(
@@ -363,7 +313,7 @@ mod tests {
         assert_eq!(rs[1].addresses.len(), 1);
         assert_eq!(seq, 9);
         // An empty delta still advances the sequence (a heartbeat).
-        let msgs = report_messages(&mut seq, ReportData::default(), None);
+        let msgs = report_messages(&mut seq, Report::default(), None);
         assert_eq!(reports(&msgs)[0].seq, 10);
     }
 }

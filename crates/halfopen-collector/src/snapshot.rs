@@ -1,13 +1,14 @@
 //! This host's connection table with owners, for `halfopen snapshot`: one
 //! dump and one walk of /proc, run side by side, joined by inode.
+use halfopen_core::SourceKind;
 use halfopen_core::{Listener, ListenerPorts, Process, SocketRecord, TcpState};
 use halfopen_sockets::owners::{Owners, ResolveStats};
-use halfopen_sockets::{ScanError, Scanner, Source};
+use halfopen_sockets::{ScanError, Scanner};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct Snapshot {
-    pub source: Source,
+    pub source: SourceKind,
     /// Each socket with its owner; a process's sockets share one value.
     pub sockets: Vec<(SocketRecord, Option<Arc<Process>>)>,
     pub listeners: Vec<Listener>,

@@ -27,6 +27,11 @@ pub const TRACKED: &[&str] = &[
 /// cookies answering (what explanations cite).
 pub const OVERFLOW: &[&str] = TRACKED.split_at(7).0;
 
+/// Whether any [`OVERFLOW`] counter rose in these increases.
+pub fn overflowed(deltas: &BTreeMap<String, u64>) -> bool {
+    OVERFLOW.iter().any(|k| deltas.get(*k).copied().unwrap_or(0) > 0)
+}
+
 /// Sysctls that govern the accept queue and SYN cookies, as their
 /// /proc/sys paths under /proc/sys (dots in the name are slashes there).
 pub const SYSCTLS: &[&str] = &[

@@ -5,13 +5,29 @@
 //! - [`counters`]: /proc/net/netstat and /proc/net/snmp parsing, counter
 //!   deltas across resets and wraps, the counters and sysctls halfopen keeps.
 //! - [`model`]: socket records, TCP states, sides, processes, listeners.
+//! - [`report`]: what a collector sends (Hello, Report, LookupAnswer) and
+//!   what the reconciler asks of it (Wants).
+//! - [`finding`]: findings, their kinds, subjects, evidence and end reasons.
+//! - [`host`]: a host as the reconciler shows it.
+//! - [`diagnosis`]: `halfopen explain`'s facts, causes and changes.
+//! - [`target`]: what `halfopen explain` may be asked about.
 //!
 //! Pure data, no I/O: everything here is testable without sockets.
 pub mod counters;
+pub mod diagnosis;
+pub mod finding;
+pub mod host;
 pub mod model;
+pub mod report;
+pub mod target;
 pub mod tuple;
 
-pub use model::{
-    listener_accepts, Change, Diagnosis, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState,
+pub use diagnosis::{Change, Diagnosis};
+pub use finding::{
+    CounterWindow, Evidence, Finding, FindingKind, FindingView, GoneReason, ListenerSample, Subject, UnknownKind,
 };
+pub use host::HostView;
+pub use model::{listener_accepts, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState};
+pub use report::{FoundSocket, Hello, LookupAnswer, Report, ReportStats, SilentSocket, SourceKind, Wants};
+pub use target::ExplainTarget;
 pub use tuple::{canonical_ip, fmt_endpoint, ip_from_wire, is_matchable_ip, parse_endpoint, wire_bytes, Tuple};

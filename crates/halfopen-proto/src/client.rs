@@ -1,22 +1,11 @@
-//! What clients of the Reconciler service (the CLI, the collector, the fleet
-//! simulator) share: the form of a reconciler URL, and reading a whole
-//! ListOrphans listing page by page (a 50,000-orphan incident is ~27 MB of
-//! findings, more than any sane message limit, while a page of [`PAGE_SIZE`]
-//! stays under 3 MB).
+//! What readers of the Query service share: reading a whole ListOrphans
+//! listing page by page (a 50,000-orphan incident is ~27 MB of findings,
+//! more than any sane message limit, while a page of [`PAGE_SIZE`] stays
+//! under 3 MB).
 use crate::v1;
-use crate::v1::reconciler_client::ReconcilerClient;
+use crate::v1::query_client::QueryClient;
 use tonic::transport::Channel;
 use tonic::Status;
-
-/// A reconciler address as given by a user ("host:port" or a URL) as a URL:
-/// `http://` is added when no scheme is given.
-pub fn reconciler_url(s: &str) -> String {
-    if s.contains("://") {
-        s.to_string()
-    } else {
-        format!("http://{s}")
-    }
-}
 
 /// Findings asked for per page.
 pub const PAGE_SIZE: u32 = 5_000;
@@ -28,7 +17,7 @@ const MAX_PAGES: usize = 10_000;
 /// Every current finding of `kind` (every kind if empty), in the
 /// reconciler's order. A reconciler that does not page answers everything
 /// at once with no next token, which ends the listing just as well.
-pub async fn list_findings(client: &mut ReconcilerClient<Channel>, kind: &str) -> Result<Vec<v1::Finding>, Status> {
+pub async fn list_findings(client: &mut QueryClient<Channel>, kind: &str) -> Result<Vec<v1::Finding>, Status> {
     let mut all = Vec::new();
     let mut token = String::new();
     for _ in 0..MAX_PAGES {
@@ -56,16 +45,4 @@ pub async fn list_findings(client: &mut ReconcilerClient<Channel>, kind: &str) -
         "the listing did not end after {MAX_PAGES} pages ({} findings)",
         all.len()
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reconciler_url_adds_http_only_when_no_scheme() {
-        assert_eq!(reconciler_url("10.0.0.5:7077"), "http://10.0.0.5:7077");
-        assert_eq!(reconciler_url("[::1]:7077"), "http://[::1]:7077");
-        assert_eq!(reconciler_url("https://recon:7077"), "https://recon:7077");
-    }
 }

@@ -1,13 +1,14 @@
-//! halfopen-reconciler: the central service.
+//! halfopen-reconciler: the central service around the pure engine.
 //!
-//! - [`engine`]: the pure matching engine (tables, join, confirmation).
-//! - [`service`]: the tonic service, one task per collector session, the
-//!   ticker, and the CLI's query calls.
-//! - [`store`]: the SQLite record of findings, for postmortems and restarts.
-pub mod engine;
-pub mod explain;
-pub mod service;
-pub mod store;
+//! - [`actor`]: the engine thread, which owns the engine, the collectors'
+//!   outboxes and the store writer, fed by a bounded queue of typed inputs.
+//! - `ingest`: the `Ingest` gRPC service, one task per collector session.
+//! - `query`: the `Query` gRPC service the CLI calls.
+//! - `serve`: opening the store, restoring, the ticker, serving.
+pub mod actor;
+mod ingest;
+mod query;
+mod serve;
 
-pub use engine::{Clock, Engine, EngineConfig, Finding, FindingKind, FindingView, HostView};
-pub use service::{serve, ReconcilerService, ServeConfig, ServeError};
+pub use halfopen_engine::{EngineConfig, DEFAULT_GREETING_PORTS};
+pub use serve::{serve, ServeConfig, ServeError};

@@ -9,7 +9,7 @@ use crate::world::World;
 use anyhow::{anyhow, bail, Result};
 use halfopen_collector::session::report_messages;
 use halfopen_proto::v1;
-use halfopen_proto::v1::reconciler_client::ReconcilerClient;
+use halfopen_proto::v1::ingest_client::IngestClient;
 use prost::Message;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -71,7 +71,7 @@ impl Fleet {
 
 /// Runs host `h`'s collector until the fleet stops, reconnecting (with a
 /// new session and a full table) whenever the stream breaks.
-pub async fn run_host(h: HostIdx, phase: Duration, client: ReconcilerClient<Channel>, fleet: Arc<Fleet>) {
+pub async fn run_host(h: HostIdx, phase: Duration, client: IngestClient<Channel>, fleet: Arc<Fleet>) {
     let mut first = Some(phase);
     let mut sent_full = false;
     let mut backoff = Duration::from_millis(500);
@@ -115,7 +115,7 @@ pub async fn run_host(h: HostIdx, phase: Duration, client: ReconcilerClient<Chan
 async fn session(
     h: HostIdx,
     phase: Duration,
-    mut client: ReconcilerClient<Channel>,
+    mut client: IngestClient<Channel>,
     fleet: &Fleet,
     sent_full: &mut bool,
 ) -> Result<()> {

@@ -26,7 +26,7 @@ use crate::world::{Kind, World};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use halfopen_proto::v1;
-use halfopen_proto::v1::reconciler_client::ReconcilerClient;
+use halfopen_proto::v1::query_client::QueryClient;
 use serde::Serialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -302,7 +302,7 @@ fn snap(c: &Counters) -> Snap {
 }
 
 struct Poller {
-    query: ReconcilerClient<Channel>,
+    query: QueryClient<Channel>,
     fleet: Arc<Fleet>,
     polls: u64,
     errors: u64,
@@ -371,7 +371,7 @@ fn listed_host(h: &v1::HostInfo, hosts: usize) -> Option<HostIdx> {
 
 async fn run(a: Args) -> Result<Summary> {
     let t0 = Instant::now();
-    let url = halfopen_proto::client::reconciler_url(&a.reconciler);
+    let url = halfopen_proto::transport::reconciler_url(&a.reconciler);
     eprintln!(
         "building the world: {} hosts x {} connections ...",
         a.hosts, a.sockets_per_host
@@ -407,7 +407,7 @@ async fn run(a: Args) -> Result<Summary> {
                 .with_context(|| format!("cannot reach the reconciler at {url}"))?,
         );
     }
-    let query = ReconcilerClient::new(endpoint.connect().await?).max_decoding_message_size(512 * 1024 * 1024);
+    let query = halfopen_proto::transport::query_client(endpoint.connect().await?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let fleet = Arc::new(Fleet {
@@ -423,9 +423,7 @@ async fn run(a: Args) -> Result<Summary> {
     let t_connect = Instant::now();
     for h in 0..a.hosts {
         let phase = Duration::from_millis(phases.below(a.interval.as_millis().max(1) as u64));
-        let client = ReconcilerClient::new(channels[h / a.hosts_per_channel].clone())
-            .max_encoding_message_size(16 * 1024 * 1024)
-            .max_decoding_message_size(16 * 1024 * 1024);
+        let client = halfopen_proto::transport::ingest_client(channels[h / a.hosts_per_channel].clone());
         tasks.spawn(collector::run_host(h as HostIdx, phase, client, fleet.clone()));
     }
     eprintln!(
@@ -772,7 +770,7 @@ mod tests {
         assert_eq!(a.interval, Duration::from_secs(5));
         assert_eq!(a.server_ports, vec![3306]);
         assert_eq!(
-            halfopen_proto::client::reconciler_url(&a.reconciler),
+            halfopen_proto::transport::reconciler_url(&a.reconciler),
             "http://127.0.0.1:7077"
         );
         validate(&a).unwrap();

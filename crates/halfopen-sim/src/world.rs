@@ -14,13 +14,11 @@
 //! delta is built.
 use crate::addr::{host_ip, host_of_wire, HostIdx};
 use crate::rng::{BuildMix, Rng};
-use halfopen_collector::kernel::ReportData;
-use halfopen_core::{Listener, Side, SocketRecord, TcpState, Tuple};
+use halfopen_core::{Listener, Report, ReportStats, Side, SocketRecord, TcpState, Tuple};
 use halfopen_proto::convert::listener_from_wire;
 use halfopen_proto::v1;
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
-use std::time::Duration;
 
 /// Lowest ephemeral (client) port; server ports must be below it.
 pub const EPHEMERAL_LO: u16 = 10_000;
@@ -234,7 +232,7 @@ impl Host {
 
 /// A report built from a host's table, and the planted sockets in it.
 pub struct Built {
-    pub data: ReportData,
+    pub data: Report,
     pub planted: Vec<Conn>,
 }
 
@@ -467,13 +465,16 @@ impl World {
             })
             .collect();
         Built {
-            data: ReportData {
+            data: Report {
                 full: true,
+                last_chunk: true,
                 upserted,
                 removed: Vec::new(),
                 listeners: self.listeners(),
-                sockets: host.socks.len() as u64,
-                scan_time: Duration::ZERO,
+                stats: ReportStats {
+                    sockets: host.socks.len() as u64,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             planted,
@@ -500,13 +501,16 @@ impl World {
             }
         }
         Built {
-            data: ReportData {
+            data: Report {
                 full: false,
+                last_chunk: true,
                 upserted,
                 removed,
                 listeners: self.listeners(),
-                sockets: host.socks.len() as u64,
-                scan_time: Duration::ZERO,
+                stats: ReportStats {
+                    sockets: host.socks.len() as u64,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             planted,

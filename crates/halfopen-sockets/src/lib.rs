@@ -31,7 +31,7 @@ mod sys;
 pub use error::ScanError;
 pub use ifaddrs::local_addresses;
 pub use owners::{Owners, ResolveStats};
-pub use scanner::{ScanStats, Scanner, Source};
+pub use scanner::{ScanStats, Scanner};
 
 /// An address family of TCP sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

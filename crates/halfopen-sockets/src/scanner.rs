@@ -2,32 +2,15 @@
 //! records, read by one netlink inet_diag dump for both address families
 //! (one per family on kernels without TCPDIAG_GETSOCK), or from
 //! /proc/net/tcp{,6} when the kernel refuses netlink.
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use halfopen_core::{Listener, Side, SocketRecord, TcpState};
+use halfopen_core::{Listener, Side, SocketRecord, SourceKind, TcpState};
 
 use crate::diag::{DiagSocket, DumpEvent, InetDiagMsg, InfoAttr, TCP_LISTEN, TIMER_KEEPALIVE};
 use crate::error::ScanError;
 use crate::filter::{encode_port_filter, encode_remote_port_filter, PortSet};
 use crate::procnet::{ProcNetEntry, ProcNetReader};
 use crate::Family;
-
-/// Where a [`Scanner`] reads sockets from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Netlink,
-    ProcNet,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Netlink => "netlink",
-            Source::ProcNet => "proc",
-        })
-    }
-}
 
 /// What one [`Scanner::scan`] saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -179,10 +162,10 @@ impl Scanner {
         }
     }
 
-    pub fn source(&self) -> Source {
+    pub fn source(&self) -> SourceKind {
         match self.backend {
-            Backend::Netlink { .. } => Source::Netlink,
-            Backend::ProcNet(_) => Source::ProcNet,
+            Backend::Netlink { .. } => SourceKind::Netlink,
+            Backend::ProcNet(_) => SourceKind::ProcNet,
         }
     }
 
@@ -388,8 +371,8 @@ mod tests {
 
     #[test]
     fn source_display() {
-        assert_eq!(Source::Netlink.to_string(), "netlink");
-        assert_eq!(Source::ProcNet.to_string(), "proc");
+        assert_eq!(SourceKind::Netlink.to_string(), "netlink");
+        assert_eq!(SourceKind::ProcNet.to_string(), "proc");
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
+use halfopen_core::SourceKind;
 use halfopen_core::{Listener, Side, SocketRecord, TcpState, Tuple};
 use halfopen_sockets::diag::{self, DiagSocket, DumpEvent, Message};
 use halfopen_sockets::procnet;
-use halfopen_sockets::{Family, Owners, Scanner, Source};
+use halfopen_sockets::{Family, Owners, Scanner};
 use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType};
 use nix::sys::socket::{SockaddrIn, SockaddrIn6};
 
@@ -95,8 +96,8 @@ fn find(recs: &[SocketRecord], t: Tuple) -> Option<SocketRecord> {
 #[test]
 fn open_uses_netlink_here() {
     let sc = Scanner::open().unwrap();
-    assert_eq!(sc.source(), Source::Netlink);
-    assert_eq!(Scanner::procnet().source(), Source::ProcNet);
+    assert_eq!(sc.source(), SourceKind::Netlink);
+    assert_eq!(Scanner::procnet().source(), SourceKind::ProcNet);
 }
 
 #[test]

@@ -8,10 +8,11 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
+use halfopen_core::SourceKind;
 use halfopen_core::{SocketRecord, TcpState, Tuple};
 use halfopen_sockets::diag::{DiagSocket, TCP_LISTEN};
 use halfopen_sockets::filter::{self, PortSet};
-use halfopen_sockets::{Family, ScanError, Scanner, Source};
+use halfopen_sockets::{Family, ScanError, Scanner};
 
 const MASK: u32 = TcpState::MATCH_MASK;
 
@@ -72,7 +73,7 @@ fn mine(recs: &[SocketRecord], ports: &[&Port]) -> BTreeSet<Tuple> {
 
 fn scanners() -> Vec<Scanner> {
     let nl = Scanner::netlink().unwrap();
-    assert_eq!(nl.source(), Source::Netlink);
+    assert_eq!(nl.source(), SourceKind::Netlink);
     vec![nl, Scanner::procnet()]
 }
 
@@ -237,7 +238,7 @@ fn remote_ports_returns_only_the_connecting_ends() {
     for mut sc in scanners() {
         let mut out = Vec::new();
         let st = sc
-            .scan_remote_ports(MASK, sc.source() == Source::Netlink, &[p1.port()], &mut out)
+            .scan_remote_ports(MASK, sc.source() == SourceKind::Netlink, &[p1.port()], &mut out)
             .unwrap();
         assert_eq!(st.sockets as usize, out.len());
         assert!(
@@ -246,7 +247,7 @@ fn remote_ports_returns_only_the_connecting_ends() {
             sc.source()
         );
         assert_eq!(mine(&out, &[&p1, &p2]), expect, "{}: client ends only", sc.source());
-        if sc.source() == Source::Netlink {
+        if sc.source() == SourceKind::Netlink {
             assert!(out.iter().all(|r| r.info.is_some()));
         }
         out.clear();

@@ -1,0 +1,206 @@
+//! The command line: every command, flag and default, and the parsers of
+//! flag values. The names here are contracts that operators and scripts
+//! rely on.
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+use halfopen_core::FindingKind;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_RECONCILER: &str = "http://127.0.0.1:7077";
+
+#[derive(Parser)]
+#[command(
+    name = "halfopen",
+    version,
+    about = "Find half-open TCP connections by comparing both ends",
+    long_about = "Find half-open TCP connections by comparing both ends.\n\n\
+        A collector on every host streams its TCP socket table to one reconciler, which joins both ends of \
+        every connection by 4-tuple and reports, after a race-free confirmation, the connections that only \
+        the client holds: the SYN-cookie incident where a full accept queue made the server forget a \
+        handshake the client thinks is done, and the client waits forever for a greeting.",
+    after_help = "Quick start on one machine (as root): halfopen demo\n\
+        On real hosts: run `halfopen reconciler` once, `halfopen collector --reconciler http://RECONCILER:7077` \
+        on every app and DB host, then `halfopen orphans`."
+)]
+pub struct Cli {
+    /// Log filter for the services (also RUST_LOG), e.g. info, debug, halfopen_reconciler=debug.
+    #[arg(long, global = true, env = "HALFOPEN_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// `--kind`: one of the finding kinds, listed in `--help`.
+fn kind_parser() -> impl TypedValueParser<Value = FindingKind> {
+    PossibleValuesParser::new(FindingKind::ALL.map(|k| k.as_str()))
+        .map(|s| s.parse::<FindingKind>().expect("the possible values are the kinds"))
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the per-host collector: stream this host's TCP table to the reconciler.
+    #[command(
+        after_help = "Example: halfopen collector --reconciler http://10.1.0.5:7077 --interval 5s\n\
+        Runs as root (sock_diag sees every socket without it, but naming client processes needs /proc/<pid>/fd).\n\
+        Reconnects with backoff while the reconciler is away; never exits because of it."
+    )]
+    Collector {
+        /// Reconciler URL.
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        /// How often to scan and report (e.g. 5s, 1s, 500ms).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        interval: Duration,
+        /// This host's name in reports and findings (default: the hostname).
+        #[arg(long)]
+        host_id: Option<String>,
+        /// Read /proc/net/tcp instead of netlink sock_diag (slower; for kernels without sock_diag).
+        #[arg(long)]
+        proc_net: bool,
+    },
+    /// Run the central reconciler: join every host's table, confirm and record findings.
+    #[command(after_help = "Example: halfopen reconciler --listen 0.0.0.0:7077 --db /var/lib/halfopen/halfopen.db")]
+    Reconciler {
+        /// Address to listen on for collectors and the CLI.
+        #[arg(long, default_value = "0.0.0.0:7077")]
+        listen: SocketAddr,
+        /// SQLite database that records every confirmed finding (survives restarts).
+        #[arg(long, env = "HALFOPEN_DB", default_value = "/var/lib/halfopen/halfopen.db")]
+        db: PathBuf,
+        /// Keep findings in memory only.
+        #[arg(long, conflicts_with = "db")]
+        no_db: bool,
+        /// How long a candidate must be known before the server host is asked (must exceed any handshake).
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        grace: Duration,
+        /// A host with no report for this many of its intervals is stale: nothing is judged against it.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        stale_intervals: u32,
+        /// Also treat this port as server-speaks-first (repeatable; defaults: 21 22 25 110 119 143 587 3306).
+        #[arg(long = "greeting-port")]
+        greeting_ports: Vec<u16>,
+        /// A client on a greeting port that received nothing for this long is a stalled greeting.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        stall_after: Duration,
+    },
+    /// List the current half-open connections (client_only).
+    #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]
+    Orphans {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        /// One JSON array; each element: client, server, client_host, server_host, side, pid, process, cmdline, uid, first_seen, confirmed_at, ...
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every finding: client_only, server_only, stalled_greeting, listener_at_risk, with why.
+    #[command(after_help = "Example: halfopen findings --kind stalled_greeting --json")]
+    Findings {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        /// Only this kind.
+        #[arg(long, value_parser = kind_parser())]
+        kind: Option<FindingKind>,
+        /// One JSON array: the orphans fields plus kind, server_pid, server_process, explanation, ...
+        #[arg(long)]
+        json: bool,
+    },
+    /// Diagnose a finding, a host or a listener, and say exactly what to change.
+    #[command(
+        after_help = "TARGET: a host id (db-1), a listener (db-1:3306 or 10.0.0.5:3306), or a finding's client \
+        endpoint (10.0.0.7:51234). Without TARGET: every listener and finding that needs attention.\n\
+        Example: halfopen explain db-1:3306"
+    )]
+    Explain {
+        target: Option<String>,
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every collector: addresses, last report, socket counts, stale or not.
+    #[command(after_help = "Example: halfopen hosts --json")]
+    Hosts {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// This host's TCP connections as the collector sees them, with side and process (like `ss -tnp`).
+    #[command(after_help = "Example: halfopen snapshot --json | jq '.[] | select(.side==\"client\")'")]
+    Snapshot {
+        #[arg(long)]
+        json: bool,
+        /// Also read tcp_info (bytes received/acked, ms since last data received).
+        #[arg(long)]
+        info: bool,
+        /// Read /proc/net/tcp instead of netlink sock_diag.
+        #[arg(long)]
+        proc_net: bool,
+    },
+    /// Reproduce the SYN-cookie incident in a throwaway lab and show what halfopen finds (root).
+    #[cfg(feature = "demo")]
+    #[command(
+        after_help = "Builds network namespaces (198.18.0.0/15 addresses only), runs the real reconciler and \
+        collectors in them, overflows a greeting server's accept queue with a burst of connects, prints \
+        halfopen's findings next to `ss` on both sides, and tears everything down (also on Ctrl-C).\n\
+        Example: sudo halfopen demo --connections 500 --dual-stack"
+    )]
+    Demo(crate::commands::demo::DemoArgs),
+    /// Lab processes used by `demo` and the tests.
+    #[cfg(feature = "demo")]
+    #[command(hide = true)]
+    Lab {
+        #[command(subcommand)]
+        cmd: halfopen_lab::LabCommand,
+    },
+}
+
+/// A duration such as 5s, 500ms or 2m, greater than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 5s, 500ms, 2m)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command's --help as a user sees it (at 100 columns): a change
+    /// to a flag, a default or an example shows up here.
+    #[test]
+    fn every_help_text() {
+        let mut cli = Cli::command().term_width(100);
+        cli.build();
+        insta::assert_snapshot!("help", cli.render_long_help().to_string());
+        let names: Vec<String> = cli
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert!(names.len() >= 8, "{names:?}");
+        for name in names {
+            let sub = cli.find_subcommand_mut(&name).unwrap();
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains("Example"), "{name} --help has no example:\n{help}");
+            insta::assert_snapshot!(format!("help_{name}"), help);
+        }
+    }
+
+    #[test]
+    fn durations_need_a_unit_and_a_positive_value() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("0s").unwrap_err(), "must be greater than zero");
+        assert!(parse_duration("five").unwrap_err().contains("examples: 5s"));
+    }
+}

@@ -1,0 +1,38 @@
+//! `halfopen collector`: the per-host agent, until SIGINT/SIGTERM.
+use anyhow::{bail, Context, Result};
+use std::time::Duration;
+
+pub async fn run(reconciler: String, interval: Duration, host_id: Option<String>, proc_net: bool) -> Result<()> {
+    let host_id = match host_id {
+        Some(h) if !h.trim().is_empty() => h,
+        Some(_) => bail!("--host-id must not be empty"),
+        None => hostname()?,
+    };
+    let cfg = halfopen_collector::CollectorConfig {
+        reconciler,
+        interval,
+        host_id,
+        force_proc: proc_net,
+    };
+    halfopen_collector::run(cfg, super::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn hostname() -> Result<String> {
+    let h = gethostname().context("reading the hostname (or pass --host-id)")?;
+    if h.is_empty() {
+        bail!("the hostname is empty: pass --host-id");
+    }
+    Ok(h)
+}
+
+fn gethostname() -> std::io::Result<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
+}

@@ -1,0 +1,26 @@
+//! `halfopen explain [TARGET]`: diagnoses with the concrete changes.
+use crate::output;
+use anyhow::Result;
+use halfopen_proto::convert::diagnosis_from_wire;
+use halfopen_proto::v1;
+
+pub async fn run(reconciler: &str, target: Option<String>, json: bool) -> Result<()> {
+    let mut c = super::query_client(reconciler).await?;
+    let r = c
+        .explain(v1::ExplainRequest {
+            target: target.unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::NotFound => anyhow::anyhow!("{}", s.message()),
+            _ => anyhow::anyhow!("asking {reconciler} to explain: {s}"),
+        })?
+        .into_inner();
+    let diagnoses: Vec<_> = r.diagnoses.into_iter().map(diagnosis_from_wire).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&diagnoses)?);
+    } else {
+        print!("{}", output::explain_text(&diagnoses));
+    }
+    Ok(())
+}

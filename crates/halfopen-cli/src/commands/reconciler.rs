@@ -1,0 +1,36 @@
+//! `halfopen reconciler`: the central service, until SIGINT/SIGTERM.
+use anyhow::Result;
+use halfopen_reconciler::{EngineConfig, ServeConfig, DEFAULT_GREETING_PORTS};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct Args {
+    pub listen: SocketAddr,
+    pub db: Option<PathBuf>,
+    pub grace: Duration,
+    pub stale_intervals: u32,
+    pub greeting_ports: Vec<u16>,
+    pub stall_after: Duration,
+}
+
+pub async fn run(a: Args) -> Result<()> {
+    let mut ports = DEFAULT_GREETING_PORTS.to_vec();
+    ports.extend(a.greeting_ports);
+    ports.sort_unstable();
+    ports.dedup();
+    let cfg = ServeConfig {
+        listen: a.listen,
+        db: a.db,
+        engine: EngineConfig {
+            grace_ms: a.grace.as_millis() as u64,
+            stale_intervals: a.stale_intervals,
+            greeting_ports: ports,
+            stall_after_ms: a.stall_after.as_millis().min(u32::MAX as u128) as u32,
+            ..Default::default()
+        },
+        tick: Duration::from_millis(200),
+    };
+    halfopen_reconciler::serve(cfg, super::shutdown_signal()).await?;
+    Ok(())
+}

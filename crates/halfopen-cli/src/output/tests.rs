@@ -1,0 +1,241 @@
+//! Whole outputs, compared as snapshots (`cargo insta review` after a
+//! deliberate change): every human table and the JSON rows, from fixed
+//! domain values.
+use super::*;
+use halfopen_core::{
+    Change, CounterWindow, Diagnosis, Evidence, Finding, FindingKind, FindingView, HostView, ListenerSample, Process,
+    Side, SocketRecord, SourceKind, Subject, TcpInfoLite, TcpState, Tuple,
+};
+
+const T0: i64 = 1_764_091_201_123;
+
+fn process(pid: u32, comm: &str) -> Process {
+    Process {
+        pid,
+        comm: comm.into(),
+        cmdline: format!("{comm} --serve"),
+        uid: 1000,
+    }
+}
+
+fn conn(kind: FindingKind, client: &str, server: &str, pid: Option<u32>) -> Finding {
+    Finding {
+        kind,
+        subject: Subject::Connection {
+            tuple: Tuple::new(client.parse().unwrap(), server.parse().unwrap()),
+            client_host: "app".into(),
+            server_host: "db".into(),
+        },
+        cookie: 7,
+        process: pid.map(|p| process(p, "java")),
+        server_process: Some(process(500, "mariadbd")),
+        keepalive: false,
+        first_seen_ms: T0,
+        confirmed_at_ms: T0 + 1877,
+        evidence: Evidence {
+            listener: Some(ListenerSample {
+                addr: "0.0.0.0:3306".parse().unwrap(),
+                queue: 5,
+                backlog: 4,
+                libwrap: false,
+            }),
+            counters: Some(CounterWindow {
+                window_ms: 3_000,
+                deltas: [("TcpExt.ListenOverflows".to_string(), 965)].into(),
+            }),
+            sysctls: [("net.core.somaxconn".to_string(), "4096".to_string())].into(),
+            ..Default::default()
+        },
+    }
+}
+
+fn view(f: Finding) -> FindingView {
+    FindingView {
+        finding: f,
+        client_host_stale: false,
+    }
+}
+
+fn rows(fs: Vec<(Finding, &str)>) -> Vec<OrphanJson> {
+    fs.into_iter()
+        .map(|(f, e)| orphan_json(&view(f), e.to_string()))
+        .collect()
+}
+
+fn orphans() -> Vec<OrphanJson> {
+    rows(vec![
+        (
+            conn(
+                FindingKind::ClientOnly,
+                "198.18.0.2:40001",
+                "[::ffff:198.18.0.1]:3306",
+                Some(42),
+            ),
+            "The server host db has no trace of this connection.",
+        ),
+        (
+            conn(FindingKind::ClientOnly, "198.18.0.2:40002", "198.18.0.1:3306", Some(42)),
+            "The server host db has no trace of this connection.",
+        ),
+        (
+            conn(FindingKind::ClientOnly, "198.18.0.2:40003", "198.18.0.1:3306", Some(43)),
+            "The server host db has no trace of this connection.",
+        ),
+        (
+            conn(FindingKind::ClientOnly, "[2001:db8::2]:40000", "[2001:db8::1]:25", None),
+            "The server host db has no trace of this connection.",
+        ),
+    ])
+}
+
+#[test]
+fn orphans_table_groups_by_server_and_process() {
+    insta::assert_snapshot!(orphans_table(&orphans()));
+    insta::assert_snapshot!("orphans_table_empty", orphans_table(&[]));
+}
+
+#[test]
+fn orphan_json_has_the_contract_fields_in_order() {
+    let j = serde_json::to_string_pretty(&orphans()[0]).unwrap();
+    insta::assert_snapshot!(j);
+    let unknown = serde_json::to_value(&orphans()[3]).unwrap();
+    assert!(unknown["pid"].is_null());
+    assert_eq!(unknown["server"], "[2001:db8::1]:25");
+}
+
+fn every_kind() -> Vec<OrphanJson> {
+    let mut stalled = conn(
+        FindingKind::StalledGreeting,
+        "198.18.0.2:40009",
+        "198.18.0.1:3306",
+        Some(42),
+    );
+    stalled.evidence.silent_ms = Some(12_000);
+    stalled.evidence.in_accept_queue = Some(true);
+    let mut server_only = conn(FindingKind::ServerOnly, "198.18.0.2:40010", "198.18.0.1:3306", None);
+    server_only.keepalive = true;
+    let risk = Finding {
+        kind: FindingKind::ListenerAtRisk,
+        subject: Subject::Listener {
+            host: "db".into(),
+            addr: "0.0.0.0:3306".parse().unwrap(),
+        },
+        cookie: 0,
+        process: None,
+        evidence: Evidence {
+            near_full: Some(true),
+            ..Default::default()
+        },
+        ..conn(FindingKind::ClientOnly, "198.18.0.2:1", "198.18.0.1:3306", None)
+    };
+    rows(vec![
+        (
+            conn(FindingKind::ClientOnly, "198.18.0.2:40001", "198.18.0.1:3306", Some(42)),
+            "The server host db has no trace of this connection.",
+        ),
+        (server_only, "The client host app has no trace of this connection."),
+        (stalled, "The client has received nothing for 12 s"),
+        (
+            risk,
+            "Listener 0.0.0.0:3306 (mariadbd (pid 500)) on db: accept queue 5/4.",
+        ),
+    ])
+}
+
+#[test]
+fn findings_table_prints_every_kind() {
+    insta::assert_snapshot!(findings_table(&every_kind()));
+    insta::assert_snapshot!("findings_table_empty", findings_table(&[]));
+}
+
+#[test]
+fn findings_json_of_every_kind() {
+    insta::assert_snapshot!(serde_json::to_string_pretty(&every_kind()).unwrap());
+}
+
+#[test]
+fn explain_text_lists_facts_causes_and_changes() {
+    let d = Diagnosis {
+        target: "db:3306".into(),
+        title: "listener 0.0.0.0:3306 on db".into(),
+        facts: vec!["accept queue 5 of 4".into()],
+        causes: vec!["A burst overflowed".into()],
+        changes: vec![Change {
+            setting: "back_log (mariadbd)".into(),
+            current: "4".into(),
+            suggested: "512".into(),
+            how: "my.cnf".into(),
+        }],
+    };
+    insta::assert_snapshot!(explain_text(&[d]));
+    insta::assert_snapshot!("explain_text_empty", explain_text(&[]));
+}
+
+#[test]
+fn hosts_table_shows_state_and_routable_addresses() {
+    let h = |name: &str, stale: bool, connected: bool, last: Option<i64>| HostView {
+        name: name.into(),
+        addresses: vec!["198.18.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+        last_report_ms: last,
+        sockets: 10,
+        client_sockets: 4,
+        server_sockets: 6,
+        listeners: 2,
+        stale,
+        connected,
+        source: SourceKind::Netlink,
+        interval_ms: 1000,
+        peer: "198.18.0.1:40000".into(),
+    };
+    let rows: Vec<_> = [
+        h("db", false, true, Some(T0)),
+        h("app", true, true, Some(T0)),
+        h("old-db", true, false, None),
+    ]
+    .iter()
+    .map(host_json)
+    .collect();
+    insta::assert_snapshot!(hosts_table(&rows));
+    insta::assert_snapshot!(serde_json::to_string_pretty(&rows[0]).unwrap());
+    insta::assert_snapshot!("hosts_table_empty", hosts_table(&[]));
+}
+
+#[test]
+fn snapshot_table_and_json() {
+    let rec = |l: &str, r: &str, side, inode, info| SocketRecord {
+        tuple: Tuple::new(l.parse().unwrap(), r.parse().unwrap()),
+        state: TcpState::Established,
+        side,
+        cookie: 9,
+        inode,
+        uid: 0,
+        keepalive: false,
+        info,
+    };
+    let p = process(42, "java");
+    let recs = [
+        rec("198.18.0.2:40001", "198.18.0.1:3306", Side::Client, 77, None),
+        rec(
+            "198.18.0.1:3306",
+            "198.18.0.2:40002",
+            Side::Server,
+            0,
+            Some(TcpInfoLite {
+                bytes_received: 0,
+                bytes_acked: 1,
+                last_data_recv_ms: 12_000,
+                rtt_us: 50,
+            }),
+        ),
+    ];
+    let rows = vec![snapshot_json(&recs[0], Some(&p)), snapshot_json(&recs[1], None)];
+    insta::assert_snapshot!(snapshot_table(&rows));
+    insta::assert_snapshot!(serde_json::to_string_pretty(&rows).unwrap());
+}
+
+#[test]
+fn long_names_are_truncated_with_an_ellipsis() {
+    assert_eq!(truncate("abcdef", 4), "abc…");
+    assert_eq!(truncate("abc", 4), "abc");
+    assert_eq!(rfc3339(T0), "2025-11-25T17:20:01.123Z");
+}

@@ -1,0 +1,265 @@
+//! The `halfopen` binary's own behaviour on one host: `snapshot` against real
+//! sockets on loopback, and clear errors for bad input and missing services.
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+
+fn halfopen(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_halfopen"))
+        .args(args)
+        .env_remove("HALFOPEN_RECONCILER")
+        .output()
+        .expect("running halfopen")
+}
+
+#[test]
+fn snapshot_json_shows_both_ends_with_side_and_process() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let client_local = client.local_addr().unwrap().to_string();
+    let out = halfopen(&["snapshot", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let me = std::process::id() as u64;
+    let c = rows
+        .iter()
+        .find(|r| r["local"] == client_local.as_str() && r["remote"] == addr.to_string())
+        .expect("client end missing");
+    assert_eq!(c["side"], "client");
+    assert_eq!(c["state"], "ESTAB");
+    assert_eq!(c["pid"].as_u64(), Some(me), "{c}");
+    assert!(c["cmdline"].as_str().unwrap().contains("cli"), "{c}");
+    let s = rows
+        .iter()
+        .find(|r| r["local"] == addr.to_string() && r["remote"] == client_local.as_str())
+        .expect("server end missing");
+    assert_eq!(s["side"], "server");
+    assert_eq!(s["pid"].as_u64(), Some(me));
+    drop((client, server));
+}
+
+#[test]
+fn snapshot_table_and_proc_fallback() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _client = TcpStream::connect(addr).unwrap();
+    // Not accepted: the server end waits in the accept queue, with no owner.
+    let out = halfopen(&["snapshot"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("{addr} ")) && l.contains("server"))
+        .unwrap_or_else(|| panic!("no server line for {addr} in\n{text}"));
+    assert!(line.contains("(in accept queue)"), "{line}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read through netlink"));
+    let out = halfopen(&["snapshot", "--proc-net"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read through proc"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&addr.to_string()));
+}
+
+#[test]
+fn unreachable_reconciler_is_a_clear_error() {
+    // A port nobody listens on: bind then drop.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for cmd in ["orphans", "hosts"] {
+        let out = halfopen(&[cmd, "--reconciler", &format!("127.0.0.1:{port}")]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot reach the reconciler"), "{err}");
+        assert!(err.contains("HALFOPEN_RECONCILER"), "{err}");
+    }
+}
+
+#[test]
+fn bad_flags_are_rejected_with_the_reason() {
+    let out = halfopen(&["collector", "--interval", "0s"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("greater than zero"));
+    let out = halfopen(&["collector", "--interval", "five"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("examples: 5s"));
+    let out = halfopen(&["reconciler", "--listen", "nowhere"]);
+    assert!(!out.status.success());
+    let out = halfopen(&["orphans", "--reconciler", "http://[bad"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid reconciler URL"));
+    let out = halfopen(&["reconciler", "--no-db", "--stale-intervals", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stale-intervals"));
+    let out = Command::new(env!("CARGO_BIN_EXE_halfopen"))
+        .args(["--log", "halfopen=loud", "hosts", "--reconciler", "127.0.0.1:1"])
+        .env_remove("RUST_LOG")
+        .env_remove("HALFOPEN_RECONCILER")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid log filter") && err.contains("halfopen=loud"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reconciler_reports_a_port_in_use() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = halfopen(&["reconciler", "--listen", &addr, "--no-db"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on"), "{err}");
+}
+
+#[test]
+fn demo_without_root_says_why() {
+    if !halfopen_lab::is_root() {
+        let out = halfopen(&["demo"]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+        return;
+    }
+    // As root: run it as nobody, from a copy that nobody can read wherever
+    // the build directory is.
+    let dir = std::env::temp_dir().join(format!("halfopen-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("halfopen");
+    std::fs::copy(env!("CARGO_BIN_EXE_halfopen"), &exe).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // bounded: coreutils `timeout` ends it after 60 s
+    let out = Command::new("timeout")
+        .args(["60", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .arg("demo")
+        .output()
+        .expect("timeout (coreutils) and setpriv (util-linux) are needed for this test");
+    let err = String::from_utf8_lossy(&out.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.status.success());
+    assert_ne!(out.status.code(), Some(124), "demo as nobody did not end within 60 s");
+    assert!(
+        err.contains("needs root") && err.contains("network namespaces"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    for cmd in ["collector", "reconciler", "orphans", "hosts", "snapshot", "demo"] {
+        let out = halfopen(&[cmd, "--help"]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Example"), "{cmd} --help has no example:\n{text}");
+    }
+    let out = halfopen(&["--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("halfopen demo"));
+}
+
+/// Stops the child when the test ends, also on failure.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A big incident restored from the findings database (12,345 findings,
+/// ~6.8 MB: more than 2 pages of 5,000) is listed whole by `findings` and
+/// `orphans`, each finding once.
+#[test]
+fn a_big_incident_is_listed_whole_through_pages() {
+    use halfopen_core::{Evidence, Finding, FindingKind, Subject, Tuple};
+    use halfopen_store::StoreCmd;
+    const N: usize = 12_345;
+    let dir = std::env::temp_dir().join(format!("halfopen-cli-paging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("findings.db");
+    {
+        let (store, _) = halfopen_store::open(&db, N).unwrap();
+        for i in 0..N {
+            let kind = if i % 5 == 0 {
+                FindingKind::ServerOnly
+            } else {
+                FindingKind::ClientOnly
+            };
+            let client = format!("127.0.{}.{}:{}", 1 + i / 60_000, 1 + (i / 250) % 250, 10_000 + i % 250);
+            let f = Finding {
+                kind,
+                subject: Subject::Connection {
+                    tuple: Tuple::new(client.parse().unwrap(), "127.0.0.1:3306".parse().unwrap()),
+                    client_host: "app".into(),
+                    server_host: "db".into(),
+                },
+                cookie: 0,
+                process: None,
+                server_process: None,
+                keepalive: false,
+                confirmed_at_ms: 1_700_000_000_000,
+                first_seen_ms: 1_700_000_000_000,
+                evidence: Evidence {
+                    legacy_explanation: Some("x".repeat(400)),
+                    ..Default::default()
+                },
+            };
+            assert!(store.send(StoreCmd::Confirmed {
+                finding: f,
+                explanation: "x".repeat(400),
+            }));
+        }
+        store.flush();
+    }
+    let mut started = None;
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_halfopen"))
+            .args(["reconciler", "--listen", &addr, "--db", db.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let child = Child(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if halfopen(&["hosts", "--reconciler", &addr]).status.success() {
+                started = Some((child, addr));
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if started.is_some() {
+            break;
+        }
+    }
+    let (_child, addr) = started.expect("reconciler did not start in 20 s (5 tries)");
+    let list = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut a = args.to_vec();
+        a.extend(["--json", "--reconciler", &addr]);
+        let out = halfopen(&a);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let distinct = |v: &[serde_json::Value]| {
+        let mut k: Vec<String> = v
+            .iter()
+            .map(|f| format!("{} {} {}", f["kind"], f["client"], f["server"]))
+            .collect();
+        k.sort();
+        k.dedup();
+        k.len()
+    };
+    let all = list(&["findings"]);
+    assert_eq!(all.len(), N);
+    assert_eq!(distinct(&all), N, "a finding listed twice");
+    let orphans = list(&["orphans"]);
+    assert_eq!(orphans.len(), N - N.div_ceil(5));
+    assert_eq!(distinct(&orphans), orphans.len());
+    let server_only = list(&["findings", "--kind", "server_only"]);
+    assert_eq!(server_only.len(), N.div_ceil(5));
+    let _ = std::fs::remove_dir_all(&dir);
+}

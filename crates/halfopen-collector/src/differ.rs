@@ -1,0 +1,248 @@
+//! The delta between consecutive scans, as a pure computation: what was
+//! upserted (new, or changed in a way the reconciler cares about: cookie,
+//! state, side, keepalive) and what was removed. No scanner, no /proc.
+//!
+//! In place and cheap: one hash lookup per socket, then one pass over the
+//! table for the removed ones (no second map per interval); the table keeps
+//! only what is compared, not whole records.
+use halfopen_core::{Side, SocketRecord, TcpState, Tuple};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+/// FxHash (rustc-hash): tuples come from the kernel, not from an adversary,
+/// and SipHash made hashing most of the delta's cost (BENCHMARKS.md).
+type TupleHash = rustc_hash::FxBuildHasher;
+
+/// What changed since the previous scan.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delta {
+    /// New or changed sockets (every socket when full), each tuple once.
+    pub upserted: Vec<SocketRecord>,
+    /// Tuples gone since the previous scan (empty when full).
+    pub removed: Vec<Tuple>,
+}
+
+/// What the last report said about a tuple (the fields `same` compares),
+/// where its latest record is in the scan, and in which scans it was last
+/// seen and last changed.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    cookie: u64,
+    idx: u32,
+    seen: u32,
+    changed: u32,
+    state: TcpState,
+    side: Side,
+    keepalive: bool,
+}
+
+impl Sent {
+    fn of(r: &SocketRecord, idx: u32, generation: u32) -> Sent {
+        Sent {
+            cookie: r.cookie,
+            idx,
+            seen: generation,
+            changed: 0,
+            state: r.state,
+            side: r.side,
+            keepalive: r.keepalive,
+        }
+    }
+
+    /// Whether two records of the same tuple are the same as far as the
+    /// reconciler cares (tcp_info and inodes are not sent in routine reports).
+    fn same(&self, o: &Sent) -> bool {
+        self.cookie == o.cookie && self.state == o.state && self.side == o.side && self.keepalive == o.keepalive
+    }
+}
+
+/// The table as last reported. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Differ {
+    sent: HashMap<Tuple, Sent, TupleHash>,
+    /// Number of the current scan (wrapping), for `Sent::seen`.
+    generation: u32,
+}
+
+impl Differ {
+    /// Sockets in the table as last reported.
+    pub fn len(&self) -> usize {
+        self.sent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    /// What changed between the previous call and `scan`; with `full`,
+    /// every socket of `scan` is upserted and nothing is removed (the
+    /// reconciler replaces its table). Two records of one tuple in `scan` (a
+    /// dump racing a state change) are sent once, as the later one.
+    pub fn diff(&mut self, scan: &[SocketRecord], full: bool) -> Delta {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let mut changed: Vec<u32> = Vec::new(); // tuples, by their entry's latest index in scan
+        self.sent.reserve(scan.len().saturating_sub(self.sent.len()));
+        for (i, r) in scan.iter().enumerate() {
+            let i = i as u32;
+            let now = Sent::of(r, i, generation);
+            match self.sent.entry(r.tuple) {
+                Entry::Occupied(mut e) => {
+                    let s = e.get_mut();
+                    // Two records for one tuple can only come from a dump
+                    // racing a state change; the later one wins.
+                    let changed_now = full || !s.same(&now) || s.changed == generation;
+                    if changed_now && s.changed != generation {
+                        changed.push(i);
+                    }
+                    *s = Sent {
+                        changed: if changed_now { generation } else { s.changed },
+                        ..now
+                    };
+                }
+                Entry::Vacant(e) => {
+                    e.insert(Sent {
+                        changed: generation,
+                        ..now
+                    });
+                    changed.push(i);
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        self.sent.retain(|t, s| {
+            let keep = s.seen == generation;
+            if !keep {
+                removed.push(*t);
+            }
+            keep
+        });
+        // each changed tuple once, as its latest record in this scan
+        let upserted = changed
+            .iter()
+            .map(|&i| {
+                let t = scan[i as usize].tuple;
+                self.sent.get(&t).map_or(i, |s| s.idx)
+            })
+            .map(|i| scan[i as usize])
+            .collect();
+        Delta {
+            upserted,
+            removed: if full { Vec::new() } else { removed },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn rec(port: u16, state: TcpState, cookie: u64) -> SocketRecord {
+        SocketRecord {
+            tuple: Tuple::new(
+                format!("198.18.0.2:{port}").parse().unwrap(),
+                "198.18.0.1:3306".parse().unwrap(),
+            ),
+            state,
+            side: Side::Client,
+            cookie,
+            inode: 1,
+            uid: 0,
+            keepalive: false,
+            info: None,
+        }
+    }
+
+    #[test]
+    fn new_changed_unchanged_and_removed() {
+        let mut d = Differ::default();
+        let a = rec(1, TcpState::Established, 1);
+        let b = rec(2, TcpState::Established, 2);
+        let first = d.diff(&[a, b], true);
+        assert_eq!(first.upserted, vec![a, b]);
+        assert!(first.removed.is_empty());
+        // Nothing changed: an empty delta.
+        assert_eq!(d.diff(&[a, b], false), Delta::default());
+        // b changed state, c is new, a is gone.
+        let b2 = rec(2, TcpState::CloseWait, 2);
+        let c = rec(3, TcpState::SynSent, 3);
+        let delta = d.diff(&[b2, c], false);
+        assert_eq!(delta.upserted, vec![b2, c]);
+        assert_eq!(delta.removed, vec![a.tuple]);
+        // A new socket on an old tuple (another cookie) is a change.
+        let b3 = rec(2, TcpState::CloseWait, 99);
+        assert_eq!(d.diff(&[b3, c], false).upserted, vec![b3]);
+        // An inode change alone is not (the reconciler does not keep it).
+        let mut c2 = c;
+        c2.inode = 77;
+        assert_eq!(d.diff(&[b3, c2], false), Delta::default());
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn a_full_report_resends_everything_and_removes_nothing() {
+        let mut d = Differ::default();
+        let a = rec(1, TcpState::Established, 1);
+        d.diff(&[a, rec(2, TcpState::Established, 2)], false);
+        let full = d.diff(&[a], true);
+        assert_eq!(full.upserted, vec![a]);
+        assert!(full.removed.is_empty(), "a full table replaces, it removes nothing");
+        assert_eq!(d.len(), 1, "the dropped socket is forgotten");
+    }
+
+    #[test]
+    fn a_tuple_seen_twice_in_one_scan_is_sent_once_as_the_later_record() {
+        let mut d = Differ::default();
+        let early = rec(1, TcpState::SynSent, 5);
+        let late = rec(1, TcpState::Established, 5);
+        assert_eq!(d.diff(&[early, late], false).upserted, vec![late]);
+        // Unchanged since, even when the dump shows it twice again.
+        assert_eq!(d.diff(&[late, late], false), Delta::default());
+        // Twice in one scan, the later one different from what was sent: the later.
+        let closing = rec(1, TcpState::FinWait1, 5);
+        assert_eq!(d.diff(&[late, closing], false).upserted, vec![closing]);
+    }
+
+    fn arb_scan() -> impl Strategy<Value = Vec<SocketRecord>> {
+        prop::collection::vec((0u16..40, 0usize..3, 0u64..4), 0..60).prop_map(|v| {
+            v.into_iter()
+                .map(|(p, s, c)| {
+                    let st = [TcpState::Established, TcpState::CloseWait, TcpState::TimeWait][s];
+                    rec(p, st, c)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Applying each delta to a copy of the previous table gives the
+        /// scan's table (its last record per tuple), whatever the sequence.
+        #[test]
+        fn deltas_replay_to_the_scanned_table(scans in prop::collection::vec((arb_scan(), any::<bool>()), 1..8)) {
+            let mut d = Differ::default();
+            let mut replica: BTreeMap<Tuple, SocketRecord> = BTreeMap::new();
+            for (scan, full) in scans {
+                let delta = d.diff(&scan, full);
+                if full {
+                    replica.clear();
+                }
+                for t in &delta.removed {
+                    prop_assert!(replica.remove(t).is_some(), "removed what was never sent");
+                }
+                let mut once = std::collections::HashSet::new();
+                for r in &delta.upserted {
+                    prop_assert!(once.insert(r.tuple), "a tuple upserted twice in one delta");
+                    replica.insert(r.tuple, *r);
+                }
+                let truth: BTreeMap<Tuple, SocketRecord> = scan.iter().map(|r| (r.tuple, *r)).collect();
+                let same = |a: &SocketRecord, b: &SocketRecord| a.cookie == b.cookie && a.state == b.state && a.side == b.side && a.keepalive == b.keepalive;
+                prop_assert_eq!(replica.len(), truth.len());
+                for (t, r) in &truth {
+                    prop_assert!(replica.get(t).is_some_and(|x| same(x, r)), "{:?} differs", t);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The worker: one thread that owns a [`TableSource`], the owner cache and
+//! the last table sent ([`Differ`]), so that the async side never blocks on
+//! the kernel. A report is these steps: listeners and the table, sides,
+//! listener owners and libwrap, host counters and sysctls, silent
+//! greeting-port clients, and the delta. Lookups are answered from a fresh
+//! kernel read taken after the request arrived.
+use crate::differ::{Delta, Differ};
+use crate::source::TableSource;
+use halfopen_core::{
+    Listener, ListenerPorts, LookupAnswer, Report, ReportStats, Side, SilentSocket, SocketRecord, SourceKind, TcpState,
+    Tuple, Wants,
+};
+use halfopen_sockets::owners::{Owners, ResolveStats};
+use halfopen_sockets::ScanError;
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+use tracing::warn;
+
+enum Job {
+    Configure(Wants),
+    Report {
+        full: bool,
+        reply: oneshot::Sender<Result<Report, ScanError>>,
+    },
+    Lookup {
+        tuples: Vec<Tuple>,
+        attribute: bool,
+        reply: oneshot::Sender<Result<Vec<LookupAnswer>, ScanError>>,
+    },
+}
+
+/// Handle to the worker thread. Dropping it stops the thread.
+pub struct Kernel {
+    tx: std_mpsc::Sender<Job>,
+    source: SourceKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error("the kernel worker thread has stopped")]
+    Stopped,
+    #[error("cannot start the kernel worker thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+impl Kernel {
+    /// Starts the worker thread; `open` runs on it (so the source reads the
+    /// network namespace of that thread) and its error is returned here.
+    pub fn start<S: TableSource + 'static>(
+        open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
+    ) -> Result<Kernel, KernelError> {
+        let (tx, rx) = std_mpsc::channel();
+        let (opened_tx, opened) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("halfopen-kernel".into())
+            .spawn(move || match open() {
+                Ok(source) => {
+                    let _ = opened_tx.send(Ok(source.kind()));
+                    Worker::new(Box::new(source)).run(rx)
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            })
+            .map_err(KernelError::Spawn)?;
+        let source = opened.recv().map_err(|_| KernelError::Stopped)??;
+        Ok(Kernel { tx, source })
+    }
+
+    pub fn source(&self) -> SourceKind {
+        self.source
+    }
+
+    /// Sets what every following report includes (greeting-port silence).
+    pub fn configure(&self, wants: Wants) -> Result<(), KernelError> {
+        self.tx.send(Job::Configure(wants)).map_err(|_| KernelError::Stopped)
+    }
+
+    /// A scan turned into a report: the whole table when `full`, else the
+    /// delta since the previous report. `seq` and chunking are the session's.
+    pub async fn report(&self, full: bool) -> Result<Report, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Report { full, reply })
+            .map_err(|_| KernelError::Stopped)?;
+        Ok(rx.await.map_err(|_| KernelError::Stopped)??)
+    }
+
+    /// One answer per tuple, from a fresh read; owners resolved when `attribute`.
+    pub async fn lookup(&self, tuples: Vec<Tuple>, attribute: bool) -> Result<Vec<LookupAnswer>, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Lookup {
+                tuples,
+                attribute,
+                reply,
+            })
+            .map_err(|_| KernelError::Stopped)?;
+        Ok(rx.await.map_err(|_| KernelError::Stopped)??)
+    }
+}
+
+struct Worker {
+    source: Box<dyn TableSource>,
+    owners: Owners,
+    differ: Differ,
+    buf: Vec<SocketRecord>,
+    listeners: Vec<Listener>,
+    /// Listening addresses of the last scan (which end of a socket is the server).
+    ports: ListenerPorts,
+    wants: Wants,
+    greeting_buf: Vec<SocketRecord>,
+    /// pid -> libwrap mapped; refreshed every LIBWRAP_REFRESH reports.
+    libwrap: HashMap<u32, bool>,
+    reports: u64,
+    /// Last count of each recurring problem, to log changes, not every interval.
+    last_problem: HashMap<&'static str, String>,
+}
+
+const LIBWRAP_REFRESH: u64 = 60;
+
+impl Worker {
+    fn new(source: Box<dyn TableSource>) -> Self {
+        Worker {
+            source,
+            owners: Owners::new(),
+            differ: Differ::default(),
+            buf: Vec::new(),
+            listeners: Vec::new(),
+            ports: ListenerPorts::default(),
+            wants: Wants::default(),
+            greeting_buf: Vec::new(),
+            libwrap: HashMap::new(),
+            reports: 0,
+            last_problem: HashMap::new(),
+        }
+    }
+
+    /// Logs a recurring problem when it first appears or changes, not every interval.
+    fn problem(&mut self, what: &'static str, detail: String) {
+        if self.last_problem.get(what) != Some(&detail) {
+            warn!("{what}: {detail}");
+            self.last_problem.insert(what, detail);
+        }
+    }
+
+    /// What went wrong reading /proc for owners, logged when it is new.
+    fn owner_problems(&mut self, stats: &ResolveStats) {
+        if stats.permission_errors > 0 {
+            self.problem(
+                "permission denied reading /proc",
+                format!(
+                    "{} entries; those owners stay unknown (run the collector as root or with CAP_SYS_PTRACE)",
+                    stats.permission_errors
+                ),
+            );
+        }
+        if let Some(e) = &stats.first_error {
+            self.problem(
+                "unexpected errors reading /proc",
+                format!("{} errors; first: {e}", stats.other_errors),
+            );
+        }
+    }
+
+    fn run(mut self, rx: std_mpsc::Receiver<Job>) {
+        for job in rx {
+            match job {
+                Job::Configure(w) => self.wants = w,
+                Job::Report { full, reply } => {
+                    let _ = reply.send(self.report(full));
+                }
+                Job::Lookup {
+                    tuples,
+                    attribute,
+                    reply,
+                } => {
+                    let _ = reply.send(self.lookup(&tuples, attribute));
+                }
+            }
+        }
+    }
+
+    /// Listeners, then every socket, sides decided from the listeners.
+    fn scan(&mut self) -> Result<u64, ScanError> {
+        let t0 = Instant::now();
+        self.listeners.clear();
+        self.source.listeners(&mut self.listeners)?;
+        self.ports = ListenerPorts::new(self.listeners.iter().map(|l| l.addr));
+        self.buf.clear();
+        self.source.dump(&mut self.buf)?;
+        for r in &mut self.buf {
+            r.side = self.ports.side_of(r.tuple.local());
+        }
+        Ok(t0.elapsed().as_micros() as u64)
+    }
+
+    fn report(&mut self, full: bool) -> Result<Report, ScanError> {
+        let scan_us = self.scan()?;
+        let taken_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut stats = ReportStats {
+            sockets: self.buf.len() as u64,
+            scan_us,
+            ..Default::default()
+        };
+        self.listener_owners(&mut stats);
+        self.listener_libwrap();
+        let mut r = Report {
+            full,
+            last_chunk: true,
+            listeners: self.listeners.clone(),
+            stats,
+            taken_at_ms,
+            ..Default::default()
+        };
+        match crate::hostinfo::counters() {
+            Ok(c) => r.counters = c,
+            Err(e) => self.problem("TCP counters unavailable", e.to_string()),
+        }
+        match crate::hostinfo::sysctls() {
+            Ok(s) => r.sysctls = s,
+            Err(e) => self.problem("sysctls unavailable", e.to_string()),
+        }
+        // Without the greeting-port scan the table is still worth sending:
+        // stalled greetings are then not detected until it works again.
+        r.silent = match self.silent_sockets() {
+            Ok(v) => v,
+            Err(e) => {
+                self.problem("greeting-port scan failed", e.to_string());
+                Vec::new()
+            }
+        };
+        let Delta { upserted, removed } = self.differ.diff(&self.buf, full);
+        r.upserted = upserted;
+        r.removed = removed;
+        Ok(r)
+    }
+
+    /// Listener owners: few sockets, resolved through the owner cache.
+    fn listener_owners(&mut self, stats: &mut ReportStats) {
+        let inodes: Vec<u64> = self.listeners.iter().map(|l| l.inode).filter(|&i| i != 0).collect();
+        if inodes.is_empty() {
+            return;
+        }
+        let (procs, s) = self.owners.resolve(&inodes);
+        stats.owners_vanished = s.vanished;
+        stats.permission_errors = s.permission_errors;
+        self.owner_problems(&s);
+        for l in &mut self.listeners {
+            l.process = procs.get(&l.inode).cloned();
+        }
+    }
+
+    /// Whether each listener's owner has TCP wrappers mapped (cached per pid).
+    fn listener_libwrap(&mut self) {
+        self.reports += 1;
+        if self.reports.is_multiple_of(LIBWRAP_REFRESH) {
+            self.libwrap.clear();
+        }
+        let mut libwrap_error = None;
+        for l in &mut self.listeners {
+            if let Some(pid) = l.process.as_ref().map(|p| p.pid) {
+                l.libwrap = *self.libwrap.entry(pid).or_insert_with(|| {
+                    crate::hostinfo::has_libwrap(pid).unwrap_or_else(|e| {
+                        // unknown, and said so below: the explanation just lacks the libwrap hint
+                        libwrap_error.get_or_insert(e.to_string());
+                        false
+                    })
+                });
+            }
+        }
+        if let Some(e) = libwrap_error {
+            self.problem("checking a listener for libwrap", e);
+        }
+    }
+
+    /// Client sockets on greeting ports that received nothing for at least
+    /// `stall_after_ms`: a second dump, filtered to those ports in the kernel,
+    /// with tcp_info (asked only there: it costs 20-30% on a full dump).
+    fn silent_sockets(&mut self) -> Result<Vec<SilentSocket>, ScanError> {
+        if self.wants.greeting_ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The scan just taken says whether any client socket talks to a
+        // greeting port; without one the second dump would find nothing
+        // (a connection made since then is seen next interval).
+        let greeting = halfopen_sockets::filter::PortSet::new(&self.wants.greeting_ports);
+        let candidates = self.buf.iter().any(|r| {
+            r.state == TcpState::Established && r.side == Side::Client && greeting.contains(r.tuple.remote_port())
+        });
+        if !candidates {
+            return Ok(Vec::new());
+        }
+        self.greeting_buf.clear();
+        let Some(stats) = self
+            .source
+            .greeting_clients(&self.wants.greeting_ports, &mut self.greeting_buf)
+        else {
+            self.problem(
+                "stalled greetings cannot be detected",
+                format!(
+                    "the {} source has no tcp_info (bytes received, last receive)",
+                    self.source.kind()
+                ),
+            );
+            return Ok(Vec::new());
+        };
+        if stats?.info_parse_failures > 0 {
+            self.problem(
+                "tcp_info unreadable on greeting-port sockets",
+                "stalled greetings among them cannot be detected (kernel older than 4.1?)".into(),
+            );
+        }
+        let (ports, stall_after) = (&self.ports, self.wants.stall_after_ms);
+        Ok(self
+            .greeting_buf
+            .iter()
+            .filter(|r| ports.side_of(r.tuple.local()) == Side::Client)
+            .filter_map(|r| {
+                let i = r.info?;
+                (i.bytes_received == 0 && i.last_data_recv_ms >= stall_after).then_some(SilentSocket {
+                    tuple: r.tuple,
+                    silent_ms: i.last_data_recv_ms,
+                })
+            })
+            .collect())
+    }
+
+    fn lookup(&mut self, tuples: &[Tuple], attribute: bool) -> Result<Vec<LookupAnswer>, ScanError> {
+        // A fresh read; the answer needs no listeners or sides (the next
+        // report scans afresh anyway).
+        self.buf.clear();
+        self.source.lookup(tuples, &mut self.buf)?;
+        let found: HashMap<Tuple, SocketRecord> = self.buf.iter().map(|r| (r.tuple, *r)).collect();
+        let mut procs = HashMap::new();
+        if attribute {
+            let inodes: HashSet<u64> = found.values().map(|r| r.inode).filter(|&i| i != 0).collect();
+            if !inodes.is_empty() {
+                let inodes: Vec<u64> = inodes.into_iter().collect();
+                let (p, stats) = self.owners.resolve(&inodes);
+                self.owner_problems(&stats);
+                procs = p;
+            }
+        }
+        Ok(tuples
+            .iter()
+            .map(|t| {
+                let record = found.get(t);
+                let process = record.and_then(|r| procs.get(&r.inode).cloned());
+                LookupAnswer::from_record(*t, record, process)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,262 @@
+//! The matching engine: the latest table of every host, the join by canonical
+//! 4-tuple, and the race-free confirmation of one-sided connections; then
+//! the other findings (stalled greetings, listeners at risk) and the
+//! diagnosis of what to change.
+//!
+//! Pure and synchronous: it takes reports, lookup answers and clock readings,
+//! and returns [`Action`]s (lookups to send, findings to store). It never
+//! touches the network, the database or a clock of its own; its crate
+//! depends on halfopen-core and small pure crates only.
+//!
+//! # Confirmation without clocks
+//! A client-side ESTABLISHED socket whose server address belongs to another
+//! monitored host, and which that host's latest table lacks, becomes a
+//! *candidate* (reconciler time `t0`, socket cookie `c`). It is reported only
+//! after this sequence, each step requested after the previous one's answer
+//! arrived:
+//! 1. no sooner than `t0 + grace`, the server host looks the tuple up in a
+//!    fresh scan and holds it in **no** state (SYN_RECV and TIME_WAIT count);
+//! 2. then the client host looks it up in a fresh scan and still holds the
+//!    **same socket** (same cookie) ESTABLISHED.
+//!
+//! The client socket therefore existed continuously from before `t0` until
+//! after step 1, while the server had no trace of it at step 1, at least
+//! `grace` after the client had completed its handshake. A healthy
+//! connection's server end exists from one round trip after the client's
+//! handshake until after the client leaves ESTABLISHED, so no interleaving
+//! of snapshots can confirm it (the property test in `tests/confirm.rs`
+//! replays random interleavings). The cookie guards against a 4-tuple reused
+//! by a new connection. `server_only` is the mirror image, with the roles of
+//! the two hosts swapped.
+//!
+//! # Who owns what
+//! - [`hosts`]: every host, its table, addresses, staleness, counter history.
+//! - [`join`]: the one function that maps a socket to where its other end
+//!   must be ([`Engine::other_end`]); NAT and namespaces plug in there only.
+//! - `judge`: deciding which sockets are one-sided candidates, and the
+//!   judgements deferred until a host is fresh again.
+//! - `confirm`: candidates and the two lookups that confirm them.
+//! - [`findings`]: the set of current findings and the indexes it keeps.
+//! - [`paging`]: the listing order and its cursor.
+//! - `stalled`, `risk`: stalled greetings and listeners at risk.
+//! - [`explain`]: a finding's English explanation, rendered from its evidence.
+//! - [`diagnose`]: `halfopen explain`: facts, causes and changes.
+pub mod diagnose;
+pub mod explain;
+pub mod findings;
+pub mod hosts;
+pub mod join;
+pub mod paging;
+
+mod confirm;
+mod counters;
+mod ingest;
+mod judge;
+mod risk;
+mod stalled;
+mod table;
+
+#[cfg(test)]
+mod tests;
+
+use confirm::Confirmations;
+use findings::FindingSet;
+use halfopen_core::{Finding, FindingKind, FindingView, GoneReason, HostView, Tuple};
+use hosts::Hosts;
+use judge::Deferred;
+use serde::Serialize;
+
+pub use hosts::HostIdx;
+pub use paging::PageCursor;
+
+/// Reconciler time: a monotonic reading for ordering and ages, and the wall
+/// clock for what operators read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    pub mono_ms: u64,
+    pub wall_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Minimum time between a candidate's first sighting and the server-side
+    /// lookup, ms. Must exceed any healthy handshake's round trip by far.
+    pub grace_ms: u64,
+    /// A host is stale after this many of its intervals without a report...
+    pub stale_intervals: u32,
+    /// ...and never sooner than this, ms.
+    pub stale_min_ms: u64,
+    /// A lookup not answered within this time is abandoned and retried, ms.
+    pub lookup_timeout_ms: u64,
+    /// Most tuples in one lookup message.
+    pub max_lookup_batch: usize,
+    /// Ports where the server speaks first.
+    pub greeting_ports: Vec<u16>,
+    /// A client on a greeting port that received nothing for this long is stalled, ms.
+    pub stall_after_ms: u32,
+    /// A listener stays at risk this many of its host's intervals after the
+    /// last sign (queue near full, counters rising).
+    pub risk_intervals: u32,
+}
+
+/// Server-speaks-first ports: FTP, SSH, SMTP, POP3, NNTP, IMAP, submission, MySQL/MariaDB.
+pub const DEFAULT_GREETING_PORTS: &[u16] = &[21, 22, 25, 110, 119, 143, 587, 3306];
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            grace_ms: 1_000,
+            stale_intervals: 3,
+            stale_min_ms: 3_000,
+            lookup_timeout_ms: 15_000,
+            max_lookup_batch: 20_000,
+            greeting_ports: DEFAULT_GREETING_PORTS.to_vec(),
+            stall_after_ms: 10_000,
+            risk_intervals: 3,
+        }
+    }
+}
+
+/// What the engine asks its caller to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send a lookup to this host's current session.
+    Lookup {
+        host: HostIdx,
+        session: u64,
+        id: u64,
+        tuples: Vec<Tuple>,
+        attribute: bool,
+    },
+    /// Ask this host's collector for a full table.
+    Resync {
+        host: HostIdx,
+        session: u64,
+        reason: String,
+    },
+    /// A finding was confirmed (or, for stalled greetings and listeners at
+    /// risk, its evidence changed: the same finding again).
+    Confirmed(Finding),
+    /// A finding is no longer current.
+    Gone {
+        finding: Finding,
+        at_ms: i64,
+        reason: GoneReason,
+    },
+}
+
+/// Counters for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    pub reports: u64,
+    pub resyncs_requested: u64,
+    pub candidates_created: u64,
+    pub cleared_by_other_lookup: u64,
+    pub cleared_by_holder_lookup: u64,
+    pub confirmed: u64,
+    pub gone: u64,
+    pub lookups_sent: u64,
+    pub lookups_timed_out: u64,
+    pub sweeps: u64,
+    /// Current findings.
+    pub findings: u64,
+}
+
+/// The engine. See the crate documentation.
+pub struct Engine {
+    cfg: EngineConfig,
+    hosts: Hosts,
+    confirm: Confirmations,
+    findings: FindingSet,
+    deferred: Deferred,
+    next_session: u64,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Engine {
+            cfg,
+            hosts: Hosts::default(),
+            confirm: Confirmations::default(),
+            findings: FindingSet::default(),
+            deferred: Deferred::default(),
+            next_session: 1,
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let (confirmed, gone) = self.findings.counts();
+        EngineStats {
+            confirmed,
+            gone,
+            findings: self.findings.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// The monitored host that owns this address, if exactly one does.
+    pub fn owner_of(&self, ip: std::net::IpAddr) -> Option<HostIdx> {
+        self.hosts.owner_of(ip)
+    }
+
+    /// Candidates waiting for confirmation.
+    pub fn candidate_count(&self) -> usize {
+        self.confirm.len()
+    }
+
+    /// Puts back findings recorded before a restart. They stay listed until
+    /// their holder's first full table says whether they still exist.
+    pub fn restore(&mut self, findings: Vec<Finding>) {
+        for f in findings {
+            let key = self.findings.key_for(&f, &mut self.hosts);
+            let server = self.hosts.index(f.subject.server_host());
+            self.findings.insert(key, f, server);
+        }
+    }
+
+    /// Every current finding, in [`paging::OrderKey`] order.
+    pub fn findings(&self, now: Clock) -> Vec<FindingView> {
+        self.findings_page(now, None, None, usize::MAX).0
+    }
+
+    /// Up to `limit` findings of `kind` (every kind if None) that come after
+    /// `after` in [`paging::OrderKey`] order, and the cursor to ask for the
+    /// next page with (None when nothing follows). Findings that appear or go
+    /// between pages are seen or not, but none is listed twice.
+    pub fn findings_page(
+        &self,
+        now: Clock,
+        kind: Option<FindingKind>,
+        after: Option<&PageCursor>,
+        limit: usize,
+    ) -> (Vec<FindingView>, Option<PageCursor>) {
+        let (page, next) = paging::page(&self.findings, kind, after, limit);
+        let views = page
+            .into_iter()
+            .map(|f| FindingView {
+                client_host_stale: f.subject.client_host().is_some_and(|c| {
+                    self.hosts
+                        .find(c)
+                        .is_none_or(|h| self.hosts.is_stale(h, now, &self.cfg))
+                }),
+                finding: f.clone(),
+            })
+            .collect();
+        (views, next)
+    }
+
+    /// Every host, sorted by name.
+    pub fn hosts(&self, now: Clock) -> Vec<HostView> {
+        let mut v: Vec<HostView> = (0..self.hosts.len())
+            .map(|h| self.hosts.view(h, now, &self.cfg))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}

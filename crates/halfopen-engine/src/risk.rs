@@ -1,0 +1,94 @@
+//! listener_at_risk: a listener whose accept queue reached 80% of its
+//! backlog, or, when the host's overflow/SYN-cookie counters rose, a
+//! listener that is a likely culprit (at least half full, pointed at by
+//! orphans, or the host's only routable listener). It stays at risk while
+//! its orphans are there and for `risk_intervals` of the host's intervals
+//! after the last sign.
+use crate::confirm::sample;
+use crate::findings::FKey;
+use crate::hosts::HostIdx;
+use crate::{Action, Clock, Engine};
+use halfopen_core::counters::overflowed;
+use halfopen_core::{CounterWindow, Evidence, Finding, FindingKind, GoneReason, Listener, Subject};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+/// A listener's accept queue at 80% of its backlog or more.
+pub(crate) fn near_full(l: &Listener) -> bool {
+    l.backlog > 0 && l.queue as u64 * 10 >= l.backlog as u64 * 8
+}
+
+impl Engine {
+    /// The window used for "recently": `risk_intervals` of the host's intervals, ms.
+    pub(crate) fn risk_window_ms(&self, h: HostIdx) -> u64 {
+        self.hosts[h].interval_ms as u64 * self.cfg.risk_intervals.max(1) as u64
+    }
+
+    /// listener_at_risk for host `s` after a report.
+    pub(crate) fn judge_listeners(&mut self, s: HostIdx, now: Clock, out: &mut Vec<Action>) {
+        let window = self.risk_window_ms(s);
+        let since = now.mono_ms.saturating_sub(window);
+        let deltas = self.hosts[s].counters.deltas_since(since);
+        let counters_rose = overflowed(&deltas);
+        let listeners = self.hosts[s].listeners.clone();
+        let routable = listeners.iter().filter(|l| !l.addr.ip().is_loopback()).count();
+        let mut hot = Vec::new();
+        for l in &listeners {
+            let half_full = l.backlog > 0 && l.queue as u64 * 2 >= l.backlog as u64;
+            let has_orphans = self.findings.has_orphans(s, l.addr.port());
+            let culprit = half_full || has_orphans || (routable == 1 && !l.addr.ip().is_loopback());
+            // Still at risk while the orphans its overflow left are there.
+            if near_full(l) || has_orphans || (counters_rose && culprit) {
+                hot.push(l.addr);
+            }
+        }
+        for a in hot {
+            self.hosts[s].risk_seen.insert(a, now.mono_ms);
+        }
+        let live: HashSet<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
+        let seen: Vec<(SocketAddr, u64)> = self.hosts[s].risk_seen.iter().map(|(a, t)| (*a, *t)).collect();
+        for (addr, last) in seen {
+            let key = FKey::Listener(s, addr);
+            if !live.contains(&addr) || now.mono_ms.saturating_sub(last) > window {
+                self.hosts[s].risk_seen.remove(&addr);
+                out.extend(self.findings.finish(&key, GoneReason::Recovered, now.wall_ms));
+                continue;
+            }
+            let l = listeners.iter().find(|l| l.addr == addr);
+            let near = l.is_some_and(near_full);
+            let evidence = Evidence {
+                listener: l.map(sample),
+                counters: Some(CounterWindow {
+                    window_ms: window,
+                    deltas: deltas.clone(),
+                }),
+                sysctls: self.hosts[s].sysctls.clone(),
+                near_full: Some(near),
+                ..Default::default()
+            };
+            if self.findings.get(&key).is_some() {
+                // Keep the evidence of the worst moment: only replace it
+                // when there is something to say now.
+                if near || counters_rose {
+                    self.findings.update_evidence(&key, evidence);
+                }
+                continue;
+            }
+            let f = Finding {
+                kind: FindingKind::ListenerAtRisk,
+                subject: Subject::Listener {
+                    host: self.hosts[s].name.clone(),
+                    addr,
+                },
+                cookie: 0,
+                process: None,
+                server_process: l.and_then(|l| l.process.clone()),
+                keepalive: false,
+                first_seen_ms: now.wall_ms,
+                confirmed_at_ms: now.wall_ms,
+                evidence,
+            };
+            out.push(self.findings.confirm(key, f, s));
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The engine actor: one thread ("halfopen-engine") owns the engine, the
+//! collectors' outboxes and the store writer, and takes typed [`Input`]s
+//! from a bounded queue. Nothing else touches them, so nothing is locked.
+//! A long engine call (a 500,000-socket full table, a page of 50,000
+//! findings) never blocks the async runtime, and a full queue slows the
+//! collectors through flow control instead of growing memory.
+use halfopen_core::{Finding, Hello, LookupAnswer, Report, Tuple, Wants};
+use halfopen_engine::explain::finding_text;
+use halfopen_engine::{Action, Clock, Engine, HostIdx};
+use halfopen_store::{StoreCmd, StoreWriter};
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+use tracing::{debug, error, info, warn};
+
+/// Inputs waiting for the engine thread. Each holds at most one decoded
+/// report chunk (<= 16,384 records), so this bounds the memory of queued work.
+pub const ENGINE_QUEUE: usize = 256;
+
+/// Messages waiting to be sent to one collector.
+pub const OUTBOX: usize = 1024;
+
+/// Store commands waiting for the writer (a 50,000-orphan incident is
+/// 50,000 confirmations and later as many ends).
+pub const STORE_QUEUE: usize = 200_000;
+
+/// What the reconciler sends a collector, before it is put on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToCollector {
+    Config(Wants),
+    Lookup {
+        id: u64,
+        tuples: Vec<Tuple>,
+        attribute: bool,
+    },
+    Resync {
+        reason: String,
+    },
+}
+
+pub type Outbox = mpsc::Sender<ToCollector>;
+
+type Query = Box<dyn FnOnce(&mut Engine, Clock) + Send>;
+
+/// Work for the engine thread.
+pub enum Input {
+    /// A collector opened a session: registered with its outbox, its Config
+    /// queued first, and its (host, session) answered.
+    Connect {
+        hello: Hello,
+        peer: String,
+        outbox: Outbox,
+        reply: oneshot::Sender<(HostIdx, u64)>,
+    },
+    Report {
+        host: HostIdx,
+        session: u64,
+        report: Report,
+    },
+    Answer {
+        host: HostIdx,
+        session: u64,
+        id: u64,
+        answers: Vec<LookupAnswer>,
+    },
+    Disconnect {
+        host: HostIdx,
+        session: u64,
+    },
+    /// Confirmations, timeouts, staleness; answered when done.
+    Tick(oneshot::Sender<()>),
+    /// A read of the engine (queries); the closure answers its caller.
+    Query(Query),
+}
+
+/// The handle the async side holds.
+#[derive(Clone)]
+pub struct ActorHandle {
+    tx: mpsc::Sender<Input>,
+}
+
+impl ActorHandle {
+    /// Queues an input; waits while the queue is full.
+    pub async fn tell(&self, input: Input) -> Result<(), Status> {
+        self.tx
+            .send(input)
+            .await
+            .map_err(|_| Status::unavailable("the reconciler's engine has stopped"))
+    }
+
+    /// Runs `f` on the engine thread and returns its result.
+    pub async fn ask<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine, Clock) -> R + Send + 'static,
+    ) -> Result<R, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.tell(Input::Query(Box::new(move |e, now| {
+            let _ = tx.send(f(e, now)); // the asker may have gone: nothing to do
+        })))
+        .await?;
+        rx.await
+            .map_err(|_| Status::internal("the engine failed on this request (see the reconciler's log)"))
+    }
+}
+
+struct EngineActor {
+    engine: Engine,
+    outboxes: HashMap<HostIdx, (u64, Outbox)>,
+    store: Option<StoreWriter>,
+    start: Instant,
+}
+
+/// Starts the engine thread.
+pub fn start(engine: Engine, store: Option<StoreWriter>) -> std::io::Result<ActorHandle> {
+    let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
+    let actor = EngineActor {
+        engine,
+        outboxes: HashMap::new(),
+        store,
+        start: Instant::now(),
+    };
+    std::thread::Builder::new()
+        .name("halfopen-engine".into())
+        .spawn(move || actor.run(rx))?;
+    Ok(ActorHandle { tx })
+}
+
+impl EngineActor {
+    /// Handles inputs in order until every handle is gone. A panic in one is
+    /// a bug; it is logged and the engine keeps serving with the state it
+    /// has (the best there is).
+    fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        while let Some(input) = rx.blocking_recv() {
+            let now = self.clock();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(input, now)));
+            if r.is_err() {
+                error!("an engine job panicked (a bug; please report it with the log above); still serving");
+            }
+        }
+    }
+
+    fn clock(&self) -> Clock {
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Clock {
+            mono_ms: self.start.elapsed().as_millis() as u64,
+            wall_ms,
+        }
+    }
+
+    fn handle(&mut self, input: Input, now: Clock) {
+        let actions = match input {
+            Input::Connect {
+                hello,
+                peer,
+                outbox,
+                reply,
+            } => {
+                let (h, session) = self.engine.connect(hello, peer, now);
+                let wants = Wants {
+                    greeting_ports: self.engine.config().greeting_ports.clone(),
+                    stall_after_ms: self.engine.config().stall_after_ms,
+                };
+                // The outbox is new and empty: this cannot fail for lack of room.
+                let _ = outbox.try_send(ToCollector::Config(wants));
+                self.outboxes.insert(h, (session, outbox));
+                let _ = reply.send((h, session)); // the session may have gone already
+                Vec::new()
+            }
+            Input::Report { host, session, report } => self.engine.report(host, session, report, now),
+            Input::Answer {
+                host,
+                session,
+                id,
+                answers,
+            } => self.engine.lookup_reply(host, session, id, answers, now),
+            Input::Disconnect { host, session } => {
+                self.engine.disconnect(host, session);
+                if self.outboxes.get(&host).map(|x| x.0) == Some(session) {
+                    self.outboxes.remove(&host);
+                }
+                Vec::new()
+            }
+            Input::Tick(done) => {
+                let a = self.engine.tick(now);
+                let _ = done.send(());
+                a
+            }
+            Input::Query(f) => {
+                f(&mut self.engine, now);
+                Vec::new()
+            }
+        };
+        self.dispatch(actions);
+    }
+
+    fn dispatch(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Lookup {
+                    host,
+                    session,
+                    id,
+                    tuples,
+                    attribute,
+                } => self.send(host, session, ToCollector::Lookup { id, tuples, attribute }, "lookup"),
+                Action::Resync { host, session, reason } => {
+                    info!(host, %reason, "asking collector for a full table");
+                    self.send(host, session, ToCollector::Resync { reason }, "resync");
+                }
+                Action::Confirmed(f) => {
+                    let explanation = finding_text(&f);
+                    log_confirmed(&f, &explanation);
+                    self.record(StoreCmd::Confirmed {
+                        finding: f,
+                        explanation,
+                    });
+                }
+                Action::Gone { finding, at_ms, reason } => {
+                    info!(
+                        kind = %finding.kind,
+                        client = ?finding.subject.client_end(),
+                        server = %finding.subject.server_end(),
+                        listener = ?finding.listener_addr(),
+                        reason = reason.as_str(),
+                        "finding gone"
+                    );
+                    self.record(StoreCmd::Gone { finding, at_ms, reason });
+                }
+            }
+        }
+    }
+
+    fn record(&self, cmd: StoreCmd) {
+        if let Some(s) = &self.store {
+            if !s.send(cmd) {
+                error!("the store's queue is full or its writer has stopped: this finding is not recorded");
+            }
+        }
+    }
+
+    fn send(&self, host: HostIdx, session: u64, msg: ToCollector, what: &str) {
+        match self.outboxes.get(&host) {
+            Some((s, tx)) if *s == session => {
+                if let Err(e) = tx.try_send(msg) {
+                    // The engine times the request out and asks again.
+                    warn!(host, what, "collector session is not keeping up: {e}");
+                }
+            }
+            _ => debug!(host, what, "session gone before its message could be sent"),
+        }
+    }
+}
+
+fn log_confirmed(f: &Finding, explanation: &str) {
+    let p = f.process.as_ref();
+    warn!(
+        kind = %f.kind,
+        client = ?f.subject.client_end(),
+        server = %f.subject.server_end(),
+        listener = ?f.listener_addr(),
+        client_host = ?f.subject.client_host(),
+        server_host = %f.subject.server_host(),
+        pid = p.map(|p| p.pid),
+        process = p.map(|p| p.comm.as_str()),
+        explanation = %explanation,
+        "finding confirmed"
+    );
+}
