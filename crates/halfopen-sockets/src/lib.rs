@@ -19,10 +19,12 @@
 //! [`SocketRecord`]: halfopen_core::SocketRecord
 //! [`Listener`]: halfopen_core::Listener
 //! [`Process`]: halfopen_core::Process
+pub mod containers;
 pub mod diag;
 pub mod error;
 pub mod filter;
 pub mod ifaddrs;
+pub mod netns;
 pub mod owners;
 pub mod procnet;
 mod scanner;
