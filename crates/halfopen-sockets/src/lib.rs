@@ -19,6 +19,7 @@
 //! [`SocketRecord`]: halfopen_core::SocketRecord
 //! [`Listener`]: halfopen_core::Listener
 //! [`Process`]: halfopen_core::Process
+pub mod conntrack;
 pub mod diag;
 pub mod error;
 pub mod filter;
