@@ -779,3 +779,82 @@ fn clients_tuple(dump: &[Vec<u8>]) -> Tuple {
         })
         .expect("a NAT'd entry in the dump")
 }
+
+/// The figure of the report: [`Conntrack::dump`] of 10,000 NAT'd connections against
+/// `conntrack -L` on the same table, one run each (run by hand, in release:
+/// `cargo test --release -p halfopen-sockets --test conntrack measure -- --ignored --nocapture`).
+/// Asserts only that both saw the whole table.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_dump_of_10000_natted_connections() {
+    const N: usize = 10_000;
+    let Some((lab, be)) = docker_shape("ct-measure") else {
+        return;
+    };
+    let srv_ns = lab.host("srv").netns.clone();
+    let client_ns = lab.host("client").netns.clone();
+    // The backend closes each connection at once; the client keeps its end (CLOSE_WAIT, so
+    // its port stays taken and every entry is distinct; conntrack keeps such an entry 60 s).
+    // One socket per connection in this process: 10,000 fds, under the 20,000 limit.
+    let listener = in_ns(&be.ns, || TcpListener::bind("198.19.0.2:7000").unwrap());
+    let acceptor = thread::spawn(move || {
+        for _ in 0..N {
+            drop(listener.accept().unwrap());
+        }
+    });
+    let made = Instant::now();
+    let clients: Vec<TcpStream> = in_ns(&client_ns, || {
+        (0..N)
+            .map(|_| TcpStream::connect_timeout(&sa("198.18.0.1:7000"), IO_TIMEOUT).unwrap())
+            .collect()
+    });
+    acceptor.join().unwrap();
+    println!("{N} connections made in {:?}", made.elapsed());
+
+    let (ours, st, raw, raw_bytes) = in_ns(&srv_ns, || {
+        let mut ct = Conntrack::open().unwrap();
+        let mut out = Vec::with_capacity(N);
+        let t = Instant::now();
+        let st = ct.dump(&mut out).unwrap();
+        let ours = t.elapsed();
+        // The same dump read without decoding: what the kernel and the copies cost.
+        let s = RawSocket::new(&[]);
+        let mut req = Vec::new();
+        halfopen_sockets::conntrack::parse::encode_dump_request(&mut req, 1);
+        let t = Instant::now();
+        s.0.send(&req, 0).unwrap();
+        let datagrams = s.datagrams(usize::MAX, true);
+        (ours, st, t.elapsed(), datagrams)
+    });
+    // Decoding alone, in memory.
+    let t = Instant::now();
+    let mut decoded = 0;
+    for d in &raw_bytes {
+        for m in halfopen_sockets::conntrack::parse::messages(d) {
+            if let Ok((_, halfopen_sockets::conntrack::parse::CtMessage::Entry { entry, .. })) = m {
+                decoded += usize::from(entry.nat_entry().is_some());
+            }
+        }
+    }
+    let decode = t.elapsed();
+    assert_eq!(decoded, N);
+    let raw_bytes: usize = raw_bytes.iter().map(Vec::len).sum();
+    assert_eq!(st.kept as usize, N, "{st:?}");
+    let t = Instant::now();
+    let listed = lab.run("srv", "conntrack", &["-L"], CMD_TIMEOUT).unwrap();
+    let cli = t.elapsed();
+    assert!(listed.status.success());
+    let text = String::from_utf8_lossy(&listed.stderr);
+    assert!(text.contains(&format!("{N} flow entries")), "{text}");
+    let t = Instant::now();
+    lab.run("srv", "true", &[], CMD_TIMEOUT).unwrap();
+    let startup = t.elapsed();
+    println!("Conntrack::dump: {ours:?} for {} entries ({st:?})", st.seen);
+    println!("same dump, raw datagrams only: {raw:?} ({raw_bytes} bytes); decoding them: {decode:?}");
+    println!("ip netns exec conntrack -L: {cli:?} (ip netns exec true: {startup:?})");
+    println!(
+        "ratio conntrack -L / Conntrack::dump: {:.1}",
+        cli.as_secs_f64() / ours.as_secs_f64()
+    );
+    drop(clients);
+}

@@ -37,14 +37,16 @@
 //!   UPDATE events are not subscribed (*tested*: the NEW event's reply tuple is the backend
 //!   socket's).
 //! - **Events exist only for entries created while someone listened.** With
-//!   `net.netfilter.nf_conntrack_events = 2` (the default since Linux 6.0, "auto"), an entry
+//!   `net.netfilter.nf_conntrack_events = 2` ("auto", the default on this 6.18 kernel), an entry
 //!   gets the event extension only if a ctnetlink listener existed in its namespace when it was
 //!   created; an entry created before the first subscription never sends a DESTROY event
 //!   (*tested*). So: subscribe first, then dump; and entries learnt from a dump must be
 //!   re-validated by a later dump (or the sysctl set to 1).
 //! - **DESTROY is late.** A closed TCP connection's entry lives on in TIME_WAIT (120 s) or
-//!   CLOSE (10 s after a RST) and is deleted by a lazy garbage collector, or by a dump that
-//!   meets it expired, or by `conntrack -D` (which the tests use).
+//!   CLOSE (10 s after a RST) and is deleted by a lazy garbage collector (seen: no DESTROY 20 s
+//!   after a 1 s CLOSE timeout ran out), or at once by a dump that meets it expired, or by
+//!   `conntrack -D` (which the tests use). Recent kernels put the last TCP state in DESTROY
+//!   events (*tested*: CLOSE after a RST).
 //! - **Overrun.** Events are multicast datagrams; when the socket's receive buffer is full the
 //!   kernel drops them and the next `recv` fails with ENOBUFS (`netlink_overrun`). That is
 //!   reported as [`NatEvent::Lost`], meaning "re-dump" (*tested* with a tiny buffer).
@@ -56,7 +58,10 @@ mod socket;
 
 pub use error::ConntrackError;
 pub use parse::{CtEntry, CtKind, ParseError};
-pub use socket::{Conntrack, ConntrackEvents, DumpStats, EventStats, DEFAULT_EVENT_BUFFER};
+pub use socket::{
+    Conntrack, ConntrackEvents, DumpStats, EventStats, DEFAULT_EVENT_BUFFER, MAX_DATAGRAMS_PER_POLL, RECV_BUF_LEN,
+    RECV_TIMEOUT,
+};
 
 use halfopen_core::Tuple;
 

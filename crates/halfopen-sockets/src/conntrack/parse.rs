@@ -210,7 +210,7 @@ pub fn parse_message(msg: &[u8]) -> Result<(NlHeader, CtMessage), ParseError> {
 }
 
 /// What [`parse_events`] found in one buffer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedEvents {
     /// Conntrack entry messages (NEW, UPDATE, DESTROY), decodable or not.
     pub entries: u64,
@@ -218,17 +218,27 @@ pub struct ParsedEvents {
     pub kept: u64,
     /// Entry messages whose payload did not decode.
     pub undecodable: u64,
+    /// The framing error that ended the walk early, if any: the rest of the buffer could not
+    /// be read, and the events in it are lost.
+    pub error: Option<ParseError>,
 }
 
 /// Decodes a receive buffer of event messages (possibly several) and appends a
-/// [`NatEvent::New`] / [`NatEvent::Destroy`] for every NEW / DESTROY event of a NAT'd TCP entry.
-/// UPDATE events and dump answers are counted and not kept. A framing error ends the walk and is
-/// returned, with what came before it already appended and counted in nothing: the caller
-/// should treat the rest of the datagram as lost.
-pub fn parse_events(buf: &[u8], out: &mut Vec<NatEvent>) -> Result<ParsedEvents, ParseError> {
+/// [`NatEvent::New`] / [`NatEvent::Destroy`] for every NEW / DESTROY event of a NAT'd TCP entry,
+/// in order. UPDATE events and dump answers are counted and not kept. Never fails as a whole:
+/// what was read before a framing error is appended and counted, and the error is returned in
+/// [`ParsedEvents::error`].
+pub fn parse_events(buf: &[u8], out: &mut Vec<NatEvent>) -> ParsedEvents {
     let mut st = ParsedEvents::default();
     for m in messages(buf) {
-        match m?.1 {
+        let message = match m {
+            Ok((_, message)) => message,
+            Err(e) => {
+                st.error = Some(e);
+                break;
+            }
+        };
+        match message {
             CtMessage::Entry { kind, entry } => {
                 st.entries += 1;
                 let ev = match kind {
@@ -248,7 +258,7 @@ pub fn parse_events(buf: &[u8], out: &mut Vec<NatEvent>) -> Result<ParsedEvents,
             CtMessage::Done { .. } | CtMessage::Error { .. } | CtMessage::Other { .. } => {}
         }
     }
-    Ok(st)
+    st
 }
 
 /// Checks one `nlmsghdr` at the start of `rest` and returns it with its payload.

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use nix::sys::socket::{setsockopt, sockopt};
 
 use super::parse::{self, CtEntry, CtKind, CtMessage, NLM_F_DUMP_INTR};
 use super::{ConntrackError, NatEntry, NatEvent};
@@ -18,8 +19,9 @@ pub const RECV_BUF_LEN: usize = 64 * 1024;
 /// How long one `recv` of a dump may wait for the kernel before the dump is abandoned.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kernel receive buffer asked for the event socket (SO_RCVBUFFORCE, or SO_RCVBUF capped at
-/// `net.core.rmem_max` without CAP_NET_ADMIN in the initial user namespace): 8 MiB holds about
-/// 8,000 queued events (each datagram costs about 1 KiB of buffer, skb overhead included).
+/// `net.core.rmem_max` without CAP_NET_ADMIN in the initial user namespace). Each queued event
+/// costs its skb's truesize, about 1.3 KiB (measured on 6.18: a 64 KiB buffer held 51 NEW
+/// events), so 8 MiB holds about 6,500 unread events of every protocol, NAT'd or not.
 pub const DEFAULT_EVENT_BUFFER: usize = 8 << 20;
 /// At most this many datagrams are read by one [`ConntrackEvents::poll`], so that a flood of
 /// events cannot keep it from returning; [`EventStats::more`] says when it stopped there.
@@ -50,30 +52,12 @@ pub struct EventStats {
     pub events: u64,
     /// NEW/DESTROY events of NAT'd TCP entries appended to `out`.
     pub kept: u64,
-    /// Event messages, or whole datagrams, that did not decode.
+    /// Event messages that did not decode, plus datagrams whose rest could not be framed.
     pub undecodable: u64,
     /// Receive-buffer overruns (ENOBUFS): each also appended a [`NatEvent::Lost`].
     pub overruns: u64,
     /// The poll stopped after [`MAX_DATAGRAMS_PER_POLL`] datagrams: more are waiting.
     pub more: bool,
-}
-
-fn set_int_opt(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: valid fd, pointer to an int and its length.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 fn recv_retrying(sock: &Socket, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
@@ -123,23 +107,9 @@ impl Conntrack {
         sock.bind_auto().map_err(|e| ConntrackError::from_os("bind", e))?;
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(|e| ConntrackError::from_os("connect", e))?;
-        let tv = libc::timeval {
-            tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
-            tv_usec: 0,
-        };
-        // SAFETY: valid fd, pointer and length of a timeval.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(ConntrackError::from_os("setsockopt", io::Error::last_os_error()));
-        }
+        let timeout = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs() as libc::time_t, 0);
+        setsockopt(&sock, sockopt::ReceiveTimeout, &timeout)
+            .map_err(|e| ConntrackError::from_os("setsockopt", e.into()))?;
         Ok(Conntrack {
             sock,
             buf: vec![0; RECV_BUF_LEN],
@@ -153,8 +123,14 @@ impl Conntrack {
     /// kernel's hash order. If the dump is interrupted (NLM_F_DUMP_INTR) or a datagram was
     /// truncated, it is retried once, after removing what this call appended.
     ///
+    /// Needs CAP_NET_ADMIN in the user namespace owning the socket's network namespace, for the
+    /// thread that opened the socket and the one calling (net/netfilter/nfnetlink.c
+    /// `nfnetlink_rcv`).
+    ///
     /// Cost: one walk of the kernel's conntrack hash (shared by all namespaces) and a decode of
-    /// every entry of this namespace, NAT'd or not.
+    /// every entry of this namespace, NAT'd or not. Measured on 6.18 (2 busy cores), 10,000
+    /// NAT'd entries: 52-105 ms, of which decoding 17-24 ms (~2 µs an entry) and the rest the
+    /// kernel; `conntrack -L` on the same table took 82-104 ms.
     ///
     /// Errors: [`ConntrackError::PermissionDenied`] without CAP_NET_ADMIN;
     /// [`ConntrackError::NotAvailable`] without ctnetlink; [`ConntrackError::Parse`] for a
@@ -386,14 +362,17 @@ impl AsRawFd for ConntrackEvents {
 
 impl AsFd for ConntrackEvents {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd is owned by self.sock and lives as long as &self.
-        unsafe { BorrowedFd::borrow_raw(self.sock.as_raw_fd()) }
+        self.sock.as_fd()
     }
 }
 
 impl ConntrackEvents {
     /// Subscribes with a kernel receive buffer of [`DEFAULT_EVENT_BUFFER`] bytes.
     /// Subscribe before dumping, so that no entry created between the two is missed.
+    ///
+    /// Needs CAP_NET_ADMIN in the user namespace owning the network namespace (joining the
+    /// groups: net/netlink/af_netlink.c `netlink_allowed`); the buffer above
+    /// `net.core.rmem_max` needs it in the initial user namespace (else it is capped).
     ///
     /// Errors: [`ConntrackError::PermissionDenied`] without CAP_NET_ADMIN (joining the groups);
     /// [`ConntrackError::NotAvailable`] without nfnetlink; [`ConntrackError::Io`] otherwise.
@@ -406,12 +385,12 @@ impl ConntrackEvents {
     /// sooner ([`NatEvent::Lost`]).
     pub fn subscribe_with_buffer(bytes: usize) -> Result<ConntrackEvents, ConntrackError> {
         let mut sock = Socket::new(NETLINK_NETFILTER).map_err(|e| ConntrackError::from_os("socket", e))?;
-        let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // The kernel takes an int (and doubles it, saturating).
+        let size = bytes.min(libc::c_int::MAX as usize);
         // SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN in the initial user
         // namespace; SO_RCVBUF is capped at rmem_max silently.
-        if set_int_opt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
-            set_int_opt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, size)
-                .map_err(|e| ConntrackError::from_os("setsockopt", e))?;
+        if setsockopt(&sock, sockopt::RcvBufForce, &size).is_err() {
+            setsockopt(&sock, sockopt::RcvBuf, &size).map_err(|e| ConntrackError::from_os("setsockopt", e.into()))?;
         }
         sock.bind_auto().map_err(|e| ConntrackError::from_os("bind", e))?;
         sock.set_non_blocking(true)
@@ -439,8 +418,9 @@ impl ConntrackEvents {
     /// TCP entries to `out` in the order the kernel sent them. An overrun (ENOBUFS) appends
     /// [`NatEvent::Lost`] where it was noticed and reading goes on.
     ///
-    /// A datagram that cannot be framed is counted in [`EventStats::undecodable`] (its events
-    /// are lost, not misread). Errors: [`ConntrackError::Io`] for a failed poll or recv.
+    /// A datagram that cannot be framed is counted in [`EventStats::undecodable`] (the events
+    /// after the fault are lost, not misread). Errors: [`ConntrackError::Io`] for a failed poll
+    /// or recv.
     pub fn poll(&mut self, out: &mut Vec<NatEvent>, wait: Duration) -> Result<EventStats, ConntrackError> {
         let mut st = EventStats::default();
         if !wait.is_zero() && !self.wait_readable(wait)? {
@@ -463,16 +443,13 @@ impl ConntrackEvents {
                 st.undecodable += 1;
                 continue;
             }
-            match parse::parse_events(&self.buf[..n], out) {
-                Ok(p) => {
-                    st.events += p.entries;
-                    st.kept += p.kept;
-                    st.undecodable += p.undecodable;
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "unframeable conntrack event datagram");
-                    st.undecodable += 1;
-                }
+            let p = parse::parse_events(&self.buf[..n], out);
+            st.events += p.entries;
+            st.kept += p.kept;
+            st.undecodable += p.undecodable;
+            if let Some(error) = p.error {
+                tracing::debug!(%error, "conntrack event datagram cut short");
+                st.undecodable += 1;
             }
         }
         st.more = true;

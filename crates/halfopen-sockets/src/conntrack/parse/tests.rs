@@ -142,13 +142,14 @@ fn parse_events_keeps_new_and_destroy_of_natted_tcp_only() {
         buf.extend(unhex(h));
     }
     let mut out = vec![NatEvent::Lost];
-    let st = parse_events(&buf, &mut out).unwrap();
+    let st = parse_events(&buf, &mut out);
     assert_eq!(
         st,
         ParsedEvents {
             entries: 6,
             kept: 2,
-            undecodable: 0
+            undecodable: 0,
+            error: None,
         }
     );
     let (orig, reply) = natted();
@@ -186,7 +187,10 @@ fn every_truncation_is_an_error_never_a_wrong_entry() {
             assert!(parse_message(part).is_err());
         }
         let mut out = Vec::new();
-        assert_eq!(parse_events(part, &mut out).is_err(), cut != 0 && cut != first_len);
+        let st = parse_events(part, &mut out);
+        assert_eq!(st.error.is_some(), cut != 0 && cut != first_len, "cut at {cut}");
+        assert_eq!(st.entries as usize, complete);
+        assert!(out.is_empty(), "dump answers are not events");
     }
 }
 
@@ -223,8 +227,18 @@ fn a_bad_payload_is_undecodable_and_the_walk_goes_on() {
         }
     );
     let mut out = Vec::new();
-    let st = parse_events(&buf, &mut out).unwrap();
-    assert_eq!((st.entries, st.kept, st.undecodable), (1, 0, 1));
+    let st = parse_events(&buf, &mut out);
+    assert_eq!((st.entries, st.kept, st.undecodable, st.error), (1, 0, 1, None));
+    // A NAT'd NEW event, then a second datagram cut short: the first is kept, the fault said.
+    let mut two = unhex(EVENT_NEW);
+    two.extend(&unhex(EVENT_DESTROY)[..100]);
+    let st = parse_events(&two, &mut out);
+    assert_eq!((st.entries, st.kept), (1, 1));
+    assert!(
+        matches!(st.error, Some(ParseError::Framing { offset: 0xc4, .. })),
+        "{st:?}"
+    );
+    assert!(matches!(out.as_slice(), [NatEvent::New(_)]));
 
     // A ctnetlink message too short for struct nfgenmsg.
     let mut short = unhex(EVENT_NEW)[..18].to_vec();
