@@ -9,6 +9,11 @@
 //! - [`procnet`]: the /proc/net/tcp{,6} line parser and reader (fallback only).
 //! - [`owners`]: which process holds a socket inode, through `/proc/<pid>/fd`.
 //! - [`ifaddrs`]: this namespace's interface addresses.
+//! - [`netns`]: every network namespace on the machine, their identity
+//!   (netns cookie and nsfs inode), and threads that enter one.
+//! - [`containers`]: a readable name for a namespace (container, pod).
+//! - [`conntrack`]: the NAT'd TCP entries of the connection-tracking table,
+//!   as a dump and as an event stream (netlink conntrack).
 //! - [`error`]: the error type, [`ScanError`].
 //!
 //! What comes out is `halfopen-core`'s types ([`SocketRecord`],
@@ -19,6 +24,7 @@
 //! [`SocketRecord`]: halfopen_core::SocketRecord
 //! [`Listener`]: halfopen_core::Listener
 //! [`Process`]: halfopen_core::Process
+pub mod conntrack;
 pub mod containers;
 pub mod diag;
 pub mod error;

@@ -250,7 +250,7 @@ fn a_worker_sees_its_namespace_sockets_and_only_those() {
     // netlink and /proc/thread-self/net readers opened inside the namespace
     let (netlink, procnet) = run_in(&handle, || {
         let mut nl = Scanner::open().unwrap();
-        assert_eq!(nl.source(), halfopen_sockets::Source::Netlink);
+        assert_eq!(nl.source(), halfopen_core::SourceKind::Netlink);
         let mut pn = Scanner::procnet();
         (listener_addrs(&mut nl), listener_addrs(&mut pn))
     })
