@@ -84,6 +84,14 @@ pub enum Cmd {
         /// A client on a greeting port that received nothing for this long is a stalled greeting.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         stall_after: Duration,
+        /// A host whose collector has been away this long is gone: what servers still hold from it is
+        /// reported (confirmed by the server alone), and what it held is forgotten.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        gone_after: Duration,
+        /// A connection left this long in a listener's accept queue means its accept loop is stuck
+        /// (finding accept_stalled).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        accept_stall_after: Duration,
     },
     /// List the current half-open connections (client_only).
     #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]
@@ -94,7 +102,7 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// List every finding: client_only, server_only, stalled_greeting, listener_at_risk, with why.
+    /// List every finding: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled, with why.
     #[command(after_help = "Example: halfopen findings --kind stalled_greeting --json")]
     Findings {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
@@ -122,6 +130,15 @@ pub enum Cmd {
     /// List every collector: addresses, last report, socket counts, stale or not.
     #[command(after_help = "Example: halfopen hosts --json")]
     Hosts {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the answers cover, and what not: stale or gone hosts, conflicts, shared addresses,
+    /// connections to unmonitored servers, what collectors cannot see.
+    #[command(after_help = "Example: halfopen coverage --json | jq .not_covered")]
+    Coverage {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
         #[arg(long)]

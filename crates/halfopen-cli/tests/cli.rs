@@ -123,22 +123,15 @@ fn demo_without_root_says_why() {
     }
     // As root: run it as nobody, from a copy that nobody can read wherever
     // the build directory is.
-    let dir = std::env::temp_dir().join(format!("halfopen-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let exe = dir.join("halfopen");
-    std::fs::copy(env!("CARGO_BIN_EXE_halfopen"), &exe).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = halfopen_lab::ExeForOthers::copy(std::path::Path::new(env!("CARGO_BIN_EXE_halfopen"))).unwrap();
     // bounded: coreutils `timeout` ends it after 60 s
     let out = Command::new("timeout")
         .args(["60", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
+        .arg(exe.path())
         .arg("demo")
         .output()
         .expect("timeout (coreutils) and setpriv (util-linux) are needed for this test");
     let err = String::from_utf8_lossy(&out.stderr);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(!out.status.success());
     assert_ne!(out.status.code(), Some(124), "demo as nobody did not end within 60 s");
     assert!(

@@ -6,10 +6,15 @@
 //! - [`worker`]: the thread that owns the source, the owner cache and the
 //!   differ, and turns scans into reports and lookup answers.
 //! - [`hostinfo`]: TCP counters, sysctls and libwrap detection (thin I/O).
+//! - [`instance`]: who this collector is beyond its host id, and what it
+//!   cannot see (missing capabilities).
+//! - [`nat`]: the NAT'd connections of the conntrack table, kept current.
 //! - [`session`]: the gRPC stream to the reconciler, with reconnects.
 //! - [`snapshot`]: this host's table with owners, for `halfopen snapshot`.
 pub mod differ;
 pub mod hostinfo;
+pub mod instance;
+pub mod nat;
 pub mod session;
 pub mod snapshot;
 pub mod source;

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Records per message: a socket is ~60 bytes on the wire, so a chunk stays
 /// near 1 MiB, well under gRPC's 4 MiB default limit at any table size.
@@ -67,6 +67,11 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
             r = session(&cfg, &client, &kernel) => {
                 match r {
                     Ok(()) => {}
+                    Err(SessionError::Status(s)) if s.code() == tonic::Code::FailedPrecondition => error!(
+                        reconciler = %cfg.reconciler,
+                        "the reconciler refused this collector: {}; retrying in {backoff:?}",
+                        s.message()
+                    ),
                     Err(e) => warn!(reconciler = %cfg.reconciler, "session ended: {e}; retrying in {backoff:?}"),
                 }
             }
@@ -99,6 +104,8 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
         interval_ms: cfg.interval.as_millis().min(u32::MAX as u128) as u32,
         source: kernel.source(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        instance: crate::instance::this_instance(),
+        blind_spots: crate::instance::my_blind_spots(),
     };
     tx.send(msg_hello(hello_to_wire(&hello)))
         .await

@@ -5,6 +5,7 @@
 //! greeting-port clients, and the delta. Lookups are answered from a fresh
 //! kernel read taken after the request arrived.
 use crate::differ::{Delta, Differ};
+use crate::nat::NatReader;
 use crate::source::TableSource;
 use halfopen_core::{
     Listener, ListenerPorts, LookupAnswer, Report, ReportStats, Side, SilentSocket, SocketRecord, SourceKind, TcpState,
@@ -106,6 +107,7 @@ impl Kernel {
 
 struct Worker {
     source: Box<dyn TableSource>,
+    nat: NatReader,
     owners: Owners,
     differ: Differ,
     buf: Vec<SocketRecord>,
@@ -127,6 +129,7 @@ impl Worker {
     fn new(source: Box<dyn TableSource>) -> Self {
         Worker {
             source,
+            nat: NatReader::open(),
             owners: Owners::new(),
             differ: Differ::default(),
             buf: Vec::new(),
@@ -240,6 +243,15 @@ impl Worker {
         let Delta { upserted, removed } = self.differ.diff(&self.buf, full);
         r.upserted = upserted;
         r.removed = removed;
+        // After the sockets: every connection in the scan has its conntrack
+        // entry already (made with its first packet).
+        let nat = self.nat.delta(full);
+        if let halfopen_core::NatState::Unknown(why) = &nat.state {
+            self.problem("NAT translations unknown", why.clone());
+        }
+        r.nat = nat.upserted;
+        r.nat_removed = nat.removed;
+        r.nat_state = nat.state;
         Ok(r)
     }
 
@@ -319,16 +331,31 @@ impl Worker {
             );
         }
         let (ports, stall_after) = (&self.ports, self.wants.stall_after_ms);
-        Ok(self
+        let silent: Vec<SocketRecord> = self
             .greeting_buf
             .iter()
             .filter(|r| ports.side_of(r.tuple.local()) == Side::Client)
-            .filter_map(|r| {
-                let i = r.info?;
-                (i.bytes_received == 0 && i.last_data_recv_ms >= stall_after).then_some(SilentSocket {
-                    tuple: r.tuple,
-                    silent_ms: i.last_data_recv_ms,
-                })
+            .filter(|r| {
+                r.info
+                    .is_some_and(|i| i.bytes_received == 0 && i.last_data_recv_ms >= stall_after)
+            })
+            .copied()
+            .collect();
+        // Their owners: few sockets, through the owner cache.
+        let inodes: Vec<u64> = silent.iter().map(|r| r.inode).filter(|&i| i != 0).collect();
+        let procs = if inodes.is_empty() {
+            HashMap::new()
+        } else {
+            let (p, stats) = self.owners.resolve(&inodes);
+            self.owner_problems(&stats);
+            p
+        };
+        Ok(silent
+            .into_iter()
+            .map(|r| SilentSocket {
+                tuple: r.tuple,
+                silent_ms: r.info.map_or(0, |i| i.last_data_recv_ms),
+                process: procs.get(&r.inode).cloned(),
             })
             .collect())
     }
@@ -349,12 +376,16 @@ impl Worker {
                 procs = p;
             }
         }
+        // Translations, from a fresh conntrack read as well.
+        let translated = self.nat.lookup(tuples);
         Ok(tuples
             .iter()
             .map(|t| {
                 let record = found.get(t);
                 let process = record.and_then(|r| procs.get(&r.inode).cloned());
-                LookupAnswer::from_record(*t, record, process)
+                let mut a = LookupAnswer::from_record(*t, record, process);
+                a.translated = translated.get(t).copied();
+                a
             })
             .collect())
     }

@@ -32,14 +32,17 @@ pub fn overflowed(deltas: &BTreeMap<String, u64>) -> bool {
     OVERFLOW.iter().any(|k| deltas.get(*k).copied().unwrap_or(0) > 0)
 }
 
-/// Sysctls that govern the accept queue and SYN cookies, as their
-/// /proc/sys paths under /proc/sys (dots in the name are slashes there).
+/// Sysctls that govern the accept queue, SYN cookies and keepalive, as
+/// their /proc/sys paths under /proc/sys (dots in the name are slashes there).
 pub const SYSCTLS: &[&str] = &[
     "net.core.somaxconn",
     "net.ipv4.tcp_max_syn_backlog",
     "net.ipv4.tcp_syncookies",
     "net.ipv4.tcp_abort_on_overflow",
     "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -25,14 +25,18 @@ pub enum FindingKind {
     /// A listener whose queue is near its backlog, or whose host's overflow or
     /// SYN-cookie counters rose, before (or while) anything is lost.
     ListenerAtRisk,
+    /// A listener whose accept queue holds connections the server has not
+    /// accepted for longer than `accept_stall_after`: its accept loop is stuck.
+    AcceptStalled,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 4] = [
+    pub const ALL: [FindingKind; 5] = [
         FindingKind::ClientOnly,
         FindingKind::ServerOnly,
         FindingKind::StalledGreeting,
         FindingKind::ListenerAtRisk,
+        FindingKind::AcceptStalled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl FindingKind {
             FindingKind::ServerOnly => "server_only",
             FindingKind::StalledGreeting => "stalled_greeting",
             FindingKind::ListenerAtRisk => "listener_at_risk",
+            FindingKind::AcceptStalled => "accept_stalled",
         }
     }
 
@@ -50,13 +55,13 @@ impl FindingKind {
             FindingKind::ClientOnly => "client_only",
             FindingKind::ServerOnly => "server_only",
             FindingKind::StalledGreeting => "both",
-            FindingKind::ListenerAtRisk => "server",
+            FindingKind::ListenerAtRisk | FindingKind::AcceptStalled => "server",
         }
     }
 
     /// Whether findings of this kind are about a connection (not a listener).
     pub fn is_connection(self) -> bool {
-        self != FindingKind::ListenerAtRisk
+        !matches!(self, FindingKind::ListenerAtRisk | FindingKind::AcceptStalled)
     }
 }
 
@@ -68,7 +73,9 @@ impl fmt::Display for FindingKind {
 
 /// A string that is not a finding kind; its message lists the kinds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown finding kind {0:?} (kinds: client_only, server_only, stalled_greeting, listener_at_risk)")]
+#[error(
+    "unknown finding kind {0:?} (kinds: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled)"
+)]
 pub struct UnknownKind(pub String);
 
 impl FromStr for FindingKind {
@@ -94,17 +101,21 @@ pub enum GoneReason {
     Replaced,
     /// stalled_greeting: the client has received data.
     Greeted,
-    /// listener_at_risk: queue and counters back to normal; or the listener is gone.
+    /// listener_at_risk, accept_stalled: back to normal; or the listener is gone.
     Recovered,
+    /// The host holding it has been gone (its collector away) for longer than
+    /// `gone_after`: whatever it held is not known any more.
+    HostGone,
 }
 
 impl GoneReason {
-    pub const ALL: [GoneReason; 5] = [
+    pub const ALL: [GoneReason; 6] = [
         GoneReason::ClientClosed,
         GoneReason::ServerHasIt,
         GoneReason::Replaced,
         GoneReason::Greeted,
         GoneReason::Recovered,
+        GoneReason::HostGone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +125,7 @@ impl GoneReason {
             GoneReason::Replaced => "replaced",
             GoneReason::Greeted => "greeted",
             GoneReason::Recovered => "recovered",
+            GoneReason::HostGone => "host_gone",
         }
     }
 }
@@ -241,11 +253,83 @@ pub struct Evidence {
     /// listener_at_risk: the queue was at 80% of its backlog or more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub near_full: Option<bool>,
+    /// The connection went through NAT: where, and the real server end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatPath>,
+    /// client_only: the server host or its listener restarted after the
+    /// connection was made (not an overflow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_restarted: Option<Restart>,
+    /// server_only: the client's host is gone (its collector away since this
+    /// wall time, ms): it could not confirm; only the server did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_host_gone_since_ms: Option<i64>,
+    /// accept_stalled: how long the oldest queued connection has waited, ms,
+    /// and how many wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept_wait_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<u32>,
+    /// listener_at_risk, accept_stalled: client sockets on monitored hosts
+    /// stuck in SYN-SENT towards the listener (their SYNs dropped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_sent: Option<u32>,
+    /// The client host's TCP keepalive sysctls (time, intvl, probes), to say
+    /// when keepalive reaps an idle socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_keepalive: Option<KeepaliveSysctls>,
     /// The explanation an older halfopen stored with the finding, before its
     /// evidence was kept as data (databases before schema version 2): shown
     /// as it was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_explanation: Option<String>,
+}
+
+/// How a connection was translated, as evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatPath {
+    /// The host whose conntrack table translated it.
+    pub translated_on: String,
+    /// The real server end (the reply tuple's source).
+    pub server: SocketAddr,
+    /// The client as the server sees it (the reply tuple's destination: the
+    /// client, or the address it was masqueraded to).
+    pub seen_as: SocketAddr,
+}
+
+/// A restart of the server side after the connection was made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restart {
+    /// "host rebooted" or "listener restarted".
+    pub what: String,
+    /// Reconciler wall clock when the restart was first seen, ms.
+    pub at_ms: i64,
+}
+
+/// net.ipv4.tcp_keepalive_time, _intvl (s) and _probes of a host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepaliveSysctls {
+    pub time_s: u32,
+    pub intvl_s: u32,
+    pub probes: u32,
+}
+
+impl KeepaliveSysctls {
+    /// Read from a host's sysctls; None when any is missing.
+    pub fn from_sysctls(s: &BTreeMap<String, String>) -> Option<KeepaliveSysctls> {
+        let get = |k: &str| s.get(k)?.trim().parse::<u32>().ok();
+        Some(KeepaliveSysctls {
+            time_s: get("net.ipv4.tcp_keepalive_time")?,
+            intvl_s: get("net.ipv4.tcp_keepalive_intvl")?,
+            probes: get("net.ipv4.tcp_keepalive_probes")?,
+        })
+    }
+
+    /// Seconds of silence after which keepalive resets a socket whose peer is
+    /// gone: time + intvl × probes (Documentation/networking/ip-sysctl.rst).
+    pub fn reap_after_s(&self) -> u64 {
+        self.time_s as u64 + self.intvl_s as u64 * self.probes as u64
+    }
 }
 
 /// A confirmed finding.
@@ -273,6 +357,16 @@ impl Finding {
         self.subject.tuple()
     }
 
+    /// The real server end: the NAT'd server when the connection was
+    /// translated, else what the client dialed (the listener for a listener).
+    pub fn server_end(&self) -> SocketAddr {
+        self.evidence
+            .nat
+            .as_ref()
+            .map(|n| n.server)
+            .unwrap_or_else(|| self.subject.server_end())
+    }
+
     /// The server listener's address: the listener at risk, or the one the
     /// connection was made to when known.
     pub fn listener_addr(&self) -> Option<SocketAddr> {
@@ -289,6 +383,9 @@ pub struct FindingView {
     pub finding: Finding,
     /// The client's host is stale, disconnected or unknown (always false for a listener).
     pub client_host_stale: bool,
+    /// The client's host has been gone (disconnected) for longer than
+    /// `gone_after`: what is listed for it is its last word, not current.
+    pub client_host_gone: bool,
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! [`HostView`]: one collector's host as the reconciler knows it, for
 //! `halfopen hosts`.
-use crate::report::SourceKind;
+use crate::report::{Instance, SourceKind};
 use std::net::IpAddr;
 
 /// Read-only summary of a host.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostView {
     pub name: String,
     pub addresses: Vec<IpAddr>,
@@ -22,4 +22,18 @@ pub struct HostView {
     pub interval_ms: u32,
     /// The collector's address as the reconciler sees it ("" when unknown).
     pub peer: String,
+    /// Where its collector runs.
+    pub instance: Instance,
+    /// Disconnected for longer than `gone_after`.
+    pub gone: bool,
+    /// When its last session ended, reconciler wall clock ms (None while connected).
+    pub disconnected_since_ms: Option<i64>,
+    /// Another live collector tried to claim this host id: who, refused.
+    pub conflict: Option<String>,
+    /// Its addresses that another live host claims too (never judged).
+    pub shared_addresses: Vec<IpAddr>,
+    /// What its collector cannot see.
+    pub blind_spots: Vec<String>,
+    /// "visible", "absent" (no conntrack there) or "unknown: why".
+    pub nat: String,
 }

@@ -9,11 +9,13 @@
 //!   what the reconciler asks of it (Wants).
 //! - [`finding`]: findings, their kinds, subjects, evidence and end reasons.
 //! - [`host`]: a host as the reconciler shows it.
+//! - [`coverage`]: what an answer covers and what it does not.
 //! - [`diagnosis`]: `halfopen explain`'s facts, causes and changes.
 //! - [`target`]: what `halfopen explain` may be asked about.
 //!
 //! Pure data, no I/O: everything here is testable without sockets.
 pub mod counters;
+pub mod coverage;
 pub mod diagnosis;
 pub mod finding;
 pub mod host;
@@ -22,12 +24,17 @@ pub mod report;
 pub mod target;
 pub mod tuple;
 
+pub use coverage::{BlindSpot, Coverage, SharedAddress, Unmonitored};
 pub use diagnosis::{Change, Diagnosis};
 pub use finding::{
-    CounterWindow, Evidence, Finding, FindingKind, FindingView, GoneReason, ListenerSample, Subject, UnknownKind,
+    CounterWindow, Evidence, Finding, FindingKind, FindingView, GoneReason, KeepaliveSysctls, ListenerSample, NatPath,
+    Restart, Subject, UnknownKind,
 };
 pub use host::HostView;
 pub use model::{listener_accepts, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState};
-pub use report::{FoundSocket, Hello, LookupAnswer, Report, ReportStats, SilentSocket, SourceKind, Wants};
+pub use report::{
+    FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket, SourceKind,
+    Wants,
+};
 pub use target::ExplainTarget;
 pub use tuple::{canonical_ip, fmt_endpoint, ip_from_wire, is_matchable_ip, parse_endpoint, wire_bytes, Tuple};

@@ -47,6 +47,51 @@ impl FromStr for SourceKind {
     }
 }
 
+/// Where a collector runs, beyond the host id it claims: two collectors with
+/// the same host id (cloned images, network namespaces of one machine, which
+/// share its hostname) differ here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Instance {
+    /// /etc/machine-id (machine-id(5)); empty when unreadable.
+    pub machine_id: String,
+    /// /proc/sys/kernel/random/boot_id (random(4)): new at every boot.
+    pub boot_id: String,
+    /// The collector's network namespace: its netns cookie (SO_NETNS_COOKIE),
+    /// or its nsfs inode on kernels without cookies; 0 when unknown.
+    pub netns: u64,
+    /// The collector's process id (informational).
+    pub pid: u32,
+}
+
+impl Instance {
+    /// Whether `other` runs in the same place (machine, boot, network
+    /// namespace): a collector restarted there replaces its own old session
+    /// at once. An unknown instance (an older collector) matches anything.
+    pub fn same_place(&self, other: &Instance) -> bool {
+        self.is_unknown()
+            || other.is_unknown()
+            || (self.machine_id == other.machine_id && self.boot_id == other.boot_id && self.netns == other.netns)
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        self.machine_id.is_empty() && self.boot_id.is_empty() && self.netns == 0
+    }
+}
+
+impl fmt::Display for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = |s: &str| s.chars().take(8).collect::<String>();
+        write!(
+            f,
+            "machine {}, boot {}, netns {}, pid {}",
+            short(&self.machine_id),
+            short(&self.boot_id),
+            self.netns,
+            self.pid
+        )
+    }
+}
+
 /// The first message of a collector's session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hello {
@@ -59,14 +104,56 @@ pub struct Hello {
     pub source: SourceKind,
     /// The collector's version (CARGO_PKG_VERSION).
     pub version: String,
+    pub instance: Instance,
+    /// What this collector cannot see, in words, found at start (a missing
+    /// capability, a kernel feature): "owners of other users' sockets: the
+    /// collector lacks CAP_SYS_PTRACE".
+    pub blind_spots: Vec<String>,
 }
 
 /// A client socket on a greeting port that has received nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SilentSocket {
     pub tuple: Tuple,
     /// Time since the last byte was received (tcp_info `tcpi_last_data_recv`), ms.
     pub silent_ms: u32,
+    /// The socket's owner, when resolved.
+    pub process: Option<Process>,
+}
+
+/// A connection that a connection-tracking table translated (DNAT, SNAT,
+/// masquerade), from the kernel's conntrack entry
+/// (include/uapi/linux/netfilter/nfnetlink_conntrack.h, CTA_TUPLE_ORIG and
+/// CTA_TUPLE_REPLY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NatEntry {
+    /// Exactly the tuple the originating (client) socket holds: local = the
+    /// client end, remote = the address it dialed (a Service VIP, a published port).
+    pub original: Tuple,
+    /// Exactly the tuple the replying (server) socket holds: local = the real
+    /// server end, remote = the peer as the server sees it (the client, or
+    /// the address it was masqueraded to).
+    pub reply: Tuple,
+}
+
+impl NatEntry {
+    /// Whether the kernel changed anything: a plain connection's reply is its
+    /// original seen from the other end.
+    pub fn is_translated(&self) -> bool {
+        self.reply != self.original.mirror()
+    }
+}
+
+/// Whether a report's NAT entries are complete.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum NatState {
+    /// The conntrack table was read: the entries are complete.
+    Visible,
+    /// No connection tracking in this network namespace: nothing is translated here.
+    #[default]
+    Absent,
+    /// It could not be read (why): translations on this host are unknown.
+    Unknown(String),
 }
 
 /// What the collector's scan cost and met with.
@@ -106,6 +193,13 @@ pub struct Report {
     /// Every ESTABLISHED client socket on a greeting port silent for at least
     /// the reconciler's `stall_after`.
     pub silent: Vec<SilentSocket>,
+    /// NAT'd connections new or changed since the previous report (all of
+    /// them when full).
+    pub nat: Vec<NatEntry>,
+    /// Originals of NAT'd connections gone since the previous report (deltas only).
+    pub nat_removed: Vec<Tuple>,
+    /// Whether `nat` is complete (last chunk).
+    pub nat_state: NatState,
     pub stats: ReportStats,
     /// The collector's wall clock when the scan was taken, ms since the epoch
     /// (informational: matching never compares two hosts' clocks).
@@ -130,6 +224,9 @@ pub struct LookupAnswer {
     pub socket: Option<FoundSocket>,
     /// The owner, when attribution was asked for and it could be resolved.
     pub process: Option<Process>,
+    /// Absent here, but this host's conntrack table translated this
+    /// connection (read afresh too): its other end is elsewhere.
+    pub translated: Option<NatEntry>,
 }
 
 impl LookupAnswer {
@@ -142,6 +239,7 @@ impl LookupAnswer {
                 keepalive: r.keepalive,
             }),
             process,
+            translated: None,
         }
     }
 }

@@ -49,8 +49,12 @@ fn engine_with(n: u32) -> (Engine, usize, u64, usize, u64) {
         interval_ms: 5000,
         ..Default::default()
     };
-    let (s, ss) = e.connect(hello(0), String::new(), clk(0));
-    let (c, cs) = e.connect(hello(1), String::new(), clk(0));
+    let open = |e: &mut Engine, i| {
+        let c = e.connect(hello(i), String::new(), clk(0)).expect("distinct hosts");
+        (c.host, c.session)
+    };
+    let (s, ss) = open(&mut e, 0);
+    let (c, cs) = open(&mut e, 1);
     let (ct, st) = tables(n, 1);
     let full = |seq, up| Report {
         seq,

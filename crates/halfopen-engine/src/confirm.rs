@@ -5,14 +5,21 @@
 //! (same cookie) ESTABLISHED, with its owning process. Lookups are batched
 //! per host; one not answered in time is abandoned and its candidates start
 //! over. A host that stops being judgeable defers its candidates.
+//!
+//! A *leftover* is a server socket whose client host is gone: the client
+//! cannot answer, so only the holder check is made, and the finding says
+//! that only the server confirmed it. A lookup answered "translated" (the
+//! host's conntrack table, read afresh, translated the connection) means
+//! the connection's other end is elsewhere: the candidate is dropped and
+//! judged again when the NAT entry arrives.
 use crate::findings::FKey;
 use crate::hosts::HostIdx;
 use crate::join::SocketKey;
 use crate::table::Entry;
 use crate::{Action, Clock, Engine};
 use halfopen_core::{
-    CounterWindow, Evidence, Finding, FindingKind, Listener, ListenerSample, LookupAnswer, Side, Subject, TcpState,
-    Tuple,
+    CounterWindow, Evidence, Finding, FindingKind, KeepaliveSysctls, Listener, ListenerSample, LookupAnswer, NatPath,
+    Restart, Side, Subject, TcpState, Tuple,
 };
 use std::collections::HashMap;
 
@@ -34,6 +41,8 @@ pub(crate) struct Candidate {
     other: SocketKey,
     first_seen: Clock,
     phase: Phase,
+    /// The other host is gone: only the holder is asked.
+    leftover: bool,
 }
 
 impl Candidate {
@@ -44,14 +53,25 @@ impl Candidate {
             other,
             first_seen: now,
             phase: Phase::Wait,
+            leftover: false,
+        }
+    }
+
+    pub fn leftover(e: Entry, other: SocketKey, now: Clock) -> Candidate {
+        Candidate {
+            leftover: true,
+            ..Candidate::new(e, other, now)
         }
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Purpose {
+pub(crate) enum Purpose {
     OtherCheck,
     HolderCheck,
+    /// The server end of a silent greeting-port connection: still there,
+    /// and who holds it.
+    StalledServer,
 }
 
 #[derive(Debug)]
@@ -70,6 +90,8 @@ pub(crate) struct Confirmations {
     candidates: HashMap<SocketKey, Candidate>,
     pending: HashMap<u64, Pending>,
     next_id: u64,
+    /// Silent client sockets whose server end was asked about, by lookup id.
+    pub stalled_asked: HashMap<SocketKey, u64>,
 }
 
 impl Default for Confirmations {
@@ -78,6 +100,7 @@ impl Default for Confirmations {
             candidates: HashMap::new(),
             pending: HashMap::new(),
             next_id: 1,
+            stalled_asked: HashMap::new(),
         }
     }
 }
@@ -123,12 +146,17 @@ impl Engine {
                 self.stats.lookups_timed_out += 1;
                 for key in p.keys {
                     self.confirm.set_phase(&key, Phase::Wait);
+                    if self.confirm.stalled_asked.get(&key) == Some(&id) {
+                        self.confirm.stalled_asked.remove(&key);
+                    }
                 }
             }
         }
 
-        // Checks on the other end, batched per host.
+        // Checks on the other end, batched per host; leftovers straight to
+        // their holder (the other host is gone: it cannot answer).
         let mut batches: HashMap<HostIdx, Vec<(SocketKey, Tuple)>> = HashMap::new();
+        let mut holders: HashMap<HostIdx, Vec<SocketKey>> = HashMap::new();
         let mut drop = Vec::new();
         for (&key, cand) in &self.confirm.candidates {
             if cand.phase != Phase::Wait {
@@ -138,16 +166,28 @@ impl Engine {
                 drop.push((key, key.host));
                 continue;
             }
-            if !self.judgeable(cand.other.host, now) {
+            let other_ok = if cand.leftover {
+                self.hosts.is_gone(cand.other.host, now, &self.cfg)
+            } else {
+                self.judgeable(cand.other.host, now)
+            };
+            if !other_ok {
                 drop.push((key, cand.other.host));
                 continue;
             }
             if now.mono_ms >= cand.first_seen.mono_ms + self.cfg.grace_ms {
-                batches
-                    .entry(cand.other.host)
-                    .or_default()
-                    .push((key, cand.other.tuple));
+                if cand.leftover {
+                    holders.entry(key.host).or_default().push(key);
+                } else {
+                    batches
+                        .entry(cand.other.host)
+                        .or_default()
+                        .push((key, cand.other.tuple));
+                }
             }
+        }
+        for (holder, keys) in holders {
+            self.ask_holder(holder, keys, now, &mut out);
         }
         for (key, on) in drop {
             self.confirm.remove(&key);
@@ -178,6 +218,9 @@ impl Engine {
         for id in ids {
             if let Some(p) = self.confirm.pending.remove(&id) {
                 for key in p.keys {
+                    if self.confirm.stalled_asked.get(&key) == Some(&id) {
+                        self.confirm.stalled_asked.remove(&key);
+                    }
                     if self.confirm.remove(&key).is_some() {
                         self.defer(key, h);
                     }
@@ -187,7 +230,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn send(
+    pub(crate) fn send(
         &mut self,
         host: HostIdx,
         purpose: Purpose,
@@ -243,8 +286,20 @@ impl Engine {
         match p.purpose {
             Purpose::OtherCheck => self.other_answered(id, p.keys, &by_tuple, now, &mut out),
             Purpose::HolderCheck => self.holder_answered(id, p.keys, &by_tuple, now, &mut out),
+            Purpose::StalledServer => self.stalled_server_answered(id, p.keys, &by_tuple, now, &mut out),
         }
         out
+    }
+
+    /// Asks `holder` whether it still holds these candidates' sockets (step 2).
+    fn ask_holder(&mut self, holder: HostIdx, keys: Vec<SocketKey>, now: Clock, out: &mut Vec<Action>) {
+        for chunk in keys.chunks(self.cfg.max_lookup_batch) {
+            let tuples = chunk.iter().map(|k| k.tuple).collect();
+            let nid = self.send(holder, Purpose::HolderCheck, chunk.to_vec(), tuples, true, now, out);
+            for key in chunk {
+                self.confirm.set_phase(key, Phase::HolderAsked(nid));
+            }
+        }
     }
 
     /// Step 1 answered: absent there → ask the holder (step 2).
@@ -265,6 +320,10 @@ impl Engine {
                 continue;
             }
             match by_tuple.get(&cand.other.tuple) {
+                Some(r) if r.translated.is_some_and(|n| !consistent(key, &cand, &n)) => {
+                    self.stats.cleared_by_nat += 1;
+                    self.confirm.remove(&key);
+                }
                 Some(r) if r.socket.is_none() => next.entry(key.host).or_default().push(key),
                 // Present in some state: not one-sided.
                 Some(_) => {
@@ -284,13 +343,7 @@ impl Engine {
                 }
                 continue;
             }
-            for chunk in keys.chunks(self.cfg.max_lookup_batch) {
-                let tuples = chunk.iter().map(|k| k.tuple).collect();
-                let nid = self.send(holder, Purpose::HolderCheck, chunk.to_vec(), tuples, true, now, out);
-                for key in chunk {
-                    self.confirm.set_phase(key, Phase::HolderAsked(nid));
-                }
-            }
+            self.ask_holder(holder, keys, now, out);
         }
     }
 
@@ -316,6 +369,12 @@ impl Engine {
                 continue;
             };
             self.confirm.remove(&key);
+            if r.translated.is_some_and(|n| !consistent(key, &cand, &n)) {
+                // The holder's own conntrack translated it: the other end we
+                // asked about was the wrong one.
+                self.stats.cleared_by_nat += 1;
+                continue;
+            }
             let same_socket = r
                 .socket
                 .is_some_and(|s| s.state == TcpState::Established && s.cookie == cand.cookie);
@@ -324,6 +383,13 @@ impl Engine {
             };
             if !same_socket {
                 self.stats.cleared_by_holder_lookup += 1;
+                continue;
+            }
+            // The join may have learnt a translation since the candidate was
+            // made: a candidate whose other end moved is judged again.
+            if self.other_end(key.host, key.tuple) != Some(cand.other) {
+                self.stats.cleared_by_nat += 1;
+                self.judge(key.host, key.tuple, e, now, out);
                 continue;
             }
             let (f, server) = self.one_sided_finding(key, e.side, &cand, r, now);
@@ -346,57 +412,69 @@ impl Engine {
     ) -> (Finding, HostIdx) {
         let other = cand.other;
         let keepalive = r.socket.is_some_and(|s| s.keepalive) || cand.keepalive;
-        let (kind, client, server, tuple, process, server_process) = match side {
-            Side::Client => {
-                let listener = self.hosts[other.host].listener_for(other.tuple.local());
-                (
-                    FindingKind::ClientOnly,
-                    key.host,
-                    other.host,
-                    key.tuple,
-                    r.process.clone(),
-                    listener.and_then(|l| l.process.clone()),
-                )
-            }
-            Side::Server => (
-                FindingKind::ServerOnly,
-                other.host,
-                key.host,
-                other.tuple,
-                None,
+        // (client host, client view, server host, server view)
+        let (client, client_t, server, server_t) = match side {
+            Side::Client => (key.host, key.tuple, other.host, other.tuple),
+            Side::Server => (other.host, other.tuple, key.host, key.tuple),
+        };
+        let (kind, process, server_process) = match side {
+            Side::Client => (
+                FindingKind::ClientOnly,
                 r.process.clone(),
+                self.hosts[server]
+                    .listener_for(server_t.local())
+                    .and_then(|l| l.process.clone()),
             ),
+            Side::Server => (FindingKind::ServerOnly, None, r.process.clone()),
         };
         let server_state = &self.hosts[server];
-        // The server end in the server's own view.
-        let server_end = if side == Side::Client {
-            other.tuple.local()
-        } else {
-            key.tuple.local()
-        };
-        let listener = server_state.listener_for(server_end);
+        let client_state = &self.hosts[client];
+        let listener = server_state.listener_for(server_t.local());
         let mut evidence = Evidence {
             listener: listener.map(sample),
+            client_keepalive: KeepaliveSysctls::from_sysctls(&client_state.sysctls),
             ..Default::default()
         };
-        if kind == FindingKind::ClientOnly {
-            // The counters in the window around its appearance: from two of
-            // the server's intervals before it was first seen.
-            let since = cand
-                .first_seen
-                .mono_ms
-                .saturating_sub(2 * server_state.interval_ms as u64);
-            evidence.counters = Some(CounterWindow {
-                window_ms: now.mono_ms.saturating_sub(since),
-                deltas: server_state.counters.deltas_since(since),
+        if server_t != client_t.mirror() {
+            evidence.nat = Some(NatPath {
+                translated_on: self
+                    .hosts
+                    .nat_hosts_of(&client_t)
+                    .first()
+                    .map(|h| self.hosts[*h].name.clone())
+                    .unwrap_or_default(),
+                server: server_t.local(),
+                seen_as: server_t.remote(),
             });
-            evidence.sysctls = server_state.sysctls.clone();
+        }
+        match kind {
+            FindingKind::ClientOnly => {
+                // The counters in the window around its appearance: from two of
+                // the server's intervals before it was first seen.
+                let since = cand
+                    .first_seen
+                    .mono_ms
+                    .saturating_sub(2 * server_state.interval_ms as u64);
+                evidence.counters = Some(CounterWindow {
+                    window_ms: now.mono_ms.saturating_sub(since),
+                    deltas: server_state.counters.deltas_since(since),
+                });
+                evidence.sysctls = server_state.sysctls.clone();
+                evidence.server_restarted = self.restart_since(server, server_t, key);
+            }
+            _ => {
+                if cand.leftover {
+                    evidence.client_host_gone_since_ms =
+                        Some(client_state.disconnected_at.unwrap_or(client_state.known_since).wall_ms);
+                }
+                evidence.sysctls = server_state.sysctls.clone();
+            }
         }
         let f = Finding {
             kind,
             subject: Subject::Connection {
-                tuple,
-                client_host: self.hosts[client].name.clone(),
+                tuple: client_t,
+                client_host: client_state.name.clone(),
                 server_host: server_state.name.clone(),
             },
             cookie: cand.cookie,
@@ -408,6 +486,41 @@ impl Engine {
             evidence,
         };
         (f, server)
+    }
+
+    /// Whether the server side restarted after the client socket `key` was
+    /// first seen: the server host came back from a reboot, or the listener
+    /// of `server_t` is a new socket. Both are reconciler times, so no clock
+    /// of the hosts is compared.
+    fn restart_since(&self, server: HostIdx, server_t: Tuple, key: SocketKey) -> Option<Restart> {
+        let since_s = self.hosts[key.host].table.get(&key.tuple)?.since_s as u64;
+        let s = &self.hosts[server];
+        let after = |c: Clock| c.mono_ms / 1000 > since_s;
+        if let Some(at) = s.rebooted_at.filter(|c| after(*c)) {
+            return Some(Restart {
+                what: "host rebooted".into(),
+                at_ms: at.wall_ms,
+            });
+        }
+        let l = s.listener_for(server_t.local())?;
+        let restarted = s.listener_since.get(&l.addr)?.1?;
+        after(restarted).then(|| Restart {
+            what: "listener restarted".into(),
+            at_ms: restarted.wall_ms,
+        })
+    }
+}
+
+/// Whether a translation that a lookup answer reported is the one the
+/// candidate's join already went through (its other end is the entry's other
+/// tuple); otherwise the join missed it and asked the wrong host or tuple.
+fn consistent(key: SocketKey, cand: &Candidate, n: &halfopen_core::NatEntry) -> bool {
+    if key.tuple == n.original {
+        cand.other.tuple == n.reply
+    } else if key.tuple == n.reply {
+        cand.other.tuple == n.original
+    } else {
+        cand.other.tuple == n.original || cand.other.tuple == n.reply
     }
 }
 

@@ -41,6 +41,44 @@ fn window_s(c: &CounterWindow) -> u64 {
     c.window_ms.div_ceil(1000)
 }
 
+/// "2 h 11 min", "45 s": a duration for people.
+pub fn humanize_s(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s.div_ceil(60)),
+        _ => {
+            let (h, m) = (s / 3600, (s % 3600) / 60);
+            if m == 0 {
+                format!("{h} h")
+            } else {
+                format!("{h} h {m} min")
+            }
+        }
+    }
+}
+
+/// A wall-clock time for an explanation: RFC 3339, UTC, seconds.
+fn when(ms: i64) -> String {
+    // Civil-from-days (Howard Hinnant's algorithm): no date crate in the engine.
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// The explanation of a finding, from its evidence.
 pub fn finding_text(f: &Finding) -> String {
     if let Some(old) = &f.evidence.legacy_explanation {
@@ -51,6 +89,40 @@ pub fn finding_text(f: &Finding) -> String {
         FindingKind::ServerOnly => server_only(f),
         FindingKind::StalledGreeting => stalled_greeting(f),
         FindingKind::ListenerAtRisk => listener_at_risk(f),
+        FindingKind::AcceptStalled => accept_stalled(f),
+    }
+}
+
+/// What keepalive does to a socket of `who` (the holder): when the kernel
+/// resets it if the peer is gone, or that nothing will.
+fn keepalive_sentence(f: &Finding, who: &str, otherwise: &str) -> String {
+    if !f.keepalive {
+        return format!(" The {who} socket has no keepalive: {otherwise}");
+    }
+    match f.evidence.client_keepalive.filter(|_| who == "client") {
+        Some(k) => format!(
+            " The {who} socket has keepalive: with tcp_keepalive_time={} s, intvl={} s, probes={} the kernel resets it after about {} without a reply.",
+            k.time_s,
+            k.intvl_s,
+            k.probes,
+            humanize_s(k.reap_after_s())
+        ),
+        None => format!(" The {who} socket has keepalive: it will be reset after the keepalive probes fail."),
+    }
+}
+
+/// "(dialed 198.18.100.1:80, translated by node-1's NAT)" for a NAT'd connection.
+fn nat_clause(f: &Finding) -> String {
+    match (&f.evidence.nat, f.tuple()) {
+        (Some(n), Some(t)) => {
+            let on = if n.translated_on.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}'s NAT", n.translated_on)
+            };
+            format!(" (the client dialed {}, translated{on})", t.remote())
+        }
+        _ => String::new(),
     }
 }
 
@@ -58,8 +130,9 @@ fn client_only(f: &Finding) -> String {
     let e = &f.evidence;
     let host = f.subject.server_host();
     let mut s = format!(
-        "The server host {host} has no trace of this connection to {}.",
-        f.subject.server_end()
+        "The server host {host} has no trace of this connection to {}{}.",
+        f.server_end(),
+        nat_clause(f)
     );
     if let Some(l) = &e.listener {
         s.push_str(&format!(
@@ -75,37 +148,65 @@ fn client_only(f: &Finding) -> String {
     }
     let empty = CounterWindow::default();
     let c = e.counters.as_ref().unwrap_or(&empty);
-    if overflowed(&c.deltas) {
+    if let Some(r) = &e.server_restarted {
         s.push_str(&format!(
-            " In the {} s before it was seen: {} (tcp_syncookies={}): the accept queue overflowed, SYN cookies answered, and the final ACK was dropped while the queue was full.",
+            " The server side restarted after this connection was made ({} at {}): the server's end was lost with it, \
+             and no reset reached the client. This is not an accept-queue overflow.",
+            r.what,
+            when(r.at_ms)
+        ));
+    } else if overflowed(&c.deltas) {
+        let cookies = c.get("TcpExt.SyncookiesSent") > 0 || c.get("TcpExt.SyncookiesRecv") > 0;
+        s.push_str(&format!(
+            " In the {} s before it was seen: {} (tcp_syncookies={}): ",
             window_s(c),
             counter_summary(&c.deltas),
             sysctl(&e.sysctls, "net.ipv4.tcp_syncookies")
         ));
+        s.push_str(if cookies {
+            "the accept queue overflowed, SYN cookies answered, and the final ACK was dropped while the queue was full."
+        } else {
+            "the accept queue overflowed and the client's final ACK was dropped while the queue was full."
+        });
     } else {
         s.push_str(&format!(
-            " No overflow or SYN-cookie counter rose on {host} in the {} s before it was seen.",
+            " No overflow or SYN-cookie counter rose on {host} in the {} s before it was seen: this is not an \
+             accept-queue overflow (the server's end was closed without a reset reaching the client, or the server host lost it).",
             window_s(c)
         ));
     }
-    if f.keepalive {
-        s.push_str(" The client socket has keepalive: it will be reset after the keepalive probes fail.");
-    } else {
-        s.push_str(
-            " The client socket has no keepalive: without an application read timeout it waits forever for the greeting.",
-        );
-    }
+    s.push_str(&keepalive_sentence(
+        f,
+        "client",
+        "without an application read timeout it waits forever for the greeting.",
+    ));
     s
 }
 
 fn server_only(f: &Finding) -> String {
     let client_host = f.subject.client_host().unwrap_or("the client host");
     let server_proc = process_label(f.server_process.as_ref(), "the server process");
-    format!(
-        "The client host {client_host} has no trace of this connection, but {server_proc} on the server still holds it \
-         ESTABLISHED: the client's host crashed, or its reset never arrived. It occupies a connection slot until the \
-         server's keepalive or idle timeout closes it (set tcp_keepalive_time / wait_timeout or the application's idle timeout)."
-    )
+    let mut s = match f.evidence.client_host_gone_since_ms {
+        Some(since) => format!(
+            "The client host {client_host} has been gone since {} (its collector is away), so it could not confirm this: \
+             only the server did. {server_proc} still holds it ESTABLISHED{}. If {client_host} is gone for good, this is a \
+             leftover that occupies one of the server's connection slots until the server closes it.",
+            when(since),
+            nat_clause(f)
+        ),
+        None => format!(
+            "The client host {client_host} has no trace of this connection, but {server_proc} on the server still holds it \
+             ESTABLISHED{}: the client's host crashed, or its reset never arrived. It occupies a connection slot until the \
+             server closes it.",
+            nat_clause(f)
+        ),
+    };
+    s.push_str(&keepalive_sentence(
+        f,
+        "server",
+        "keepalive will not close it; only the server's own idle timeout will (see halfopen explain).",
+    ));
+    s
 }
 
 fn stalled_greeting(f: &Finding) -> String {
@@ -146,14 +247,53 @@ fn listener_at_risk(f: &Finding) -> String {
     if e.near_full == Some(true) {
         s.push_str(" The accept queue was near its limit.");
     }
-    if let Some(c) = e.counters.as_ref().filter(|c| overflowed(&c.deltas)) {
+    let rose = e.counters.as_ref().filter(|c| overflowed(&c.deltas));
+    if let Some(c) = rose {
         s.push_str(&format!(
             " In the last {} s: {}.",
             window_s(c),
             counter_summary(&c.deltas)
         ));
     }
-    s.push_str(" Connections arriving in a burst are dropped or answered with SYN cookies and can be lost.");
+    if let Some(n) = e.syn_sent {
+        s.push_str(&format!(
+            " {n} client socket{} on monitored hosts {} stuck in SYN-SENT towards it: their SYNs are being dropped.",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "is" } else { "are" }
+        ));
+    }
+    let cookies = rose.is_some_and(|c| c.get("TcpExt.SyncookiesSent") > 0);
+    s.push_str(if cookies {
+        " Connections arriving in a burst are answered with SYN cookies and can be lost: the client believes it is \
+         connected, the server never saw it."
+    } else if rose.is_some() || e.syn_sent.is_some() {
+        " New connections are being dropped: clients retry their SYN (and wait in SYN-SENT) until the queue drains or they time out."
+    } else {
+        " A burst of connects can overflow it."
+    });
+    s
+}
+
+fn accept_stalled(f: &Finding) -> String {
+    let e = &f.evidence;
+    let (host, addr) = match &f.subject {
+        Subject::Listener { host, addr } => (host.as_str(), *addr),
+        Subject::Connection { .. } => return String::new(),
+    };
+    let n = e.queued.unwrap_or(0);
+    let mut s = format!(
+        "{} on {host} has not accepted {n} connection{} on {addr}: the oldest has waited {} in its accept queue",
+        process_label(f.server_process.as_ref(), "The listener's process"),
+        if n == 1 { "" } else { "s" },
+        humanize_s(e.accept_wait_ms.unwrap_or(0) / 1000)
+    );
+    if let Some(l) = &e.listener {
+        s.push_str(&format!(" (queue {}/{})", l.queue, l.backlog));
+    }
+    s.push_str(
+        ". Nothing has overflowed, so no counter shows it: the server's accept loop is stuck (the process is frozen or \
+         blocked, or out of workers). Clients wait for their first byte until their own timeout.",
+    );
     s
 }
 
@@ -222,7 +362,9 @@ mod tests {
         );
         let quiet = finding_text(&orphan(BTreeMap::new(), true));
         assert!(
-            quiet.contains("No overflow or SYN-cookie counter rose on db in the 10 s before it was seen."),
+            quiet.contains(
+                "No overflow or SYN-cookie counter rose on db in the 10 s before it was seen: this is not an accept-queue overflow"
+            ),
             "{quiet}"
         );
         assert!(
@@ -269,5 +411,27 @@ mod tests {
             s.ends_with("mysqld (pid 4) accepted it and has not sent its greeting."),
             "{s}"
         );
+    }
+
+    #[test]
+    fn keepalive_names_when_it_reaps_and_times_read_as_utc() {
+        let mut f = orphan(BTreeMap::new(), true);
+        f.evidence.client_keepalive = Some(halfopen_core::KeepaliveSysctls {
+            time_s: 7200,
+            intvl_s: 75,
+            probes: 9,
+        });
+        let t = finding_text(&f);
+        assert!(
+            t.ends_with(
+                "The client socket has keepalive: with tcp_keepalive_time=7200 s, intvl=75 s, probes=9 the kernel resets it after about 2 h 11 min without a reply."
+            ),
+            "{t}"
+        );
+        assert_eq!(when(1_764_091_201_123), "2025-11-25T17:20:01Z");
+        assert_eq!(when(0), "1970-01-01T00:00:00Z");
+        assert_eq!(when(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(humanize_s(45), "45 s");
+        assert_eq!(humanize_s(3600), "1 h");
     }
 }

@@ -1,10 +1,11 @@
 //! The current findings and the indexes kept with them. Inserting and
 //! removing go through [`FindingSet`] only, so no caller can forget an
 //! index: stalled greetings by client host (a report looks only at its own
-//! host's) and client_only findings per server port (a listener stays at
-//! risk while its orphans are there).
+//! host's) and client_only findings per server port that an overflow left
+//! (a listener stays at risk while its orphans are there; orphans of a
+//! server restart do not make its new listener at risk).
 use crate::hosts::{HostIdx, Hosts};
-use crate::Action;
+use crate::{Action, Clock};
 use halfopen_core::{Evidence, Finding, FindingKind, GoneReason, Subject, Tuple};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -16,8 +17,9 @@ pub(crate) enum FKey {
     /// about (the client for client_only and stalled_greeting, the server for
     /// server_only), and the tuple in that host's view.
     Conn(FindingKind, HostIdx, Tuple),
-    /// listener_at_risk: the listener's host and address.
-    Listener(HostIdx, SocketAddr),
+    /// A listener finding (listener_at_risk, accept_stalled): its kind, the
+    /// listener's host and address.
+    Listener(FindingKind, HostIdx, SocketAddr),
 }
 
 #[derive(Debug)]
@@ -40,20 +42,20 @@ pub(crate) struct FindingSet {
 impl FindingSet {
     /// The key of a finding that comes from outside (the store): its hosts
     /// are created in `hosts` when unknown.
-    pub fn key_for(&self, f: &Finding, hosts: &mut Hosts) -> FKey {
+    pub fn key_for(&self, f: &Finding, hosts: &mut Hosts, now: Clock) -> FKey {
         match &f.subject {
             Subject::Connection {
                 tuple,
                 client_host,
                 server_host,
             } => {
-                let (c, s) = (hosts.index(client_host), hosts.index(server_host));
+                let (c, s) = (hosts.index(client_host, now), hosts.index(server_host, now));
                 match f.kind {
                     FindingKind::ServerOnly => FKey::Conn(f.kind, s, tuple.mirror()),
                     k => FKey::Conn(k, c, *tuple),
                 }
             }
-            Subject::Listener { host, addr } => FKey::Listener(hosts.index(host), *addr),
+            Subject::Listener { host, addr } => FKey::Listener(f.kind, hosts.index(host, now), *addr),
         }
     }
 
@@ -123,7 +125,8 @@ impl FindingSet {
             .unwrap_or_default()
     }
 
-    /// Whether current client_only findings point at `port` on server host `s`.
+    /// Whether current client_only findings that an overflow left (not a
+    /// restart) point at `port` on server host `s`.
     pub fn has_orphans(&self, s: HostIdx, port: u16) -> bool {
         self.orphans_by_port.contains_key(&(s, port))
     }
@@ -133,6 +136,15 @@ impl FindingSet {
         self.by_key
             .keys()
             .filter(|k| matches!(k, FKey::Conn(_, x, _) if *x == h))
+            .copied()
+            .collect()
+    }
+
+    /// Keys of the listener findings (at risk, accept stalled) of host `h`.
+    pub fn listeners_of(&self, h: HostIdx) -> Vec<FKey> {
+        self.by_key
+            .keys()
+            .filter(|k| matches!(k, FKey::Listener(_, x, _) if *x == h))
             .copied()
             .collect()
     }
@@ -149,7 +161,7 @@ impl FindingSet {
                     }
                 }
             }
-            FKey::Conn(FindingKind::ClientOnly, _, t) => {
+            FKey::Conn(FindingKind::ClientOnly, _, t) if s.finding.evidence.server_restarted.is_none() => {
                 let k = (s.server, t.remote_port());
                 let n = self.orphans_by_port.entry(k).or_insert(0);
                 *n = if add { *n + 1 } else { n.saturating_sub(1) };
@@ -192,13 +204,14 @@ mod tests {
     fn indexes_follow_every_insert_replace_and_finish() {
         let mut hosts = Hosts::default();
         let mut set = FindingSet::default();
+        let now = Clock { mono_ms: 0, wall_ms: 0 };
         let o1 = finding(FindingKind::ClientOnly, 40001);
         let o2 = finding(FindingKind::ClientOnly, 40002);
         let st = finding(FindingKind::StalledGreeting, 40003);
         let (k1, k2, ks) = (
-            set.key_for(&o1, &mut hosts),
-            set.key_for(&o2, &mut hosts),
-            set.key_for(&st, &mut hosts),
+            set.key_for(&o1, &mut hosts, now),
+            set.key_for(&o2, &mut hosts, now),
+            set.key_for(&st, &mut hosts, now),
         );
         let (app, db) = (hosts.find("app").unwrap(), hosts.find("db").unwrap());
         set.confirm(k1, o1.clone(), db);
@@ -217,5 +230,15 @@ mod tests {
         assert!(set.stalled_of(app).is_empty());
         assert_eq!(set.counts(), (3, 3));
         assert_eq!(set.len(), 0);
+        // An orphan of a server restart does not point at the listener.
+        let mut restarted = finding(FindingKind::ClientOnly, 40004);
+        restarted.evidence.server_restarted = Some(halfopen_core::Restart {
+            what: "host rebooted".into(),
+            at_ms: 1,
+        });
+        let kr = set.key_for(&restarted, &mut hosts, now);
+        set.confirm(kr, restarted, db);
+        assert!(!set.has_orphans(db, 3306));
+        set.finish(&kr, GoneReason::ClientClosed, 7).unwrap();
     }
 }

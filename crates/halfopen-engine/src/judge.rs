@@ -26,6 +26,8 @@ pub(crate) struct Deferred {
     /// them are re-judged, coalesced.
     pub changed: HashSet<HostIdx>,
     last_sweep_mono: u64,
+    /// Hosts known to be gone (disconnected longer than `gone_after`).
+    gone: HashSet<HostIdx>,
 }
 
 /// The kind of one-sided finding for a socket held on this side.
@@ -113,6 +115,15 @@ impl Engine {
             return;
         }
         if !self.judgeable(other.host, now) {
+            if e.side == Side::Server && self.hosts.is_gone(other.host, now, &self.cfg) {
+                // A leftover of a client host that is gone: only the server
+                // can say it still holds it.
+                if self.confirm.get(&key).is_none_or(|c| c.cookie != e.cookie) {
+                    self.stats.candidates_created += 1;
+                    self.confirm.insert(key, Candidate::leftover(e, other, now));
+                }
+                return;
+            }
             self.defer(key, other.host);
             return;
         }
@@ -165,11 +176,19 @@ impl Engine {
         }
     }
 
-    /// Every tick: what waited for a host that is judgeable again, and (at
-    /// most once a second) the sockets involving hosts whose addresses changed.
+    /// Every tick: hosts that just became gone, what waited for a host that
+    /// is judgeable again (or gone), and (at most once a second) the sockets
+    /// involving hosts whose addresses or liveness changed.
     pub(crate) fn catch_up(&mut self, now: Clock, out: &mut Vec<Action>) {
         for h in 0..self.hosts.len() {
-            if self.judgeable(h, now) && (self.hosts[h].own_skipped || self.deferred.waiting.contains_key(&h)) {
+            let gone = self.hosts.is_gone(h, now, &self.cfg);
+            if gone && self.deferred.gone.insert(h) {
+                self.became_gone(h, now, out);
+            } else if !gone {
+                self.deferred.gone.remove(&h);
+            }
+            if (self.judgeable(h, now) || gone) && (self.hosts[h].own_skipped || self.deferred.waiting.contains_key(&h))
+            {
                 self.rejudge(h, now, out);
             }
         }
@@ -178,6 +197,24 @@ impl Engine {
             self.deferred.last_sweep_mono = now.mono_ms;
             self.sweep(&changed, now, out);
         }
+    }
+
+    /// Host `h` has been disconnected for longer than `gone_after`: what it
+    /// held is not known any more (its findings end), and the servers'
+    /// sockets whose other end it held are judged again, as leftovers.
+    fn became_gone(&mut self, h: HostIdx, now: Clock, out: &mut Vec<Action>) {
+        out.push(Action::Notice(crate::Notice::HostGone {
+            host: self.hosts[h].name.clone(),
+        }));
+        for key in self
+            .findings
+            .held_by(h)
+            .into_iter()
+            .chain(self.findings.listeners_of(h))
+        {
+            out.extend(self.findings.finish(&key, GoneReason::HostGone, now.wall_ms));
+        }
+        self.deferred.changed.insert(h);
     }
 
     /// Re-judges the ESTABLISHED sockets that involve a host in `changed`

@@ -38,7 +38,9 @@
 //! - `confirm`: candidates and the two lookups that confirm them.
 //! - [`findings`]: the set of current findings and the indexes it keeps.
 //! - [`paging`]: the listing order and its cursor.
-//! - `stalled`, `risk`: stalled greetings and listeners at risk.
+//! - `stalled`, `risk`, `accept`: stalled greetings, listeners at risk,
+//!   stuck accept loops.
+//! - `coverage`: what an answer covers and what it does not.
 //! - [`explain`]: a finding's English explanation, rendered from its evidence.
 //! - [`diagnose`]: `halfopen explain`: facts, causes and changes.
 pub mod diagnose;
@@ -48,8 +50,10 @@ pub mod hosts;
 pub mod join;
 pub mod paging;
 
+mod accept;
 mod confirm;
 mod counters;
+mod coverage;
 mod ingest;
 mod judge;
 mod risk;
@@ -61,12 +65,13 @@ mod tests;
 
 use confirm::Confirmations;
 use findings::FindingSet;
-use halfopen_core::{Finding, FindingKind, FindingView, GoneReason, HostView, Tuple};
+use halfopen_core::{Finding, FindingKind, FindingView, GoneReason, HostView, Instance, Tuple};
 use hosts::Hosts;
 use judge::Deferred;
 use serde::Serialize;
 
-pub use hosts::HostIdx;
+pub use hosts::{Handover, HostIdx};
+pub use ingest::Connected;
 pub use paging::PageCursor;
 
 /// Reconciler time: a monotonic reading for ordering and ages, and the wall
@@ -97,6 +102,12 @@ pub struct EngineConfig {
     /// A listener stays at risk this many of its host's intervals after the
     /// last sign (queue near full, counters rising).
     pub risk_intervals: u32,
+    /// A host disconnected this long is gone: its leftovers on servers are
+    /// reported, what it held is forgotten, ms.
+    pub gone_after_ms: u64,
+    /// A connection waiting in an accept queue this long means the server's
+    /// accept loop is stuck, ms.
+    pub accept_stall_after_ms: u64,
 }
 
 /// Server-speaks-first ports: FTP, SSH, SMTP, POP3, NNTP, IMAP, submission, MySQL/MariaDB.
@@ -113,6 +124,8 @@ impl Default for EngineConfig {
             greeting_ports: DEFAULT_GREETING_PORTS.to_vec(),
             stall_after_ms: 10_000,
             risk_intervals: 3,
+            gone_after_ms: 600_000,
+            accept_stall_after_ms: 10_000,
         }
     }
 }
@@ -143,6 +156,33 @@ pub enum Action {
         at_ms: i64,
         reason: GoneReason,
     },
+    /// Something an operator should read in the log.
+    Notice(Notice),
+}
+
+/// Events worth a log line (the engine itself never logs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// An address's owner changed (a host took it over, or its only claimant left).
+    AddressMoved(Handover),
+    /// A host is gone: disconnected for longer than `gone_after`.
+    HostGone { host: String },
+}
+
+/// Why a collector's session was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "host id {host:?} is already in use by a live collector ({holder}, from {holder_peer}): this collector ({refused}) \
+         was refused. Two hosts share a name (cloned images, network namespaces of one machine): give each collector \
+         its own --host-id"
+    )]
+    Conflict {
+        host: String,
+        holder: Box<Instance>,
+        holder_peer: String,
+        refused: Box<Instance>,
+    },
 }
 
 /// Counters for metrics and tests.
@@ -158,6 +198,11 @@ pub struct EngineStats {
     pub lookups_sent: u64,
     pub lookups_timed_out: u64,
     pub sweeps: u64,
+    /// Candidates cleared because a host's conntrack had translated the
+    /// connection (its other end is elsewhere).
+    pub cleared_by_nat: u64,
+    /// Sessions refused because a live collector held the host id.
+    pub conflicts_refused: u64,
     /// Current findings.
     pub findings: u64,
 }
@@ -212,10 +257,10 @@ impl Engine {
 
     /// Puts back findings recorded before a restart. They stay listed until
     /// their holder's first full table says whether they still exist.
-    pub fn restore(&mut self, findings: Vec<Finding>) {
+    pub fn restore(&mut self, findings: Vec<Finding>, now: Clock) {
         for f in findings {
-            let key = self.findings.key_for(&f, &mut self.hosts);
-            let server = self.hosts.index(f.subject.server_host());
+            let key = self.findings.key_for(&f, &mut self.hosts, now);
+            let server = self.hosts.index(f.subject.server_host(), now);
             self.findings.insert(key, f, server);
         }
     }
@@ -239,13 +284,13 @@ impl Engine {
         let (page, next) = paging::page(&self.findings, kind, after, limit);
         let views = page
             .into_iter()
-            .map(|f| FindingView {
-                client_host_stale: f.subject.client_host().is_some_and(|c| {
-                    self.hosts
-                        .find(c)
-                        .is_none_or(|h| self.hosts.is_stale(h, now, &self.cfg))
-                }),
-                finding: f.clone(),
+            .map(|f| {
+                let client = f.subject.client_host().map(|c| self.hosts.find(c));
+                FindingView {
+                    client_host_stale: client.is_some_and(|h| h.is_none_or(|h| self.hosts.is_stale(h, now, &self.cfg))),
+                    client_host_gone: client.is_some_and(|h| h.is_some_and(|h| self.hosts.is_gone(h, now, &self.cfg))),
+                    finding: f.clone(),
+                }
             })
             .collect();
         (views, next)
@@ -253,8 +298,19 @@ impl Engine {
 
     /// Every host, sorted by name.
     pub fn hosts(&self, now: Clock) -> Vec<HostView> {
+        let shared = self.hosts.ambiguous();
         let mut v: Vec<HostView> = (0..self.hosts.len())
-            .map(|h| self.hosts.view(h, now, &self.cfg))
+            .map(|h| {
+                let mut view = self.hosts.view(h, now, &self.cfg);
+                view.gone = self.hosts.is_gone(h, now, &self.cfg);
+                view.shared_addresses = shared
+                    .iter()
+                    .filter(|(_, hs)| hs.contains(&h))
+                    .map(|(a, _)| *a)
+                    .collect();
+                view.conflict = self.conflict_of(h, now);
+                view
+            })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v

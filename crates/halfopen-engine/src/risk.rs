@@ -19,6 +19,24 @@ pub(crate) fn near_full(l: &Listener) -> bool {
 }
 
 impl Engine {
+    /// Client sockets on monitored hosts stuck in SYN-SENT towards listener
+    /// `addr` of host `s` (every address of the host for a wildcard).
+    pub(crate) fn syn_sent_towards(&self, s: HostIdx, addr: SocketAddr) -> u32 {
+        let targets: Vec<SocketAddr> = if addr.ip().is_unspecified() {
+            self.hosts[s]
+                .addresses
+                .iter()
+                .filter(|a| halfopen_core::listener_accepts(addr, SocketAddr::new(**a, addr.port())))
+                .map(|a| SocketAddr::new(*a, addr.port()))
+                .collect()
+        } else {
+            vec![addr]
+        };
+        (0..self.hosts.len())
+            .map(|h| targets.iter().map(|t| self.hosts[h].table.syn_sent_to(*t)).sum::<u32>())
+            .sum()
+    }
+
     /// The window used for "recently": `risk_intervals` of the host's intervals, ms.
     pub(crate) fn risk_window_ms(&self, h: HostIdx) -> u64 {
         self.hosts[h].interval_ms as u64 * self.cfg.risk_intervals.max(1) as u64
@@ -48,7 +66,7 @@ impl Engine {
         let live: HashSet<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
         let seen: Vec<(SocketAddr, u64)> = self.hosts[s].risk_seen.iter().map(|(a, t)| (*a, *t)).collect();
         for (addr, last) in seen {
-            let key = FKey::Listener(s, addr);
+            let key = FKey::Listener(FindingKind::ListenerAtRisk, s, addr);
             if !live.contains(&addr) || now.mono_ms.saturating_sub(last) > window {
                 self.hosts[s].risk_seen.remove(&addr);
                 out.extend(self.findings.finish(&key, GoneReason::Recovered, now.wall_ms));
@@ -56,6 +74,7 @@ impl Engine {
             }
             let l = listeners.iter().find(|l| l.addr == addr);
             let near = l.is_some_and(near_full);
+            let syn_sent = self.syn_sent_towards(s, addr);
             let evidence = Evidence {
                 listener: l.map(sample),
                 counters: Some(CounterWindow {
@@ -64,6 +83,7 @@ impl Engine {
                 }),
                 sysctls: self.hosts[s].sysctls.clone(),
                 near_full: Some(near),
+                syn_sent: (syn_sent > 0).then_some(syn_sent),
                 ..Default::default()
             };
             if self.findings.get(&key).is_some() {

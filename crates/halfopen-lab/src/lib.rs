@@ -43,6 +43,6 @@ pub use child::LabChild;
 pub use error::LabError;
 pub use lab::{is_root, list_namespaces, remove_leftovers, Host, Lab};
 pub use nix::sys::signal::Signal;
-pub use privilege::require_root_or_skip;
+pub use privilege::{require_root_or_skip, ExeForOthers};
 pub use procs::{run, BurstArgs, BurstReport, ChurnArgs, ChurnReport, GreetServerArgs, LabCommand, ServerCounters};
 pub use ss::SsConn;

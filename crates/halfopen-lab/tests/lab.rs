@@ -247,8 +247,10 @@ fn not_root_gets_a_typed_error() {
         assert!(err.to_string().contains("root is required"), "{err}");
         return;
     }
-    // As root: run the child half as nobody.
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    // As root: run the child half as nobody, from a copy nobody can reach
+    // wherever this checkout is (a clone under /root is mode 0700).
+    let exe = halfopen_lab::ExeForOthers::copy(&std::env::current_exe().unwrap()).unwrap();
+    let mut cmd = Command::new(exe.path());
     cmd.args(["--exact", "not_root_child", "--ignored", "--nocapture"])
         .env(NOT_ROOT_CHILD, "1")
         .env_remove("CI")

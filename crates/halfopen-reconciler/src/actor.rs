@@ -6,7 +6,7 @@
 //! collectors through flow control instead of growing memory.
 use halfopen_core::{Finding, Hello, LookupAnswer, Report, Tuple, Wants};
 use halfopen_engine::explain::finding_text;
-use halfopen_engine::{Action, Clock, Engine, HostIdx};
+use halfopen_engine::{Action, Clock, ConnectError, Engine, HostIdx, Notice};
 use halfopen_store::{StoreCmd, StoreWriter};
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -46,12 +46,12 @@ type Query = Box<dyn FnOnce(&mut Engine, Clock) + Send>;
 /// Work for the engine thread.
 pub enum Input {
     /// A collector opened a session: registered with its outbox, its Config
-    /// queued first, and its (host, session) answered.
+    /// queued first, and its (host, session) answered; or refused.
     Connect {
         hello: Hello,
         peer: String,
         outbox: Outbox,
-        reply: oneshot::Sender<(HostIdx, u64)>,
+        reply: oneshot::Sender<Result<(HostIdx, u64), ConnectError>>,
     },
     Report {
         host: HostIdx,
@@ -158,18 +158,24 @@ impl EngineActor {
                 peer,
                 outbox,
                 reply,
-            } => {
-                let (h, session) = self.engine.connect(hello, peer, now);
-                let wants = Wants {
-                    greeting_ports: self.engine.config().greeting_ports.clone(),
-                    stall_after_ms: self.engine.config().stall_after_ms,
-                };
-                // The outbox is new and empty: this cannot fail for lack of room.
-                let _ = outbox.try_send(ToCollector::Config(wants));
-                self.outboxes.insert(h, (session, outbox));
-                let _ = reply.send((h, session)); // the session may have gone already
-                Vec::new()
-            }
+            } => match self.engine.connect(hello, peer, now) {
+                Ok(c) => {
+                    let wants = Wants {
+                        greeting_ports: self.engine.config().greeting_ports.clone(),
+                        stall_after_ms: self.engine.config().stall_after_ms,
+                    };
+                    // The outbox is new and empty: this cannot fail for lack of room.
+                    let _ = outbox.try_send(ToCollector::Config(wants));
+                    self.outboxes.insert(c.host, (c.session, outbox));
+                    let _ = reply.send(Ok((c.host, c.session))); // the session may have gone already
+                    c.actions
+                }
+                Err(e) => {
+                    warn!("{e}");
+                    let _ = reply.send(Err(e));
+                    Vec::new()
+                }
+            },
             Input::Report { host, session, report } => self.engine.report(host, session, report, now),
             Input::Answer {
                 host,
@@ -178,11 +184,10 @@ impl EngineActor {
                 answers,
             } => self.engine.lookup_reply(host, session, id, answers, now),
             Input::Disconnect { host, session } => {
-                self.engine.disconnect(host, session);
                 if self.outboxes.get(&host).map(|x| x.0) == Some(session) {
                     self.outboxes.remove(&host);
                 }
-                Vec::new()
+                self.engine.disconnect(host, session, now)
             }
             Input::Tick(done) => {
                 let a = self.engine.tick(now);
@@ -230,6 +235,7 @@ impl EngineActor {
                     );
                     self.record(StoreCmd::Gone { finding, at_ms, reason });
                 }
+                Action::Notice(n) => log_notice(&n),
             }
         }
     }
@@ -252,6 +258,26 @@ impl EngineActor {
             }
             _ => debug!(host, what, "session gone before its message could be sent"),
         }
+    }
+}
+
+fn log_notice(n: &Notice) {
+    match n {
+        Notice::AddressMoved(m) if !m.ambiguous.is_empty() => warn!(
+            addr = %m.addr,
+            hosts = ?m.ambiguous,
+            "an address is claimed by several live hosts: connections to it are not judged until one lets it go"
+        ),
+        Notice::AddressMoved(m) => info!(
+            addr = %m.addr,
+            from = m.from.as_deref().unwrap_or("nobody"),
+            to = m.to.as_deref().unwrap_or("nobody"),
+            "address handed over"
+        ),
+        Notice::HostGone { host } => warn!(
+            %host,
+            "host is gone (its collector has been away longer than --gone-after): what servers still hold from it is reported as leftovers"
+        ),
     }
 }
 

@@ -72,7 +72,8 @@ impl Ingest for IngestService {
             .await?;
         let (h, session) = registered
             .await
-            .map_err(|_| Status::internal("the engine failed to register the session (see the reconciler's log)"))?;
+            .map_err(|_| Status::internal("the engine failed to register the session (see the reconciler's log)"))?
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
         info!(host = %host_id, session, peer = ?peer, source = %source, "collector connected");
         let actor = self.actor.clone();
         tokio::spawn(async move {

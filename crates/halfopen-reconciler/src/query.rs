@@ -5,7 +5,7 @@ use crate::actor::ActorHandle;
 use halfopen_core::{ExplainTarget, FindingKind};
 use halfopen_engine::explain::finding_text;
 use halfopen_engine::PageCursor;
-use halfopen_proto::convert::{diagnosis_to_wire, finding_to_wire, host_to_wire};
+use halfopen_proto::convert::{coverage_to_wire, diagnosis_to_wire, finding_to_wire, host_to_wire};
 use halfopen_proto::transport::MAX_PAGE_SIZE;
 use halfopen_proto::v1;
 use halfopen_proto::v1::query_server::Query;
@@ -70,6 +70,13 @@ impl Query for QueryService {
             .map_err(|e| Status::not_found(e.to_string()))?;
         Ok(Response::new(v1::ExplainResponse {
             diagnoses: diags.iter().map(diagnosis_to_wire).collect(),
+        }))
+    }
+
+    async fn coverage(&self, _req: Request<v1::CoverageRequest>) -> Result<Response<v1::CoverageResponse>, Status> {
+        let c = self.actor.ask(|e, now| e.coverage(now)).await?;
+        Ok(Response::new(v1::CoverageResponse {
+            coverage: Some(coverage_to_wire(&c)),
         }))
     }
 

@@ -44,7 +44,12 @@ fn start(cfg: &ServeConfig) -> Result<ActorHandle, ServeError> {
                 warn!(db = %path.display(), "unreadable finding left in the database: {b}");
             }
             info!(db = %path.display(), restored = current.len(), "findings database open");
-            engine.restore(current);
+            // The engine's monotonic time starts with the actor, right after.
+            let wall_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            engine.restore(current, halfopen_engine::Clock { mono_ms: 0, wall_ms });
             Some(writer)
         }
         None => None,

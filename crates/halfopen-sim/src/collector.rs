@@ -130,6 +130,14 @@ async fn session(
         interval_ms: fleet.interval.as_millis().min(u32::MAX as u128) as u32,
         source: "sim".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        // Every simulated collector is its own instance (as on real hosts).
+        instance: Some(v1::Instance {
+            machine_id: format!("sim-machine-{h}"),
+            boot_id: "sim-boot".into(),
+            netns: 1,
+            pid: std::process::id(),
+        }),
+        blind_spots: Vec::new(),
     };
     send(
         &tx,

@@ -553,6 +553,7 @@ impl World {
                             uid: 1000,
                         }),
                         keepalive: false,
+                        translated: None,
                     },
                     None => v1::LookupResult {
                         tuple: Some(t.clone()),

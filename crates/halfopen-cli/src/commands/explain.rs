@@ -1,4 +1,5 @@
-//! `halfopen explain [TARGET]`: diagnoses with the concrete changes.
+//! `halfopen explain [TARGET]`: diagnoses with the concrete changes, and
+//! what the answer covers.
 use crate::output;
 use anyhow::Result;
 use halfopen_proto::convert::diagnosis_from_wire;
@@ -17,10 +18,12 @@ pub async fn run(reconciler: &str, target: Option<String>, json: bool) -> Result
         })?
         .into_inner();
     let diagnoses: Vec<_> = r.diagnoses.into_iter().map(diagnosis_from_wire).collect();
+    let coverage = super::findings::coverage_of(&mut c, reconciler).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&diagnoses)?);
+        super::findings::warn_incomplete(&coverage);
     } else {
-        print!("{}", output::explain_text(&diagnoses));
+        print!("{}", output::explain_text(&diagnoses, &coverage));
     }
     Ok(())
 }

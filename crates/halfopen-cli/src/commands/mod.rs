@@ -2,6 +2,7 @@
 //! the reconciler's `Query` service, decode through halfopen-proto's
 //! mappings and print through `output`.
 pub mod collector;
+pub mod coverage;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod explain;
@@ -32,6 +33,8 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             stale_intervals,
             greeting_ports,
             stall_after,
+            gone_after,
+            accept_stall_after,
         } => {
             reconciler::run(reconciler::Args {
                 listen,
@@ -40,6 +43,8 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
                 stale_intervals,
                 greeting_ports,
                 stall_after,
+                gone_after,
+                accept_stall_after,
             })
             .await
         }
@@ -51,6 +56,7 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             json,
         } => explain::run(&reconciler, target, json).await,
         Cmd::Hosts { reconciler, json } => hosts::run(&reconciler, json).await,
+        Cmd::Coverage { reconciler, json } => coverage::run(&reconciler, json).await,
         _ => unreachable!("handled in main"),
     }
 }

@@ -12,6 +12,8 @@ pub struct Args {
     pub stale_intervals: u32,
     pub greeting_ports: Vec<u16>,
     pub stall_after: Duration,
+    pub gone_after: Duration,
+    pub accept_stall_after: Duration,
 }
 
 pub async fn run(a: Args) -> Result<()> {
@@ -27,6 +29,8 @@ pub async fn run(a: Args) -> Result<()> {
             stale_intervals: a.stale_intervals,
             greeting_ports: ports,
             stall_after_ms: a.stall_after.as_millis().min(u32::MAX as u128) as u32,
+            gone_after_ms: a.gone_after.as_millis() as u64,
+            accept_stall_after_ms: a.accept_stall_after.as_millis() as u64,
             ..Default::default()
         },
         tick: Duration::from_millis(200),

@@ -1,7 +1,7 @@
 //! The JSON rows the commands print: contracts for scripts (field names and
 //! their order are kept; fields are only ever added).
 use super::rfc3339;
-use halfopen_core::{Evidence, FindingView, HostView, Process, SocketRecord};
+use halfopen_core::{Coverage, Evidence, FindingView, HostView, Process, SocketRecord};
 use serde::Serialize;
 
 /// One finding as `halfopen orphans --json` and `halfopen findings --json`
@@ -36,6 +36,14 @@ pub struct OrphanJson {
     /// The data the finding was confirmed on (listener, queue and backlog,
     /// counter increases and their window, sysctls, silent time).
     pub evidence: Evidence,
+    /// What the client dialed (differs from `server` when NAT translated it;
+    /// None for a listener).
+    pub dialed: Option<String>,
+    /// The client's host is gone (disconnected longer than --gone-after).
+    pub client_host_gone: bool,
+    /// Whether the client's side confirmed it (false for a leftover of a
+    /// gone host, which only the server could confirm; None for a listener).
+    pub confirmed_by_client: Option<bool>,
 }
 
 /// A listed finding and its explanation as printed.
@@ -48,7 +56,7 @@ pub fn orphan_json(v: &FindingView, explanation: String) -> OrphanJson {
         kind: f.kind.to_string(),
         side: f.kind.side_label().to_string(),
         client: f.subject.client_end().map(|c| c.to_string()),
-        server: f.subject.server_end().to_string(),
+        server: f.server_end().to_string(),
         client_host: f.subject.client_host().unwrap_or("").to_string(),
         server_host: f.subject.server_host().to_string(),
         pid: p.map(|p| p.pid),
@@ -67,6 +75,12 @@ pub fn orphan_json(v: &FindingView, explanation: String) -> OrphanJson {
         silent_ms: stalled.then(|| f.evidence.silent_ms.unwrap_or(0)),
         in_accept_queue: stalled.then(|| f.evidence.in_accept_queue.unwrap_or(false)),
         evidence: f.evidence.clone(),
+        dialed: f.tuple().map(|t| t.remote().to_string()),
+        client_host_gone: v.client_host_gone,
+        confirmed_by_client: f
+            .kind
+            .is_connection()
+            .then_some(f.evidence.client_host_gone_since_ms.is_none()),
     }
 }
 
@@ -85,6 +99,23 @@ pub struct HostJson {
     pub source: String,
     pub interval_ms: u32,
     pub peer: String,
+    /// Disconnected for longer than --gone-after.
+    pub gone: bool,
+    /// When its last session ended (RFC 3339; null while connected).
+    pub disconnected_since: Option<String>,
+    /// A second live collector claims this host id and is refused (who).
+    pub conflict: Option<String>,
+    /// Its addresses that another live host claims too (never judged).
+    pub shared_addresses: Vec<String>,
+    /// What its collector cannot see.
+    pub blind_spots: Vec<String>,
+    /// NAT: "visible", "absent" (no conntrack) or "unknown: why".
+    pub nat: String,
+    /// Where its collector runs.
+    pub machine_id: String,
+    pub boot_id: String,
+    pub netns: u64,
+    pub collector_pid: u32,
 }
 
 pub fn host_json(h: &HostView) -> HostJson {
@@ -101,6 +132,94 @@ pub fn host_json(h: &HostView) -> HostJson {
         source: h.source.to_string(),
         interval_ms: h.interval_ms,
         peer: h.peer.clone(),
+        gone: h.gone,
+        disconnected_since: h.disconnected_since_ms.map(rfc3339),
+        conflict: h.conflict.clone(),
+        shared_addresses: h.shared_addresses.iter().map(|a| a.to_string()).collect(),
+        blind_spots: h.blind_spots.clone(),
+        nat: h.nat.clone(),
+        machine_id: h.instance.machine_id.clone(),
+        boot_id: h.instance.boot_id.clone(),
+        netns: h.instance.netns,
+        collector_pid: h.instance.pid,
+    }
+}
+
+/// The coverage as `halfopen coverage --json` prints it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CoverageJson {
+    /// Whether answers cover everything (every host fresh, nothing unseen).
+    pub complete: bool,
+    pub hosts: u32,
+    pub fresh: u32,
+    pub stale: Vec<String>,
+    pub disconnected: Vec<String>,
+    pub gone: Vec<String>,
+    pub conflicts: Vec<String>,
+    pub shared_addresses: Vec<SharedJson>,
+    pub unmonitored_connections: u64,
+    pub unmonitored_servers: u64,
+    pub unmonitored_top: Vec<UnmonitoredJson>,
+    pub blind_spots: Vec<BlindSpotJson>,
+    /// The same, in sentences (what the human all-clear prints).
+    pub not_covered: Vec<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SharedJson {
+    pub address: String,
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct UnmonitoredJson {
+    pub server: String,
+    pub connections: u64,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct BlindSpotJson {
+    pub host: String,
+    pub what: String,
+}
+
+pub fn coverage_json(c: &Coverage) -> CoverageJson {
+    CoverageJson {
+        complete: c.complete(),
+        hosts: c.hosts,
+        fresh: c.fresh,
+        stale: c.stale.clone(),
+        disconnected: c.disconnected.clone(),
+        gone: c.gone.clone(),
+        conflicts: c.conflicts.clone(),
+        shared_addresses: c
+            .shared_addresses
+            .iter()
+            .map(|s| SharedJson {
+                address: s.addr.to_string(),
+                hosts: s.hosts.clone(),
+            })
+            .collect(),
+        unmonitored_connections: c.unmonitored.connections,
+        unmonitored_servers: c.unmonitored.servers,
+        unmonitored_top: c
+            .unmonitored
+            .top
+            .iter()
+            .map(|(s, n)| UnmonitoredJson {
+                server: s.to_string(),
+                connections: *n,
+            })
+            .collect(),
+        blind_spots: c
+            .blind_spots
+            .iter()
+            .map(|b| BlindSpotJson {
+                host: b.host.clone(),
+                what: b.what.clone(),
+            })
+            .collect(),
+        not_covered: super::table::not_covered(c),
     }
 }
 

@@ -1,15 +1,114 @@
 //! The human forms: tables and the explain text.
 use super::json::{HostJson, OrphanJson, SnapshotJson};
 use super::{plural, truncate};
-use halfopen_core::Diagnosis;
+use halfopen_core::{Coverage, Diagnosis};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// What an answer did not cover, one sentence each (empty when it covers everything).
+pub fn not_covered(c: &Coverage) -> Vec<String> {
+    let mut v = Vec::new();
+    let list = |names: &[String]| names.join(", ");
+    if !c.stale.is_empty() {
+        v.push(format!(
+            "stale (connected, not reporting), nothing judged against them: {}",
+            list(&c.stale)
+        ));
+    }
+    if !c.disconnected.is_empty() {
+        v.push(format!(
+            "disconnected, nothing judged against them: {}",
+            list(&c.disconnected)
+        ));
+    }
+    if !c.gone.is_empty() {
+        v.push(format!(
+            "gone (away longer than --gone-after); only the leftovers servers still hold from them are reported: {}",
+            list(&c.gone)
+        ));
+    }
+    for h in &c.conflicts {
+        v.push(format!(
+            "host id {h} is claimed by two live collectors: the second is refused and its host is not seen (give each its own --host-id)"
+        ));
+    }
+    for a in &c.shared_addresses {
+        v.push(format!(
+            "address {} is claimed by {}: connections to it are not judged",
+            a.addr,
+            a.hosts.join(" and ")
+        ));
+    }
+    if c.unmonitored.connections > 0 {
+        let top: Vec<String> = c.unmonitored.top.iter().map(|(s, n)| format!("{s} ×{n}")).collect();
+        v.push(format!(
+            "{} client connection{} to {} unmonitored server{} were not judged (no collector covers them: {}{})",
+            c.unmonitored.connections,
+            plural(c.unmonitored.connections as usize),
+            c.unmonitored.servers,
+            plural(c.unmonitored.servers as usize),
+            top.join(", "),
+            if c.unmonitored.servers as usize > top.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        ));
+    }
+    for b in &c.blind_spots {
+        v.push(format!("on {}: {}", b.host, b.what));
+    }
+    v
+}
+
+/// The coverage after an answer: nothing when complete, else "Not covered:" and its lines.
+fn coverage_footer(c: &Coverage, s: &mut String) {
+    let lines = not_covered(c);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "Not covered ({} of {} hosts fresh):", c.fresh, c.hosts);
+    for l in lines {
+        let _ = writeln!(s, "  - {l}");
+    }
+}
+
+/// The all-clear: said of what was covered, with what was not.
+fn all_clear(what: &str, c: &Coverage, s: &mut String) {
+    if c.complete() {
+        let _ = writeln!(
+            s,
+            "{what} ({} host{}, all reporting).",
+            c.hosts,
+            plural(c.hosts as usize)
+        );
+    } else {
+        let _ = writeln!(s, "{what}, among what halfopen can see.");
+        coverage_footer(c, s);
+    }
+}
+
+/// `halfopen coverage`: what the answers cover.
+pub fn coverage_text(c: &Coverage) -> String {
+    let mut s = String::new();
+    if c.complete() {
+        let _ = writeln!(
+            s,
+            "Everything is covered: {} host{}, all reporting; no shared address, no unmonitored server, no blind spot.",
+            c.hosts,
+            plural(c.hosts as usize)
+        );
+    } else {
+        coverage_footer(c, &mut s);
+    }
+    s
+}
+
 /// `halfopen findings`: one line per finding with its kind, then why.
-pub fn findings_table(rows: &[OrphanJson]) -> String {
+pub fn findings_table(rows: &[OrphanJson], c: &Coverage) -> String {
     let mut s = String::new();
     if rows.is_empty() {
-        s.push_str("No findings: nothing one-sided, stalled or at risk.\n");
+        all_clear("No findings: nothing one-sided, stalled or at risk", c, &mut s);
         return s;
     }
     let _ = writeln!(
@@ -37,14 +136,15 @@ pub fn findings_table(rows: &[OrphanJson]) -> String {
             let _ = writeln!(s, "    {}", r.explanation);
         }
     }
+    coverage_footer(c, &mut s);
     s
 }
 
 /// `halfopen explain`: the diagnosis in plain words, then the changes.
-pub fn explain_text(d: &[Diagnosis]) -> String {
+pub fn explain_text(d: &[Diagnosis], c: &Coverage) -> String {
     let mut s = String::new();
     if d.is_empty() {
-        s.push_str("Nothing needs attention: no finding and no listener at risk.\n");
+        all_clear("Nothing needs attention: no finding and no listener at risk", c, &mut s);
         return s;
     }
     for x in d {
@@ -66,14 +166,19 @@ pub fn explain_text(d: &[Diagnosis]) -> String {
         }
         s.push('\n');
     }
+    coverage_footer(c, &mut s);
     s
 }
 
 /// The human table: grouped by server listener, then by client process.
-pub fn orphans_table(rows: &[OrphanJson]) -> String {
+pub fn orphans_table(rows: &[OrphanJson], c: &Coverage) -> String {
     let mut s = String::new();
     if rows.is_empty() {
-        s.push_str("No half-open connections: every connection to a monitored server is held by both ends.\n");
+        all_clear(
+            "No half-open connections: every connection to a monitored server is held by both ends",
+            c,
+            &mut s,
+        );
         return s;
     }
     let _ = writeln!(
@@ -145,6 +250,7 @@ pub fn orphans_table(rows: &[OrphanJson]) -> String {
         }
         s.push('\n');
     }
+    coverage_footer(c, &mut s);
     s
 }
 
@@ -160,8 +266,10 @@ pub fn hosts_table(rows: &[HostJson]) -> String {
         "HOST", "STATE", "LAST REPORT", "SOCKETS", "CLIENT", "SERVER", "LISTENERS", "SOURCE"
     );
     for h in rows {
-        let state = if !h.connected {
+        let state = if h.gone {
             "gone"
+        } else if !h.connected {
+            "down"
         } else if h.stale {
             "stale"
         } else {
@@ -186,6 +294,19 @@ pub fn hosts_table(rows: &[HostJson]) -> String {
             h.source,
             addrs.join(",")
         );
+        if let Some(c) = &h.conflict {
+            let _ = writeln!(s, "    ! conflict: {c}");
+        }
+        if !h.shared_addresses.is_empty() {
+            let _ = writeln!(
+                s,
+                "    ! {} also claimed by another live host: connections to it are not judged",
+                h.shared_addresses.join(",")
+            );
+        }
+        for b in &h.blind_spots {
+            let _ = writeln!(s, "    ! cannot see: {b}");
+        }
     }
     s
 }

@@ -3,8 +3,9 @@
 //! domain values.
 use super::*;
 use halfopen_core::{
-    Change, CounterWindow, Diagnosis, Evidence, Finding, FindingKind, FindingView, HostView, ListenerSample, Process,
-    Side, SocketRecord, SourceKind, Subject, TcpInfoLite, TcpState, Tuple,
+    BlindSpot, Change, CounterWindow, Coverage, Diagnosis, Evidence, Finding, FindingKind, FindingView, HostView,
+    ListenerSample, Process, SharedAddress, Side, SocketRecord, SourceKind, Subject, TcpInfoLite, TcpState, Tuple,
+    Unmonitored,
 };
 
 const T0: i64 = 1_764_091_201_123;
@@ -53,6 +54,44 @@ fn view(f: Finding) -> FindingView {
     FindingView {
         finding: f,
         client_host_stale: false,
+        client_host_gone: false,
+    }
+}
+
+/// Every host fresh, nothing unseen.
+fn complete() -> Coverage {
+    Coverage {
+        hosts: 2,
+        fresh: 2,
+        ..Default::default()
+    }
+}
+
+/// A coverage with one of each gap.
+fn gaps() -> Coverage {
+    Coverage {
+        hosts: 5,
+        fresh: 2,
+        stale: vec!["app-3".into()],
+        disconnected: vec![],
+        gone: vec!["db-old".into()],
+        conflicts: vec!["db".into()],
+        shared_addresses: vec![SharedAddress {
+            addr: "198.18.0.1".parse().unwrap(),
+            hosts: vec!["db".into(), "db-clone".into()],
+        }],
+        unmonitored: Unmonitored {
+            connections: 312,
+            servers: 3,
+            top: vec![
+                ("198.18.9.9:5432".parse().unwrap(), 300),
+                ("198.18.9.8:6379".parse().unwrap(), 10),
+            ],
+        },
+        blind_spots: vec![BlindSpot {
+            host: "app".into(),
+            what: "owners of other users' sockets: the collector lacks CAP_SYS_PTRACE".into(),
+        }],
     }
 }
 
@@ -90,8 +129,10 @@ fn orphans() -> Vec<OrphanJson> {
 
 #[test]
 fn orphans_table_groups_by_server_and_process() {
-    insta::assert_snapshot!(orphans_table(&orphans()));
-    insta::assert_snapshot!("orphans_table_empty", orphans_table(&[]));
+    insta::assert_snapshot!(orphans_table(&orphans(), &complete()));
+    insta::assert_snapshot!("orphans_table_empty", orphans_table(&[], &complete()));
+    insta::assert_snapshot!("orphans_table_empty_with_gaps", orphans_table(&[], &gaps()));
+    insta::assert_snapshot!("orphans_table_with_gaps", orphans_table(&orphans()[..1], &gaps()));
 }
 
 #[test]
@@ -144,8 +185,8 @@ fn every_kind() -> Vec<OrphanJson> {
 
 #[test]
 fn findings_table_prints_every_kind() {
-    insta::assert_snapshot!(findings_table(&every_kind()));
-    insta::assert_snapshot!("findings_table_empty", findings_table(&[]));
+    insta::assert_snapshot!(findings_table(&every_kind(), &complete()));
+    insta::assert_snapshot!("findings_table_empty", findings_table(&[], &complete()));
 }
 
 #[test]
@@ -167,8 +208,9 @@ fn explain_text_lists_facts_causes_and_changes() {
             how: "my.cnf".into(),
         }],
     };
-    insta::assert_snapshot!(explain_text(&[d]));
-    insta::assert_snapshot!("explain_text_empty", explain_text(&[]));
+    insta::assert_snapshot!(explain_text(&[d], &complete()));
+    insta::assert_snapshot!("explain_text_empty", explain_text(&[], &complete()));
+    insta::assert_snapshot!("explain_text_empty_with_gaps", explain_text(&[], &gaps()));
 }
 
 #[test]
@@ -186,11 +228,19 @@ fn hosts_table_shows_state_and_routable_addresses() {
         source: SourceKind::Netlink,
         interval_ms: 1000,
         peer: "198.18.0.1:40000".into(),
+        gone: !connected && last.is_none(),
+        ..Default::default()
     };
+    let mut conflicted = h("db-2", false, true, Some(T0));
+    conflicted.conflict = Some("a second collector (machine 3f2a…, boot 9c1d…, netns 4026532286, pid 77, from 198.18.0.5:40000) claims this host id and has been refused for 5 s".into());
+    conflicted.shared_addresses = vec!["198.18.0.1".parse().unwrap()];
+    conflicted.blind_spots = vec!["owners of other users' sockets: the collector lacks CAP_SYS_PTRACE".into()];
     let rows: Vec<_> = [
         h("db", false, true, Some(T0)),
         h("app", true, true, Some(T0)),
         h("old-db", true, false, None),
+        h("down-db", true, false, Some(T0)),
+        conflicted,
     ]
     .iter()
     .map(host_json)
@@ -231,6 +281,16 @@ fn snapshot_table_and_json() {
     let rows = vec![snapshot_json(&recs[0], Some(&p)), snapshot_json(&recs[1], None)];
     insta::assert_snapshot!(snapshot_table(&rows));
     insta::assert_snapshot!(serde_json::to_string_pretty(&rows).unwrap());
+}
+
+#[test]
+fn coverage_in_words_and_json() {
+    insta::assert_snapshot!("coverage_complete", coverage_text(&complete()));
+    insta::assert_snapshot!("coverage_gaps", coverage_text(&gaps()));
+    insta::assert_snapshot!(
+        "coverage_gaps_json",
+        serde_json::to_string_pretty(&coverage_json(&gaps())).unwrap()
+    );
 }
 
 #[test]

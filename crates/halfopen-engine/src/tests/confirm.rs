@@ -126,8 +126,8 @@ fn unmonitored_server_is_never_judged() {
     // it out must be the rule that loopback is never matched.
     let mut app = hello("app", C_IP);
     app.addresses.retain(|a| !a.is_loopback());
-    let (s, ss) = e.connect(hello("db", S_IP), String::new(), clk(0));
-    let (c, cs) = e.connect(app, String::new(), clk(0));
+    let (s, ss) = connect(&mut e, hello("db", S_IP), clk(0));
+    let (c, cs) = connect(&mut e, app, clk(0));
     let unmonitored = rec(
         sa(C_IP, 40001),
         sa("198.18.0.99", 3306),
@@ -155,10 +155,10 @@ fn unmonitored_server_is_never_judged() {
 #[test]
 fn ambiguous_address_is_never_judged() {
     let mut e = Engine::new(EngineConfig::default());
-    let (s1, ss1) = e.connect(hello("db1", S_IP), String::new(), clk(0));
-    let (s2, ss2) = e.connect(hello("db2", S_IP), String::new(), clk(0));
-    let (s3, ss3) = e.connect(hello("db3", "198.18.0.5"), String::new(), clk(0));
-    let (c, cs) = e.connect(hello("app", C_IP), String::new(), clk(0));
+    let (s1, ss1) = connect(&mut e, hello("db1", S_IP), clk(0));
+    let (s2, ss2) = connect(&mut e, hello("db2", S_IP), clk(0));
+    let (s3, ss3) = connect(&mut e, hello("db3", "198.18.0.5"), clk(0));
+    let (c, cs) = connect(&mut e, hello("app", C_IP), clk(0));
     for (h, sess) in [(s1, ss1), (s2, ss2), (s3, ss3)] {
         e.report(h, sess, full(1, vec![]), clk(0));
     }
@@ -186,7 +186,7 @@ fn disconnected_or_stale_server_is_never_judged() {
     w.e.report(c, w.sessions[&c], full(1, vec![cl]), clk(0));
     assert_eq!(w.e.candidate_count(), 1);
     // The server's collector dies before the grace period ends.
-    w.e.disconnect(s, w.sessions[&s]);
+    w.e.disconnect(s, w.sessions[&s], clk(100));
     assert!(w.e.tick(clk(1500)).is_empty());
     assert_eq!(w.e.candidate_count(), 0);
     assert!(w.e.hosts(clk(1500)).iter().find(|h| h.name == "db").unwrap().stale);

@@ -52,11 +52,11 @@ fn restored_orphan_goes_when_the_client_table_lacks_it_and_stays_when_present() 
         )
     };
     let mut e = Engine::new(EngineConfig::default());
-    e.restore(vec![f(40001, 7), f(40002, 8)]);
+    e.restore(vec![f(40001, 7), f(40002, 8)], clk(0));
     assert_eq!(e.findings(clk(0)).len(), 2);
     assert!(e.findings(clk(0))[0].client_host_stale);
-    let (s, ss) = e.connect(hello("db", S_IP), String::new(), clk(0));
-    let (c, cs) = e.connect(hello("app", C_IP), String::new(), clk(0));
+    let (s, ss) = connect(&mut e, hello("db", S_IP), clk(0));
+    let (c, cs) = connect(&mut e, hello("app", C_IP), clk(0));
     e.report(s, ss, full(1, vec![]), clk(0));
     let still = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
     let a = e.report(c, cs, full(1, vec![still]), clk(10));

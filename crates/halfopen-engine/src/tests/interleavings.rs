@@ -160,8 +160,8 @@ fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>
         conns.push(c);
     }
 
-    let (s, ss) = e.connect(hello("db", S_IP), String::new(), clk(0));
-    let (ch, cs) = e.connect(hello("app", C_IP), String::new(), clk(0));
+    let (s, ss) = connect(&mut e, hello("db", S_IP), clk(0));
+    let (ch, cs) = connect(&mut e, hello("app", C_IP), clk(0));
     let idx = [s, ch];
     let sess = [ss, cs];
     let interval = 1_000;
@@ -256,6 +256,7 @@ fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>
                                 keepalive: false,
                             }),
                             process: None,
+                            translated: None,
                         }
                     })
                     .collect();
@@ -272,7 +273,7 @@ fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>
                 }
                 Action::Confirmed(f) => found.push(f),
                 Action::Resync { .. } => panic!("in-order reports never need a resync"),
-                Action::Gone { .. } => {}
+                Action::Gone { .. } | Action::Notice(_) => {}
             }
         }
     }

@@ -2,8 +2,8 @@
 //! property test that plays random interleavings of snapshots, deltas and
 //! lookups against a simulated world. This module holds the shared helpers.
 use crate::*;
-use halfopen_core::ExplainTarget;
 use halfopen_core::{Evidence, Finding, FindingKind, SilentSocket, Subject};
+use halfopen_core::{ExplainTarget, Instance};
 use halfopen_core::{
     FoundSocket, Hello, Listener, LookupAnswer, Process, Report, Side, SocketRecord, SourceKind, TcpState, Tuple,
 };
@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 
 mod confirm;
 mod diagnose;
+mod field;
 mod ingest;
 mod interleavings;
 mod paging;
@@ -52,6 +53,13 @@ fn hello(name: &str, ip: &str) -> Hello {
         interval_ms: 1000,
         source: SourceKind::Netlink,
         version: "test".into(),
+        instance: Instance {
+            machine_id: format!("machine-of-{name}"),
+            boot_id: "boot-1".into(),
+            netns: 1,
+            pid: 1,
+        },
+        blind_spots: Vec::new(),
     }
 }
 
@@ -95,6 +103,7 @@ fn answer(
                                 cmdline: "java -jar app.jar".into(),
                                 uid: 1000,
                             }),
+                            translated: None,
                         }
                     })
                     .collect();
@@ -125,8 +134,8 @@ struct TwoHosts {
 
 fn two_hosts() -> TwoHosts {
     let mut e = Engine::new(EngineConfig::default());
-    let (s, ss) = e.connect(hello("db", S_IP), String::new(), clk(0));
-    let (c, cs) = e.connect(hello("app", C_IP), String::new(), clk(0));
+    let (s, ss) = connect(&mut e, hello("db", S_IP), clk(0));
+    let (c, cs) = connect(&mut e, hello("app", C_IP), clk(0));
     TwoHosts {
         e,
         s,
@@ -162,6 +171,12 @@ fn db_listener(queue: u32, backlog: u32) -> Listener {
         }),
         libwrap: true,
     }
+}
+
+/// Opens a session that must not be refused: (host, session).
+fn connect(e: &mut Engine, hello: Hello, now: Clock) -> (HostIdx, u64) {
+    let c = e.connect(hello, String::new(), now).expect("no conflict");
+    (c.host, c.session)
 }
 
 /// A finding with nothing but its kind and subject.

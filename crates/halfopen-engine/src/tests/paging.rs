@@ -9,7 +9,7 @@ fn paging_findings(n: usize) -> Vec<Finding> {
     let hosts = ["app-1", "app~2", "dbé", "", "a-very-long-host-name.example"];
     (0..n)
         .map(|i| {
-            let kind = FindingKind::ALL[i % 4];
+            let kind = FindingKind::ALL[i % FindingKind::ALL.len()];
             let client = if i % 3 == 0 {
                 sa("2001:db8::2", 40_000 + (i % 20_000) as u16)
             } else {
@@ -21,7 +21,7 @@ fn paging_findings(n: usize) -> Vec<Finding> {
                 sa("198.18.0.1", 3306 + (i % 7) as u16)
             };
             let server_host = hosts[(i / 5) % hosts.len()];
-            let subject = if kind == FindingKind::ListenerAtRisk {
+            let subject = if !kind.is_connection() {
                 Subject::Listener {
                     host: server_host.into(),
                     addr: sa("198.18.0.1", (1000 + i) as u16),
@@ -58,7 +58,7 @@ fn all_pages(e: &Engine, kind: Option<FindingKind>, limit: usize) -> (Vec<Findin
 #[test]
 fn pages_together_are_the_whole_listing_in_order() {
     let mut e = Engine::new(EngineConfig::default());
-    e.restore(paging_findings(103));
+    e.restore(paging_findings(103), clk(0));
     let whole = e.findings(clk(0));
     assert_eq!(whole.len(), 103);
     let mut sorted = keys(&whole);
@@ -84,9 +84,9 @@ fn pages_together_are_the_whole_listing_in_order() {
 fn findings_appearing_between_pages_are_never_listed_twice() {
     let all = paging_findings(60);
     let mut e = Engine::new(EngineConfig::default());
-    e.restore(all[..30].to_vec());
+    e.restore(all[..30].to_vec(), clk(0));
     let (first, next) = e.findings_page(clk(0), None, None, 10);
-    e.restore(all[30..].to_vec());
+    e.restore(all[30..].to_vec(), clk(0));
     let (rest, _) = {
         let mut out = Vec::new();
         let mut after = next;
@@ -112,9 +112,9 @@ fn findings_appearing_between_pages_are_never_listed_twice() {
 
 proptest! {
     #[test]
-    fn page_tokens_round_trip(client in ".*", server in ".*", port in any::<u16>(), v6 in any::<bool>(), k in 0usize..4) {
+    fn page_tokens_round_trip(client in ".*", server in ".*", port in any::<u16>(), v6 in any::<bool>(), k in 0usize..5) {
         let ip = if v6 { "2001:db8::7" } else { "198.18.1.7" };
-        let subject = if k == 3 {
+        let subject = if !FindingKind::ALL[k].is_connection() {
             Subject::Listener { host: server, addr: sa(ip, port) }
         } else {
             conn(Tuple::new(sa(ip, port), sa(ip, 3306)), &client, &server)
@@ -152,13 +152,16 @@ fn foreign_page_tokens_are_refused() {
 #[test]
 fn a_restored_listener_at_risk_adds_no_nameless_host() {
     let mut e = Engine::new(EngineConfig::default());
-    e.restore(vec![finding(
-        FindingKind::ListenerAtRisk,
-        Subject::Listener {
-            host: "db".into(),
-            addr: sa(S_IP, 3306),
-        },
-    )]);
+    e.restore(
+        vec![finding(
+            FindingKind::ListenerAtRisk,
+            Subject::Listener {
+                host: "db".into(),
+                addr: sa(S_IP, 3306),
+            },
+        )],
+        clk(0),
+    );
     let hosts: Vec<String> = e.hosts(clk(0)).into_iter().map(|h| h.name).collect();
     assert_eq!(hosts, vec!["db".to_string()]);
     let f = e.findings(clk(0));

@@ -3,7 +3,7 @@ use super::socket::{process_from_wire, process_to_wire, tuple_from_wire, tuple_t
 use crate::v1;
 use halfopen_core::{
     ip_from_wire, parse_endpoint, wire_bytes, CounterWindow, Evidence, Finding, FindingKind, FindingView,
-    ListenerSample, Subject,
+    KeepaliveSysctls, ListenerSample, NatPath, Restart, Subject,
 };
 use std::net::SocketAddr;
 
@@ -25,10 +25,28 @@ pub fn evidence_to_wire(e: &Evidence) -> v1::Evidence {
         in_accept_queue: e.in_accept_queue,
         near_full: e.near_full,
         legacy_explanation: e.legacy_explanation.clone(),
+        nat: e.nat.as_ref().map(|n| v1::NatPath {
+            translated_on: n.translated_on.clone(),
+            server: n.server.to_string(),
+            seen_as: n.seen_as.to_string(),
+        }),
+        server_restarted: e.server_restarted.as_ref().map(|r| v1::Restart {
+            what: r.what.clone(),
+            at_ms: r.at_ms,
+        }),
+        client_host_gone_since_ms: e.client_host_gone_since_ms,
+        accept_wait_ms: e.accept_wait_ms,
+        queued: e.queued,
+        syn_sent: e.syn_sent,
+        client_keepalive: e.client_keepalive.map(|k| v1::KeepaliveSysctls {
+            time_s: k.time_s,
+            intvl_s: k.intvl_s,
+            probes: k.probes,
+        }),
     }
 }
 
-/// Evidence; a listener sample whose address does not decode is dropped.
+/// Evidence; a listener sample or NAT path whose address does not decode is dropped.
 pub fn evidence_from_wire(e: &v1::Evidence) -> Evidence {
     Evidence {
         listener: e.listener.as_ref().and_then(|l| {
@@ -48,6 +66,26 @@ pub fn evidence_from_wire(e: &v1::Evidence) -> Evidence {
         in_accept_queue: e.in_accept_queue,
         near_full: e.near_full,
         legacy_explanation: e.legacy_explanation.clone(),
+        nat: e.nat.as_ref().and_then(|n| {
+            Some(NatPath {
+                translated_on: n.translated_on.clone(),
+                server: parse_endpoint(&n.server)?,
+                seen_as: parse_endpoint(&n.seen_as)?,
+            })
+        }),
+        server_restarted: e.server_restarted.as_ref().map(|r| Restart {
+            what: r.what.clone(),
+            at_ms: r.at_ms,
+        }),
+        client_host_gone_since_ms: e.client_host_gone_since_ms,
+        accept_wait_ms: e.accept_wait_ms,
+        queued: e.queued,
+        syn_sent: e.syn_sent,
+        client_keepalive: e.client_keepalive.map(|k| KeepaliveSysctls {
+            time_s: k.time_s,
+            intvl_s: k.intvl_s,
+            probes: k.probes,
+        }),
     }
 }
 
@@ -80,6 +118,7 @@ pub fn finding_to_wire(v: FindingView, explanation: String) -> v1::Finding {
         silent_ms: f.evidence.silent_ms.unwrap_or(0),
         in_accept_queue: f.evidence.in_accept_queue.unwrap_or(false),
         evidence: Some(evidence_to_wire(&f.evidence)),
+        client_host_gone: v.client_host_gone,
     }
 }
 
@@ -88,11 +127,11 @@ pub fn finding_to_wire(v: FindingView, explanation: String) -> v1::Finding {
 pub fn finding_from_wire(w: &v1::Finding) -> Option<(FindingView, String)> {
     let kind: FindingKind = w.kind.parse().ok()?;
     let subject = match kind {
-        FindingKind::ListenerAtRisk => Subject::Listener {
+        FindingKind::ListenerAtRisk | FindingKind::AcceptStalled => Subject::Listener {
             host: w.server_host.clone(),
             addr: parse_endpoint(&w.listener)?,
         },
-        _ => Subject::Connection {
+        FindingKind::ClientOnly | FindingKind::ServerOnly | FindingKind::StalledGreeting => Subject::Connection {
             tuple: tuple_from_wire(w.tuple.as_ref()?)?,
             client_host: w.client_host.clone(),
             server_host: w.server_host.clone(),
@@ -119,6 +158,7 @@ pub fn finding_from_wire(w: &v1::Finding) -> Option<(FindingView, String)> {
         FindingView {
             finding,
             client_host_stale: w.client_host_stale,
+            client_host_gone: w.client_host_gone,
         },
         w.explanation.clone(),
     ))
@@ -163,8 +203,23 @@ mod tests {
                 sysctls: [("net.core.somaxconn".to_string(), "4096".to_string())].into(),
                 silent_ms: Some(12_000),
                 in_accept_queue: Some(false),
-                near_full: None,
-                legacy_explanation: None,
+                nat: Some(NatPath {
+                    translated_on: "node-1".into(),
+                    server: "198.19.0.2:3306".parse().unwrap(),
+                    seen_as: "198.18.0.7:40000".parse().unwrap(),
+                }),
+                server_restarted: Some(Restart {
+                    what: "host rebooted".into(),
+                    at_ms: 5,
+                }),
+                client_host_gone_since_ms: Some(4),
+                syn_sent: Some(3),
+                client_keepalive: Some(KeepaliveSysctls {
+                    time_s: 60,
+                    intvl_s: 10,
+                    probes: 6,
+                }),
+                ..Default::default()
             },
         };
         let risk = Finding {
@@ -183,6 +238,7 @@ mod tests {
             let v = FindingView {
                 finding: f,
                 client_host_stale: true,
+                client_host_gone: false,
             };
             let w = finding_to_wire(v.clone(), "why".into());
             assert_eq!(finding_from_wire(&w), Some((v, "why".to_string())));

@@ -1,7 +1,9 @@
-//! Hosts as `halfopen hosts` lists them.
+//! Hosts as `halfopen hosts` lists them, and the coverage of the answers.
 use super::socket::{addrs_from_wire, addrs_to_wire};
 use crate::v1;
-use halfopen_core::HostView;
+use halfopen_core::{
+    ip_from_wire, parse_endpoint, wire_bytes, BlindSpot, Coverage, HostView, Instance, SharedAddress, Unmonitored,
+};
 
 pub fn host_to_wire(h: &HostView) -> v1::HostInfo {
     v1::HostInfo {
@@ -17,6 +19,16 @@ pub fn host_to_wire(h: &HostView) -> v1::HostInfo {
         source: h.source.to_string(),
         interval_ms: h.interval_ms,
         peer: h.peer.clone(),
+        machine_id: h.instance.machine_id.clone(),
+        boot_id: h.instance.boot_id.clone(),
+        netns: h.instance.netns,
+        collector_pid: h.instance.pid,
+        gone: h.gone,
+        disconnected_since_unix_ms: h.disconnected_since_ms.unwrap_or(0),
+        conflict: h.conflict.clone().unwrap_or_default(),
+        shared_addresses: addrs_to_wire(&h.shared_addresses),
+        blind_spots: h.blind_spots.clone(),
+        nat: h.nat.clone(),
     }
 }
 
@@ -35,6 +47,95 @@ pub fn host_from_wire(h: &v1::HostInfo) -> HostView {
         source: h.source.parse().unwrap_or_default(),
         interval_ms: h.interval_ms,
         peer: h.peer.clone(),
+        instance: Instance {
+            machine_id: h.machine_id.clone(),
+            boot_id: h.boot_id.clone(),
+            netns: h.netns,
+            pid: h.collector_pid,
+        },
+        gone: h.gone,
+        disconnected_since_ms: (h.disconnected_since_unix_ms != 0).then_some(h.disconnected_since_unix_ms),
+        conflict: (!h.conflict.is_empty()).then(|| h.conflict.clone()),
+        shared_addresses: addrs_from_wire(&h.shared_addresses),
+        blind_spots: h.blind_spots.clone(),
+        nat: h.nat.clone(),
+    }
+}
+
+pub fn coverage_to_wire(c: &Coverage) -> v1::Coverage {
+    v1::Coverage {
+        hosts: c.hosts,
+        fresh: c.fresh,
+        stale: c.stale.clone(),
+        disconnected: c.disconnected.clone(),
+        gone: c.gone.clone(),
+        conflicts: c.conflicts.clone(),
+        shared_addresses: c
+            .shared_addresses
+            .iter()
+            .map(|s| v1::SharedAddress {
+                addr: wire_bytes(s.addr),
+                hosts: s.hosts.clone(),
+            })
+            .collect(),
+        unmonitored_connections: c.unmonitored.connections,
+        unmonitored_servers: c.unmonitored.servers,
+        unmonitored_top: c
+            .unmonitored
+            .top
+            .iter()
+            .map(|(s, n)| v1::UnmonitoredServer {
+                server: s.to_string(),
+                connections: *n,
+            })
+            .collect(),
+        blind_spots: c
+            .blind_spots
+            .iter()
+            .map(|b| v1::BlindSpot {
+                host: b.host.clone(),
+                what: b.what.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Coverage; entries whose addresses do not decode are dropped.
+pub fn coverage_from_wire(c: &v1::Coverage) -> Coverage {
+    Coverage {
+        hosts: c.hosts,
+        fresh: c.fresh,
+        stale: c.stale.clone(),
+        disconnected: c.disconnected.clone(),
+        gone: c.gone.clone(),
+        conflicts: c.conflicts.clone(),
+        shared_addresses: c
+            .shared_addresses
+            .iter()
+            .filter_map(|s| {
+                Some(SharedAddress {
+                    addr: ip_from_wire(&s.addr)?,
+                    hosts: s.hosts.clone(),
+                })
+            })
+            .collect(),
+        unmonitored: Unmonitored {
+            connections: c.unmonitored_connections,
+            servers: c.unmonitored_servers,
+            top: c
+                .unmonitored_top
+                .iter()
+                .filter_map(|u| Some((parse_endpoint(&u.server)?, u.connections)))
+                .collect(),
+        },
+        blind_spots: c
+            .blind_spots
+            .iter()
+            .map(|b| BlindSpot {
+                host: b.host.clone(),
+                what: b.what.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -58,7 +159,45 @@ mod tests {
             source: SourceKind::ProcNet,
             interval_ms: 1000,
             peer: "198.18.0.1:5555".into(),
+            instance: Instance {
+                machine_id: "m".into(),
+                boot_id: "b".into(),
+                netns: 4026531840,
+                pid: 9,
+            },
+            gone: false,
+            disconnected_since_ms: Some(7),
+            conflict: Some("a second collector".into()),
+            shared_addresses: vec!["198.18.0.1".parse().unwrap()],
+            blind_spots: vec!["owners".into()],
+            nat: "unknown: EPERM".into(),
         };
         assert_eq!(host_from_wire(&host_to_wire(&h)), h);
+    }
+
+    #[test]
+    fn coverage_round_trips() {
+        let c = Coverage {
+            hosts: 3,
+            fresh: 1,
+            stale: vec!["a".into()],
+            disconnected: vec![],
+            gone: vec!["b".into()],
+            conflicts: vec!["c".into()],
+            shared_addresses: vec![SharedAddress {
+                addr: "198.18.0.1".parse().unwrap(),
+                hosts: vec!["x".into(), "y".into()],
+            }],
+            unmonitored: Unmonitored {
+                connections: 312,
+                servers: 3,
+                top: vec![("198.18.9.9:5432".parse().unwrap(), 300)],
+            },
+            blind_spots: vec![BlindSpot {
+                host: "app".into(),
+                what: "owners unknown".into(),
+            }],
+        };
+        assert_eq!(coverage_from_wire(&coverage_to_wire(&c)), c);
     }
 }

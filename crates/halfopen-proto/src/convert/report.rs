@@ -4,7 +4,10 @@ use super::decode_all;
 use super::socket::{addrs_from_wire, addrs_to_wire, listener_from_wire, listener_to_wire, process_from_wire};
 use super::socket::{process_to_wire, socket_from_wire, socket_to_wire, tuple_from_wire, tuple_to_wire};
 use crate::v1;
-use halfopen_core::{FoundSocket, Hello, LookupAnswer, Report, ReportStats, SilentSocket, TcpState, Tuple, Wants};
+use halfopen_core::{
+    FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket, TcpState, Tuple,
+    Wants,
+};
 
 pub fn hello_to_wire(h: &Hello) -> v1::Hello {
     v1::Hello {
@@ -13,7 +16,28 @@ pub fn hello_to_wire(h: &Hello) -> v1::Hello {
         interval_ms: h.interval_ms,
         source: h.source.to_string(),
         version: h.version.clone(),
+        instance: Some(v1::Instance {
+            machine_id: h.instance.machine_id.clone(),
+            boot_id: h.instance.boot_id.clone(),
+            netns: h.instance.netns,
+            pid: h.instance.pid,
+        }),
+        blind_spots: h.blind_spots.clone(),
     }
+}
+
+pub fn nat_to_wire(n: &NatEntry) -> v1::NatEntry {
+    v1::NatEntry {
+        original: Some(tuple_to_wire(&n.original)),
+        reply: Some(tuple_to_wire(&n.reply)),
+    }
+}
+
+pub fn nat_from_wire(n: &v1::NatEntry) -> Option<NatEntry> {
+    Some(NatEntry {
+        original: tuple_from_wire(n.original.as_ref()?)?,
+        reply: tuple_from_wire(n.reply.as_ref()?)?,
+    })
 }
 
 /// A Hello; an unknown source name (a newer collector) reads as netlink,
@@ -25,6 +49,17 @@ pub fn hello_from_wire(h: &v1::Hello) -> Hello {
         interval_ms: h.interval_ms,
         source: h.source.parse().unwrap_or_default(),
         version: h.version.clone(),
+        instance: h
+            .instance
+            .as_ref()
+            .map(|i| Instance {
+                machine_id: i.machine_id.clone(),
+                boot_id: i.boot_id.clone(),
+                netns: i.netns,
+                pid: i.pid,
+            })
+            .unwrap_or_default(),
+        blind_spots: h.blind_spots.clone(),
     }
 }
 
@@ -56,8 +91,18 @@ pub fn report_chunk_to_wire(
             .map(|s| v1::SilentSocket {
                 tuple: Some(tuple_to_wire(&s.tuple)),
                 silent_ms: s.silent_ms,
+                process: s.process.as_ref().map(process_to_wire),
             })
             .collect();
+        w.nat = r.nat.iter().map(nat_to_wire).collect();
+        w.nat_removed = r.nat_removed.iter().map(tuple_to_wire).collect();
+        let (state, error) = match &r.nat_state {
+            NatState::Visible => (v1::NatState::Visible, String::new()),
+            NatState::Absent => (v1::NatState::Absent, String::new()),
+            NatState::Unknown(e) => (v1::NatState::Unknown, e.clone()),
+        };
+        w.nat_state = state as i32;
+        w.nat_error = error;
         w.stats = Some(v1::ScanStats {
             sockets: r.stats.sockets,
             scan_us: r.stats.scan_us,
@@ -87,8 +132,18 @@ pub fn report_from_wire(r: v1::Report) -> (Report, usize) {
             Some(SilentSocket {
                 tuple: tuple_from_wire(s.tuple.as_ref()?)?,
                 silent_ms: s.silent_ms,
+                process: s.process.as_ref().map(process_from_wire),
             })
         }),
+        nat: decode_all(&r.nat, &mut bad, nat_from_wire),
+        nat_removed: decode_all(&r.nat_removed, &mut bad, tuple_from_wire),
+        nat_state: match v1::NatState::try_from(r.nat_state).unwrap_or(v1::NatState::Unspecified) {
+            v1::NatState::Visible => NatState::Visible,
+            v1::NatState::Unknown => NatState::Unknown(r.nat_error.clone()),
+            // Unspecified: a collector that reads no conntrack (older, or a
+            // chunk that is not the last): nothing is known to be translated.
+            v1::NatState::Absent | v1::NatState::Unspecified => NatState::Absent,
+        },
         stats: ReportStats {
             sockets: stats.sockets,
             scan_us: stats.scan_us,
@@ -128,6 +183,7 @@ pub fn lookup_reply_to_wire(id: u64, answers: &[LookupAnswer]) -> v1::LookupRepl
                 cookie: a.socket.map(|s| s.cookie).unwrap_or(0),
                 process: a.process.as_ref().map(process_to_wire),
                 keepalive: a.socket.is_some_and(|s| s.keepalive),
+                translated: a.translated.as_ref().map(nat_to_wire),
             })
             .collect(),
     }
@@ -148,10 +204,15 @@ pub fn lookup_reply_from_wire(r: &v1::LookupReply) -> (Vec<LookupAnswer>, usize)
         } else {
             None
         };
+        let translated = match &x.translated {
+            Some(n) => Some(nat_from_wire(n)?),
+            None => None,
+        };
         Some(LookupAnswer {
             tuple: tuple_from_wire(x.tuple.as_ref()?)?,
             socket,
             process: x.process.as_ref().map(process_from_wire),
+            translated,
         })
     });
     (results, bad)
@@ -221,7 +282,14 @@ mod tests {
             silent: vec![SilentSocket {
                 tuple: rec(1).tuple,
                 silent_ms: 12_000,
+                process: None,
             }],
+            nat: vec![NatEntry {
+                original: rec(1).tuple,
+                reply: Tuple::new("198.19.0.2:3306".parse().unwrap(), "198.18.0.2:1".parse().unwrap()),
+            }],
+            nat_removed: vec![],
+            nat_state: NatState::Unknown("no CAP_NET_ADMIN".into()),
             stats: ReportStats {
                 sockets: 2,
                 scan_us: 10,
@@ -237,9 +305,15 @@ mod tests {
 
     #[test]
     fn lookup_answers_round_trip_and_bad_ones_are_counted() {
+        let mut translated = LookupAnswer::from_record(rec(3).tuple, None, None);
+        translated.translated = Some(NatEntry {
+            original: rec(3).tuple.mirror(),
+            reply: Tuple::new("198.19.0.2:3306".parse().unwrap(), "198.18.0.2:3".parse().unwrap()),
+        });
         let a = vec![
             LookupAnswer::from_record(rec(1).tuple, Some(&rec(1)), None),
             LookupAnswer::from_record(rec(2).tuple, None, None),
+            translated,
         ];
         let mut w = lookup_reply_to_wire(3, &a);
         assert_eq!(lookup_reply_from_wire(&w), (a, 0));
