@@ -41,6 +41,7 @@
 //! - `stalled`, `risk`: stalled greetings and listeners at risk.
 //! - [`explain`]: a finding's English explanation, rendered from its evidence.
 //! - [`diagnose`]: `halfopen explain`: facts, causes and changes.
+pub mod advice;
 pub mod diagnose;
 pub mod explain;
 pub mod findings;
