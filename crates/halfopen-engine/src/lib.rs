@@ -43,6 +43,7 @@
 //! - `coverage`: what an answer covers and what it does not.
 //! - [`explain`]: a finding's English explanation, rendered from its evidence.
 //! - [`diagnose`]: `halfopen explain`: facts, causes and changes.
+pub mod advice;
 pub mod diagnose;
 pub mod explain;
 pub mod findings;
