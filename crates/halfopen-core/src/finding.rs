@@ -3,6 +3,7 @@
 //! as plain data. The English explanation of a finding is rendered from its
 //! [`Evidence`] at the edge (halfopen-engine's `explain`), so the numbers a
 //! postmortem needs are kept, not only the sentence.
+use crate::keepalive::KeepaliveSysctls;
 use crate::model::Process;
 use crate::tuple::Tuple;
 use serde::{Deserialize, Serialize};
@@ -304,32 +305,6 @@ pub struct Restart {
     pub what: String,
     /// Reconciler wall clock when the restart was first seen, ms.
     pub at_ms: i64,
-}
-
-/// net.ipv4.tcp_keepalive_time, _intvl (s) and _probes of a host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeepaliveSysctls {
-    pub time_s: u32,
-    pub intvl_s: u32,
-    pub probes: u32,
-}
-
-impl KeepaliveSysctls {
-    /// Read from a host's sysctls; None when any is missing.
-    pub fn from_sysctls(s: &BTreeMap<String, String>) -> Option<KeepaliveSysctls> {
-        let get = |k: &str| s.get(k)?.trim().parse::<u32>().ok();
-        Some(KeepaliveSysctls {
-            time_s: get("net.ipv4.tcp_keepalive_time")?,
-            intvl_s: get("net.ipv4.tcp_keepalive_intvl")?,
-            probes: get("net.ipv4.tcp_keepalive_probes")?,
-        })
-    }
-
-    /// Seconds of silence after which keepalive resets a socket whose peer is
-    /// gone: time + intvl × probes (Documentation/networking/ip-sysctl.rst).
-    pub fn reap_after_s(&self) -> u64 {
-        self.time_s as u64 + self.intvl_s as u64 * self.probes as u64
-    }
 }
 
 /// A confirmed finding.

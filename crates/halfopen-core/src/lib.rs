@@ -9,6 +9,7 @@
 //!   what the reconciler asks of it (Wants).
 //! - [`finding`]: findings, their kinds, subjects, evidence and end reasons.
 //! - [`host`]: a host as the reconciler shows it.
+//! - [`keepalive`]: keepalive sysctls and when they reap an idle socket.
 //! - [`coverage`]: what an answer covers and what it does not.
 //! - [`diagnosis`]: `halfopen explain`'s facts, causes and changes.
 //! - [`target`]: what `halfopen explain` may be asked about.
@@ -19,6 +20,7 @@ pub mod coverage;
 pub mod diagnosis;
 pub mod finding;
 pub mod host;
+pub mod keepalive;
 pub mod model;
 pub mod report;
 pub mod target;
@@ -27,10 +29,11 @@ pub mod tuple;
 pub use coverage::{BlindSpot, Coverage, SharedAddress, Unmonitored};
 pub use diagnosis::{Change, Diagnosis};
 pub use finding::{
-    CounterWindow, Evidence, Finding, FindingKind, FindingView, GoneReason, KeepaliveSysctls, ListenerSample, NatPath,
-    Restart, Subject, UnknownKind,
+    CounterWindow, Evidence, Finding, FindingKind, FindingView, GoneReason, ListenerSample, NatPath, Restart, Subject,
+    UnknownKind,
 };
 pub use host::HostView;
+pub use keepalive::KeepaliveSysctls;
 pub use model::{listener_accepts, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState};
 pub use report::{
     FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket, SourceKind,

@@ -432,7 +432,7 @@ impl Engine {
         let listener = server_state.listener_for(server_t.local());
         let mut evidence = Evidence {
             listener: listener.map(sample),
-            client_keepalive: KeepaliveSysctls::from_sysctls(&client_state.sysctls),
+            client_keepalive: KeepaliveSysctls::from_sysctls(&client_state.sysctls).ok().flatten(),
             ..Default::default()
         };
         if server_t != client_t.mirror() {

@@ -1,14 +1,47 @@
-//! `halfopen explain`: the diagnosis of a listener or host from what the
-//! engine sees now (its listener, sysctls, counter increases and current
-//! findings): facts, causes and the concrete changes, with current and
-//! suggested values; and the resolution of what a TARGET names.
-use crate::explain::{counter_summary, process_label};
-use crate::hosts::HostIdx;
-use crate::{Clock, Engine};
+//! `halfopen explain`: the diagnosis of a listener or host, a differential
+//! one. Each cause is stated only when its evidence is there (counters that
+//! rose, SYN cookies sent, clients stuck in SYN-SENT, a restart, a stuck
+//! accept loop, silent greetings, connections a gone host left behind), and
+//! what the evidence rules out is said too. The changes come from the
+//! listener's server software (`advice`), each with its source. Pure: it
+//! takes what the engine sees ([`ListenerContext`]) and returns words.
+use crate::advice::{self, Situation};
+use crate::explain::{counter_summary, humanize, process_label};
 use halfopen_core::counters::overflowed;
-use halfopen_core::{Change, Diagnosis, ExplainTarget, Listener};
+use halfopen_core::{Change, Diagnosis, KeepaliveSysctls, Listener, Restart};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+
+/// What the current findings on one listener (or host) show.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// Current findings by kind name ("client_only" -> 185).
+    pub by_kind: BTreeMap<&'static str, usize>,
+    /// client_only findings whose server side restarted after they were made,
+    /// and the latest such restart.
+    pub orphans_of_restart: usize,
+    pub restart: Option<Restart>,
+    /// client_only findings whose client socket has keepalive.
+    pub orphans_with_keepalive: usize,
+    /// The client hosts' keepalive sysctls, when one was reported.
+    pub client_keepalive: Option<KeepaliveSysctls>,
+    /// server_only findings that only the server confirmed (client host
+    /// gone), and those hosts.
+    pub leftovers: usize,
+    pub gone_hosts: BTreeSet<String>,
+    /// server_only findings whose server socket has a keepalive timer.
+    pub server_only_with_keepalive: usize,
+    /// stalled_greeting findings still in the accept queue / accepted.
+    pub stalled_queued: usize,
+    pub stalled_accepted: usize,
+    /// accept_stalled: the oldest wait, ms, and how many wait.
+    pub accept_stall: Option<(u64, u32)>,
+}
+
+impl Seen {
+    fn count(&self, kind: &str) -> usize {
+        self.by_kind.get(kind).copied().unwrap_or(0)
+    }
+}
 
 /// What is known about a server listener and its host.
 pub struct ListenerContext<'a> {
@@ -18,6 +51,9 @@ pub struct ListenerContext<'a> {
     /// Counter increases on the host over `window_s` seconds.
     pub deltas: &'a BTreeMap<String, u64>,
     pub window_s: u64,
+    /// Client sockets on monitored hosts in SYN-SENT towards the listener.
+    pub syn_sent: u32,
+    pub seen: &'a Seen,
 }
 
 fn sysctl<'a>(s: &'a BTreeMap<String, String>, k: &str) -> &'a str {
@@ -28,65 +64,168 @@ fn delta(d: &BTreeMap<String, u64>, k: &str) -> u64 {
     d.get(&format!("TcpExt.{k}")).copied().unwrap_or(0)
 }
 
-/// The owner of a listener, for explanations.
-fn process_name(l: &Listener) -> String {
-    process_label(l.process.as_ref(), "unknown process")
-}
-
-/// The application setting that sets a listener's backlog, by process name.
-pub fn backlog_setting(comm: &str) -> (&'static str, &'static str) {
-    match comm {
-        "mysqld" | "mariadbd" | "mysqld_safe" => ("back_log", "my.cnf [mysqld] back_log = N (restart)"),
-        "apache2" | "httpd" => ("ListenBacklog", "ListenBacklog N in the Apache config (restart)"),
-        "nginx" => ("listen ... backlog=N", "nginx: listen 443 backlog=N; (reload)"),
-        "postgres" | "postmaster" => ("listen backlog", "PostgreSQL uses min(somaxconn, 64 * max_connections)"),
-        "haproxy" => ("backlog", "haproxy: backlog N in the frontend or defaults"),
-        "master" | "smtpd" => (
-            "smtpd listen backlog",
-            "Postfix: raise default_process_limit; backlog follows somaxconn",
-        ),
-        "sshd" => (
-            "sshd backlog",
-            "sshd listens with backlog 128; raise MaxStartups instead",
-        ),
-        _ => (
-            "listen() backlog",
-            "the backlog argument of listen() in the server's code or config",
-        ),
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 
-/// Suggested accept-queue size for a listener that overflowed.
-pub fn suggested_backlog(current: u32, lost: u64) -> u32 {
-    let want = (current as u64 * 4).max(lost * 2).max(511);
-    want.next_power_of_two().min(65_535) as u32
-}
+pub use advice::suggested_backlog;
 
 /// The full diagnosis of a listener: facts, causes and concrete changes.
-pub fn listener_diagnosis(ctx: &ListenerContext, findings_by_kind: &BTreeMap<&'static str, usize>) -> Diagnosis {
+pub fn listener_diagnosis(ctx: &ListenerContext) -> Diagnosis {
     let l = ctx.listener;
-    let target = match l {
-        Some(l) => format!("{}:{}", ctx.host, l.addr.port()),
-        None => ctx.host.to_string(),
+    let seen = ctx.seen;
+    let comm = l
+        .and_then(|l| l.process.as_ref())
+        .map(|p| p.comm.as_str())
+        .unwrap_or("");
+    let cmdline = l
+        .and_then(|l| l.process.as_ref())
+        .map(|p| p.cmdline.as_str())
+        .unwrap_or("");
+    let server = advice::advice_for_listener(comm, cmdline, l.map(|l| l.addr.port()));
+    let mut d = Diagnosis {
+        target: match l {
+            Some(l) => format!("{}:{}", ctx.host, l.addr.port()),
+            None => ctx.host.to_string(),
+        },
+        title: match l {
+            Some(l) => format!("listener {} on {}", l.addr, ctx.host),
+            None => format!("host {}", ctx.host),
+        },
+        facts: Vec::new(),
+        causes: Vec::new(),
+        changes: Vec::new(),
     };
-    let mut facts = Vec::new();
-    let mut causes = Vec::new();
-    let mut changes = Vec::new();
-    let somaxconn: Option<u32> = ctx.sysctls.get("net.core.somaxconn").and_then(|v| v.parse().ok());
-    let syn_backlog: Option<u32> = ctx
-        .sysctls
-        .get("net.ipv4.tcp_max_syn_backlog")
-        .and_then(|v| v.parse().ok());
-    if let Some(l) = l {
-        facts.push(format!(
+    facts(ctx, server, &mut d);
+    let cookies = delta(ctx.deltas, "SyncookiesSent").max(delta(ctx.deltas, "SyncookiesRecv"));
+    let overflow = overflowed(ctx.deltas);
+    let orphans = seen.count("client_only");
+    let orphans_overflow = orphans.saturating_sub(seen.orphans_of_restart);
+
+    // 1. The accept queue overflowed (with or without SYN cookies).
+    if overflow {
+        if cookies > 0 {
+            d.causes.push(format!(
+                "The accept queue overflowed and SYN cookies answered ({}): the kernel completed handshakes it \
+                 then dropped while the queue was full, so those clients believe they are connected and the server \
+                 never saw them. With a server-speaks-first protocol they wait forever for the greeting.",
+                counter_summary(ctx.deltas)
+            ));
+        } else {
+            d.causes.push(format!(
+                "The accept queue overflowed ({}) and no SYN cookie was sent: the kernel dropped connection \
+                 attempts, so no client believes it is connected; clients retry their SYN and wait (SYN-SENT).",
+                counter_summary(ctx.deltas)
+            ));
+        }
+    }
+    if ctx.syn_sent > 0 {
+        d.causes.push(format!(
+            "{} client socket{} on monitored hosts {} stuck in SYN-SENT towards this listener: their SYNs are \
+             being dropped or not answered.",
+            ctx.syn_sent,
+            plural(ctx.syn_sent as usize),
+            if ctx.syn_sent == 1 { "is" } else { "are" }
+        ));
+    }
+    if orphans_overflow > 0 && !overflow {
+        d.causes.push(format!(
+            "{orphans_overflow} client-only connection{} here, but no overflow or SYN-cookie counter rose and no \
+             restart was seen: this is not an accept-queue overflow. Their server ends went away without a reset \
+             reaching the clients (the server closed them while a firewall or NAT dropped the reset, or its host \
+             lost them).",
+            plural(orphans_overflow)
+        ));
+    }
+    // 2. A restart of the server side.
+    if let Some(r) = seen.restart.as_ref().filter(|_| seen.orphans_of_restart > 0) {
+        d.causes.push(format!(
+            "The server side restarted ({}) after {} of these connection{} were made: their server ends were lost \
+             with it and no reset reached the clients. This is not an overflow: a bigger backlog would not have \
+             helped.",
+            r.what,
+            seen.orphans_of_restart,
+            plural(seen.orphans_of_restart)
+        ));
+    }
+    // 3. A stuck accept loop.
+    if let Some((wait_ms, queued)) = seen.accept_stall {
+        d.causes.push(format!(
+            "The server is not accepting: {queued} connection{} wait{} in its accept queue, the oldest for {}. \
+             Nothing overflows (yet), so no counter shows it: the process is frozen, blocked or out of workers.",
+            plural(queued as usize),
+            if queued == 1 { "s" } else { "" },
+            humanize(wait_ms / 1000)
+        ));
+    }
+    // 4. Greetings that do not come.
+    let stalled = seen.stalled_queued + seen.stalled_accepted;
+    if stalled > 0 {
+        let mut c = format!(
+            "{stalled} connection{} on a server-speaks-first port received nothing: ",
+            plural(stalled)
+        );
+        c.push_str(&match (seen.stalled_queued, seen.stalled_accepted) {
+            (q, 0) => format!("{q} still wait in the accept queue (the server does not accept them)."),
+            (0, a) => format!("{a} were accepted and not greeted (the server is blocked before its greeting)."),
+            (q, a) => format!("{q} still wait in the accept queue and {a} were accepted and not greeted."),
+        });
+        if l.is_some_and(|l| l.libwrap) {
+            c.push_str(" The server has TCP wrappers loaded: it resolves each client's address before greeting.");
+        }
+        d.causes.push(c);
+    }
+    // 5. Connections the server holds alone.
+    if seen.leftovers > 0 {
+        d.causes.push(format!(
+            "{} connection{} from host{} that {} gone ({}) {} still held here, confirmed by the server alone: \
+             leftovers that occupy connection slots until the server closes them.",
+            seen.leftovers,
+            plural(seen.leftovers),
+            plural(seen.gone_hosts.len()),
+            if seen.gone_hosts.len() == 1 { "is" } else { "are" },
+            seen.gone_hosts.iter().cloned().collect::<Vec<_>>().join(", "),
+            if seen.leftovers == 1 { "is" } else { "are" }
+        ));
+    }
+    let server_only = seen.count("server_only").saturating_sub(seen.leftovers);
+    if server_only > 0 {
+        d.causes.push(format!(
+            "{server_only} connection{} the client host{} no longer {}: their clients crashed or their resets never \
+             arrived.",
+            plural(server_only),
+            plural(server_only),
+            if server_only == 1 { "has" } else { "have" }
+        ));
+    }
+    changes(ctx, server, orphans_overflow, &mut d);
+    if d.causes.is_empty() {
+        d.causes.push("Nothing needs attention on this listener now.".into());
+    }
+    d
+}
+
+fn facts(ctx: &ListenerContext, server: &advice::ServerAdvice, d: &mut Diagnosis) {
+    if let Some(l) = ctx.listener {
+        d.facts.push(format!(
             "listener {} owned by {}: accept queue {} of {} now",
             l.addr,
-            process_name(l),
+            process_label(l.process.as_ref(), "unknown process"),
             l.queue,
             l.backlog
         ));
+        if l.process.is_some() {
+            d.facts.push(format!(
+                "server software: {} (the listen() backlog comes from {})",
+                server.name, server.backlog.name
+            ));
+        }
     }
-    facts.push(format!(
+    d.facts.push(format!(
         "sysctls on {}: net.core.somaxconn={}, net.ipv4.tcp_max_syn_backlog={}, net.ipv4.tcp_syncookies={}, net.ipv4.tcp_abort_on_overflow={}, net.ipv4.tcp_synack_retries={}",
         ctx.host,
         sysctl(ctx.sysctls, "net.core.somaxconn"),
@@ -95,38 +234,65 @@ pub fn listener_diagnosis(ctx: &ListenerContext, findings_by_kind: &BTreeMap<&'s
         sysctl(ctx.sysctls, "net.ipv4.tcp_abort_on_overflow"),
         sysctl(ctx.sysctls, "net.ipv4.tcp_synack_retries"),
     ));
-    facts.push(format!(
+    d.facts.push(format!(
         "counters on {} in the last {} s: {}",
         ctx.host,
         ctx.window_s,
         counter_summary(ctx.deltas)
     ));
-    for (k, n) in findings_by_kind {
-        facts.push(format!("{n} current {k} finding{}", if *n == 1 { "" } else { "s" }));
+    for (k, n) in &ctx.seen.by_kind {
+        d.facts.push(format!("{n} current {k} finding{}", plural(*n)));
     }
-    let orphans = findings_by_kind.get("client_only").copied().unwrap_or(0) as u64;
-    let lost = delta(ctx.deltas, "ListenOverflows")
-        .max(delta(ctx.deltas, "SyncookiesSent"))
-        .max(orphans);
-    if overflowed(ctx.deltas) || orphans > 0 {
-        causes.push(
-            "A burst of connects overflowed the accept queue (the application accepted too slowly, or its backlog is too small). \
-             With SYN cookies the kernel completed handshakes it then dropped: the clients think they are connected, the server never saw them. \
-             With a server-speaks-first protocol those clients wait forever for the greeting."
-                .to_string(),
-        );
+    if ctx.seen.count("client_only") > 0 {
+        let n = ctx.seen.count("client_only");
+        let ka = ctx.seen.orphans_with_keepalive;
+        d.facts.push(match (ka, ctx.seen.client_keepalive) {
+            (0, _) => format!("keepalive is off on all {n} client-only sockets: nothing closes them but the client"),
+            (k, Some(s)) => format!(
+                "keepalive is on for {k} of {n} client-only sockets: the kernel resets those after about {} without \
+                 a reply (tcp_keepalive_time={} s, intvl={} s, probes={} on the client host)",
+                humanize(s.reap_time_s()),
+                s.time_s,
+                s.intvl_s,
+                s.probes
+            ),
+            (k, None) => format!("keepalive is on for {k} of {n} client-only sockets"),
+        });
+    }
+}
+
+fn changes(ctx: &ListenerContext, server: &advice::ServerAdvice, orphans_overflow: usize, d: &mut Diagnosis) {
+    let seen = ctx.seen;
+    let l = ctx.listener;
+    let comm = l
+        .and_then(|l| l.process.as_ref())
+        .map(|p| p.comm.as_str())
+        .unwrap_or("");
+    let somaxconn: Option<u32> = ctx.sysctls.get("net.core.somaxconn").and_then(|v| v.parse().ok());
+    let syn_backlog: Option<u32> = ctx
+        .sysctls
+        .get("net.ipv4.tcp_max_syn_backlog")
+        .and_then(|v| v.parse().ok());
+    let overflow = overflowed(ctx.deltas) || ctx.syn_sent > 0 || orphans_overflow > 0;
+    if overflow {
         if let Some(l) = l {
+            let lost = delta(ctx.deltas, "ListenOverflows")
+                .max(delta(ctx.deltas, "SyncookiesSent"))
+                .max(orphans_overflow as u64)
+                .max(ctx.syn_sent as u64);
             let want = suggested_backlog(l.backlog, lost);
-            let comm = l.process.as_ref().map(|p| p.comm.as_str()).unwrap_or("");
-            let (setting, how) = backlog_setting(comm);
-            changes.push(Change {
-                setting: format!("{setting} ({})", if comm.is_empty() { "server" } else { comm }),
+            d.changes.push(Change {
+                setting: format!(
+                    "{} ({})",
+                    server.backlog.name,
+                    if comm.is_empty() { "server" } else { comm }
+                ),
                 current: l.backlog.to_string(),
                 suggested: want.to_string(),
-                how: how.to_string(),
+                how: server.backlog.how.to_string(),
             });
             if somaxconn.is_some_and(|s| s < want) {
-                changes.push(Change {
+                d.changes.push(Change {
                     setting: "net.core.somaxconn".into(),
                     current: somaxconn.map(|v| v.to_string()).unwrap_or_default(),
                     suggested: want.to_string(),
@@ -137,15 +303,24 @@ pub fn listener_diagnosis(ctx: &ListenerContext, findings_by_kind: &BTreeMap<&'s
                 });
             }
             if syn_backlog.is_some_and(|s| s < want) {
-                changes.push(Change {
+                d.changes.push(Change {
                     setting: "net.ipv4.tcp_max_syn_backlog".into(),
                     current: syn_backlog.map(|v| v.to_string()).unwrap_or_default(),
                     suggested: want.to_string(),
                     how: format!("sysctl -w net.ipv4.tcp_max_syn_backlog={want} on {}", ctx.host),
                 });
             }
+            for line in server.lines_for(&Situation::AcceptQueue {
+                backlog: l.backlog,
+                somaxconn,
+            }) {
+                d.facts.push(format!("{} [{}]", line.text, line.source));
+            }
         }
-        changes.push(Change {
+    }
+    let orphans = seen.count("client_only");
+    if orphans > 0 {
+        d.changes.push(Change {
             setting: "client connect/read timeout".into(),
             current: "unknown (the orphans wait without one)".into(),
             suggested:
@@ -153,21 +328,56 @@ pub fn listener_diagnosis(ctx: &ListenerContext, findings_by_kind: &BTreeMap<&'s
                     .into(),
             how: "in the client's connection settings or pool".into(),
         });
-        changes.push(Change {
-            setting: "client keepalive / TCP_USER_TIMEOUT".into(),
-            current: "off on the orphaned sockets".into(),
-            suggested: "SO_KEEPALIVE with tcp_keepalive_time=60, or TCP_USER_TIMEOUT=30000".into(),
-            how: "socket options in the client (JDBC tcpKeepAlive=true), or sysctl net.ipv4.tcp_keepalive_time".into(),
-        });
+        let off = orphans - seen.orphans_with_keepalive.min(orphans);
+        if off > 0 {
+            d.changes.push(Change {
+                setting: "client keepalive / TCP_USER_TIMEOUT".into(),
+                current: format!("off on {off} of the {orphans} orphaned sockets"),
+                suggested: "SO_KEEPALIVE with tcp_keepalive_time=60, or TCP_USER_TIMEOUT=30000".into(),
+                how: "socket options in the client (JDBC tcpKeepAlive=true), or sysctl net.ipv4.tcp_keepalive_time"
+                    .into(),
+            });
+        }
     }
-    if findings_by_kind.get("stalled_greeting").copied().unwrap_or(0) > 0 {
-        causes.push(
-            "Connections are accepted (or queued) but the server does not greet them: the server is overloaded or blocked \
-             before the greeting (e.g. TCP wrappers doing reverse DNS)."
-                .to_string(),
-        );
+    if seen.accept_stall.is_some() {
+        for k in server.worker_limits {
+            d.changes.push(Change {
+                setting: format!("{} ({})", k.name, server.name),
+                current: "the accept loop is stuck".into(),
+                suggested: k
+                    .default
+                    .map_or("check it".to_string(), |v| format!("check it (default {v})")),
+                how: k.how.to_string(),
+            });
+        }
+        if let Some(n) = server.accept_note {
+            d.facts.push(format!("{} [{}]", n.text, n.source));
+        }
+    }
+    let stalled = seen.stalled_queued + seen.stalled_accepted;
+    if stalled > 0 {
+        for line in server.lines_for(&Situation::StalledGreeting {
+            in_accept_queue: if seen.stalled_accepted == 0 {
+                Some(true)
+            } else if seen.stalled_queued == 0 {
+                Some(false)
+            } else {
+                None
+            },
+            libwrap: l.is_some_and(|l| l.libwrap),
+        }) {
+            d.facts.push(format!("{} [{}]", line.text, line.source));
+        }
+        for k in server.name_lookups {
+            d.changes.push(Change {
+                setting: format!("{} ({})", k.name, server.name),
+                current: k.default.map_or("unknown".to_string(), |v| format!("default {v}")),
+                suggested: "no name lookup before the greeting (or a fast local resolver)".into(),
+                how: k.how.to_string(),
+            });
+        }
         if l.is_some_and(|l| l.libwrap) {
-            changes.push(Change {
+            d.changes.push(Change {
                 setting: "TCP wrappers (hosts.allow / hosts.deny)".into(),
                 current: "libwrap loaded in the server process".into(),
                 suggested: "no name-based rules, or a fast local resolver".into(),
@@ -175,232 +385,35 @@ pub fn listener_diagnosis(ctx: &ListenerContext, findings_by_kind: &BTreeMap<&'s
             });
         }
     }
-    if causes.is_empty() {
-        causes.push("Nothing needs attention on this listener now.".into());
-    }
-    Diagnosis {
-        target,
-        title: match l {
-            Some(l) => format!("listener {} on {}", l.addr, ctx.host),
-            None => format!("host {}", ctx.host),
-        },
-        facts,
-        causes,
-        changes,
-    }
-}
-
-/// A target that names nothing the engine knows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExplainError {
-    #[error("unknown host {0:?}")]
-    UnknownHost(String),
-    #[error("no monitored host owns {0}")]
-    Unowned(std::net::IpAddr),
-    #[error("{0:?} is neither a host, a host:port listener, nor an ip:port of a finding")]
-    Unknown(String),
-}
-
-impl Engine {
-    /// Diagnoses for `target`: everything that needs attention (every
-    /// listener with findings), a host, a host's listener, a listener's
-    /// address, or the client endpoint of a finding.
-    pub fn explain(&self, target: &ExplainTarget, now: Clock) -> Result<Vec<Diagnosis>, ExplainError> {
-        let raw = target.to_string();
-        let want: Vec<(HostIdx, Option<SocketAddr>)> = match target {
-            ExplainTarget::Everything => self.attention(None),
-            _ if self.hosts.find(&raw).is_some() => {
-                let h = self.hosts.find(&raw).unwrap_or_default();
-                let v = self.attention(Some(&raw));
-                if v.is_empty() {
-                    vec![(h, None)]
-                } else {
-                    v
-                }
-            }
-            ExplainTarget::HostPort { host, port } => {
-                let h = self
-                    .hosts
-                    .find(host)
-                    .ok_or_else(|| ExplainError::UnknownHost(host.clone()))?;
-                vec![(h, Some(self.listener_on_port(h, *port)))]
-            }
-            ExplainTarget::Endpoint(ep) => {
-                if let Some(h) = self.hosts.find(&ep.ip().to_string()) {
-                    vec![(h, Some(self.listener_on_port(h, ep.port())))]
-                } else if let Some(f) = self.findings.iter().find(|f| f.subject.client_end() == Some(*ep)) {
-                    let s = self
-                        .hosts
-                        .find(f.subject.server_host())
-                        .ok_or_else(|| ExplainError::UnknownHost(f.subject.server_host().to_string()))?;
-                    let mut d = self.listener_diag(s, Some(f.subject.server_end()), now);
-                    d.facts
-                        .insert(0, format!("{} {}: {}", f.kind, ep, crate::explain::finding_text(f)));
-                    return Ok(vec![d]);
-                } else {
-                    let s = self.hosts.owner_of(ep.ip()).ok_or(ExplainError::Unowned(ep.ip()))?;
-                    vec![(s, Some(*ep))]
-                }
-            }
-            ExplainTarget::Host(s) => return Err(ExplainError::Unknown(s.clone())),
-        };
-        Ok(want.into_iter().map(|(h, a)| self.listener_diag(h, a, now)).collect())
-    }
-
-    /// The listener of host `h` on `port`, or the wildcard address of that port.
-    fn listener_on_port(&self, h: HostIdx, port: u16) -> SocketAddr {
-        self.hosts[h]
-            .listeners
-            .iter()
-            .find(|l| l.addr.port() == port)
-            .map(|l| l.addr)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port)))
-    }
-
-    /// The server listeners of current findings (of those involving `host`
-    /// when given), by host and listening address.
-    fn attention(&self, host: Option<&str>) -> Vec<(HostIdx, Option<SocketAddr>)> {
-        let mut set: BTreeSet<(HostIdx, Option<SocketAddr>)> = BTreeSet::new();
-        for f in self.findings.iter() {
-            let server_host = f.subject.server_host();
-            if host.is_some_and(|n| server_host != n && f.subject.client_host() != Some(n)) {
-                continue;
-            }
-            if let Some(s) = self.hosts.find(server_host) {
-                let addr = f.listener_addr().or_else(|| f.tuple().map(|t| t.remote()));
-                set.insert((
-                    s,
-                    addr.and_then(|a| self.hosts[s].listener_for(a).map(|l| l.addr))
-                        .or(addr),
-                ));
+    if seen.count("server_only") > 0 {
+        let all = seen.count("server_only");
+        let armed = seen.server_only_with_keepalive.min(all);
+        for line in server.lines_for(&Situation::ServerOnly {
+            keepalive_armed: armed == all,
+            sysctls: KeepaliveSysctls::from_sysctls(ctx.sysctls).ok().flatten(),
+        }) {
+            d.facts.push(format!("{} [{}]", line.text, line.source));
+        }
+        for k in server.idle_timeouts {
+            d.changes.push(Change {
+                setting: format!("{} ({})", k.name, server.name),
+                current: k.default.map_or("unknown".to_string(), |v| format!("default {v}")),
+                suggested: "an idle timeout shorter than the time a dead client may hold a slot".into(),
+                how: k.how.to_string(),
+            });
+        }
+        if armed < all {
+            if let Some(k) = server.keepalive.knob {
+                d.changes.push(Change {
+                    setting: format!("{} ({})", k.name, server.name),
+                    current: format!("no keepalive timer on {} of {all} server-only sockets", all - armed),
+                    suggested: "keepalive on, so the kernel closes connections whose client is gone".into(),
+                    how: k.how.to_string(),
+                });
             }
         }
-        set.into_iter().collect()
-    }
-
-    fn listener_diag(&self, h: HostIdx, addr: Option<SocketAddr>, now: Clock) -> Diagnosis {
-        let host = &self.hosts[h];
-        let window = self.risk_window_ms(h).max(60_000);
-        let deltas = host.counters.deltas_since(now.mono_ms.saturating_sub(window));
-        let listener = addr.and_then(|a| host.listener_for(a));
-        let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for f in self.findings.iter() {
-            if f.subject.server_host() != host.name {
-                continue;
-            }
-            let on_it = match (listener, f.tuple(), f.listener_addr()) {
-                (Some(l), Some(t), _) => host.listener_for(t.remote()).map(|x| x.addr) == Some(l.addr),
-                (Some(l), None, Some(fl)) => fl == l.addr,
-                (None, _, _) => true,
-                _ => false,
-            };
-            if on_it {
-                *by_kind.entry(f.kind.as_str()).or_insert(0) += 1;
-            }
-        }
-        let ctx = ListenerContext {
-            host: &host.name,
-            listener,
-            sysctls: &host.sysctls,
-            deltas: &deltas,
-            window_s: window / 1000,
-        };
-        let mut d = listener_diagnosis(&ctx, &by_kind);
-        if self.hosts.is_stale(h, now, &self.cfg) {
-            d.facts.insert(
-                0,
-                format!("host {} is stale: its collector has not reported recently", host.name),
-            );
-        }
-        d
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use halfopen_core::Process;
-
-    fn listener(backlog: u32, comm: &str) -> Listener {
-        Listener {
-            addr: "0.0.0.0:3306".parse().unwrap(),
-            queue: backlog + 1,
-            backlog,
-            inode: 1,
-            uid: 0,
-            process: Some(Process {
-                pid: 77,
-                comm: comm.into(),
-                cmdline: comm.into(),
-                uid: 999,
-            }),
-            libwrap: false,
-        }
-    }
-
-    fn sysctls() -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("net.core.somaxconn".to_string(), "128".to_string()),
-            ("net.ipv4.tcp_max_syn_backlog".to_string(), "256".to_string()),
-            ("net.ipv4.tcp_syncookies".to_string(), "1".to_string()),
-        ])
-    }
-
-    #[test]
-    fn advice_names_the_right_setting_and_raises_somaxconn_when_needed() {
-        let l = listener(4, "mariadbd");
-        let s = sysctls();
-        let d = BTreeMap::from([("TcpExt.ListenOverflows".to_string(), 965)]);
-        let ctx = ListenerContext {
-            host: "db",
-            listener: Some(&l),
-            sysctls: &s,
-            deltas: &d,
-            window_s: 10,
-        };
-        let diag = listener_diagnosis(&ctx, &BTreeMap::from([("client_only", 185)]));
-        assert_eq!(diag.target, "db:3306");
-        let back = &diag.changes[0];
-        assert!(back.setting.starts_with("back_log (mariadbd)"), "{back:?}");
-        assert_eq!(back.current, "4");
-        assert_eq!(back.suggested, "2048", "max(4*4, 965*2, 511) rounded up");
-        let som = diag.changes.iter().find(|c| c.setting == "net.core.somaxconn").unwrap();
-        assert_eq!((som.current.as_str(), som.suggested.as_str()), ("128", "2048"));
-        assert!(diag.changes.iter().any(|c| c.setting == "net.ipv4.tcp_max_syn_backlog"));
-        assert!(diag.changes.iter().any(|c| c.setting.contains("timeout")));
-        assert!(diag
-            .facts
-            .iter()
-            .any(|f| f.contains("185 current client_only findings")));
-        assert_eq!(backlog_setting("nginx").0, "listen ... backlog=N");
-        assert_eq!(backlog_setting("httpd").0, "ListenBacklog");
-    }
-
-    #[test]
-    fn healthy_listener_needs_nothing() {
-        let mut l = listener(511, "nginx");
-        l.queue = 0;
-        let s = sysctls();
-        let d = BTreeMap::new();
-        let ctx = ListenerContext {
-            host: "web",
-            listener: Some(&l),
-            sysctls: &s,
-            deltas: &d,
-            window_s: 10,
-        };
-        let diag = listener_diagnosis(&ctx, &BTreeMap::new());
-        assert!(diag.changes.is_empty());
-        assert_eq!(
-            diag.causes,
-            vec!["Nothing needs attention on this listener now.".to_string()]
-        );
-    }
-
-    #[test]
-    fn suggested_backlog_bounds() {
-        assert_eq!(suggested_backlog(4, 0), 512);
-        assert_eq!(suggested_backlog(4096, 0), 16384);
-        assert_eq!(suggested_backlog(60_000, 0), 65_535);
-    }
-}
+mod tests;

@@ -41,21 +41,7 @@ fn window_s(c: &CounterWindow) -> u64 {
     c.window_ms.div_ceil(1000)
 }
 
-/// "2 h 11 min", "45 s": a duration for people.
-pub fn humanize_s(s: u64) -> String {
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min", s.div_ceil(60)),
-        _ => {
-            let (h, m) = (s / 3600, (s % 3600) / 60);
-            if m == 0 {
-                format!("{h} h")
-            } else {
-                format!("{h} h {m} min")
-            }
-        }
-    }
-}
+pub use crate::advice::humanize;
 
 /// A wall-clock time for an explanation: RFC 3339, UTC, seconds.
 fn when(ms: i64) -> String {
@@ -105,7 +91,7 @@ fn keepalive_sentence(f: &Finding, who: &str, otherwise: &str) -> String {
             k.time_s,
             k.intvl_s,
             k.probes,
-            humanize_s(k.reap_after_s())
+            humanize(k.reap_time_s())
         ),
         None => format!(" The {who} socket has keepalive: it will be reset after the keepalive probes fail."),
     }
@@ -285,7 +271,7 @@ fn accept_stalled(f: &Finding) -> String {
         "{} on {host} has not accepted {n} connection{} on {addr}: the oldest has waited {} in its accept queue",
         process_label(f.server_process.as_ref(), "The listener's process"),
         if n == 1 { "" } else { "s" },
-        humanize_s(e.accept_wait_ms.unwrap_or(0) / 1000)
+        humanize(e.accept_wait_ms.unwrap_or(0) / 1000)
     );
     if let Some(l) = &e.listener {
         s.push_str(&format!(" (queue {}/{})", l.queue, l.backlog));
@@ -431,7 +417,5 @@ mod tests {
         assert_eq!(when(1_764_091_201_123), "2025-11-25T17:20:01Z");
         assert_eq!(when(0), "1970-01-01T00:00:00Z");
         assert_eq!(when(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(humanize_s(45), "45 s");
-        assert_eq!(humanize_s(3600), "1 h");
     }
 }

@@ -92,7 +92,7 @@ impl Engine {
                 "a second collector ({}, from {}) claims this host id and has been refused for {}",
                 c.instance,
                 c.peer,
-                crate::explain::humanize_s(now.mono_ms.saturating_sub(c.first.mono_ms) / 1000)
+                crate::advice::humanize(now.mono_ms.saturating_sub(c.first.mono_ms) / 1000)
             )
         })
     }

@@ -32,7 +32,7 @@
 //! # Who owns what
 //! - [`hosts`]: every host, its table, addresses, staleness, counter history.
 //! - [`join`]: the one function that maps a socket to where its other end
-//!   must be ([`Engine::other_end`]); NAT and namespaces plug in there only.
+//!   must be (`Engine::other_end`); NAT and namespaces plug in there only.
 //! - `judge`: deciding which sockets are one-sided candidates, and the
 //!   judgements deferred until a host is fresh again.
 //! - `confirm`: candidates and the two lookups that confirm them.
@@ -42,7 +42,10 @@
 //!   stuck accept loops.
 //! - `coverage`: what an answer covers and what it does not.
 //! - [`explain`]: a finding's English explanation, rendered from its evidence.
-//! - [`diagnose`]: `halfopen explain`: facts, causes and changes.
+//! - [`diagnose`]: `halfopen explain`: facts, causes and changes, a
+//!   differential diagnosis from the evidence; `target` resolves what it names.
+//! - [`advice`]: server-specific settings (backlog, idle timeouts, keepalive,
+//!   name lookups, worker limits), each fact with its source.
 pub mod advice;
 pub mod diagnose;
 pub mod explain;
@@ -60,6 +63,7 @@ mod judge;
 mod risk;
 mod stalled;
 mod table;
+mod target;
 
 #[cfg(test)]
 mod tests;
