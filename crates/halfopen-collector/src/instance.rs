@@ -38,14 +38,21 @@ const CAP_SYS_PTRACE: u32 = 19;
 pub fn blind_spots(eff: u64) -> Vec<String> {
     let has = |bit: u32| eff & (1u64 << bit) != 0;
     let mut v = Vec::new();
-    if !has(CAP_SYS_PTRACE) {
+    // Naming another user's socket owner lists /proc/PID/fd (CAP_DAC_READ_SEARCH)
+    // and reads its links (CAP_SYS_PTRACE): neither alone is enough
+    // (deploy/README.md, measured on kernel 6.18).
+    let missing: Vec<&str> = [
+        (CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"),
+        (CAP_SYS_PTRACE, "CAP_SYS_PTRACE"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| !has(*bit))
+    .map(|(_, name)| name)
+    .collect();
+    if !missing.is_empty() {
         v.push(format!(
-            "owners of other users' sockets: the collector lacks CAP_SYS_PTRACE{} (their processes stay unknown)",
-            if has(CAP_DAC_READ_SEARCH) {
-                ""
-            } else {
-                " and CAP_DAC_READ_SEARCH"
-            }
+            "owners of other users' sockets: the collector lacks {} (their processes stay unknown)",
+            missing.join(" and ")
         ));
     }
     if !has(CAP_NET_ADMIN) {
@@ -75,10 +82,16 @@ mod tests {
         assert!(blind_spots(u64::MAX).is_empty());
         let none = blind_spots(0);
         assert_eq!(none.len(), 2);
-        assert!(none[0].contains("CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"), "{none:?}");
+        assert!(
+            none[0].contains("lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE"),
+            "{none:?}"
+        );
         assert!(none[1].contains("CAP_NET_ADMIN"));
-        let ptrace_only = blind_spots(1 << CAP_SYS_PTRACE);
-        assert_eq!(ptrace_only.len(), 1);
+        let ptrace_only = blind_spots(1 << CAP_SYS_PTRACE | 1 << CAP_NET_ADMIN);
+        assert_eq!(ptrace_only, vec![
+            "owners of other users' sockets: the collector lacks CAP_DAC_READ_SEARCH (their processes stay unknown)".to_string()
+        ]);
+        assert!(blind_spots(1 << CAP_SYS_PTRACE | 1 << CAP_DAC_READ_SEARCH | 1 << CAP_NET_ADMIN).is_empty());
     }
 
     #[test]

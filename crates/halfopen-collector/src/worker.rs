@@ -157,7 +157,7 @@ impl Worker {
             self.problem(
                 "permission denied reading /proc",
                 format!(
-                    "{} entries; those owners stay unknown (run the collector as root or with CAP_SYS_PTRACE)",
+                    "{} entries; those owners stay unknown (the collector needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, or root; with both, a security module refused it)",
                     stats.permission_errors
                 ),
             );

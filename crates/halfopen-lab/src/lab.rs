@@ -64,6 +64,8 @@ pub struct Lab {
     /// Namespaces actually created, in creation order.
     namespaces: Vec<String>,
     children: Vec<SharedChild>,
+    /// Per host: how many hosts were added behind it (names its interfaces).
+    behind: BTreeMap<String, u32>,
     log_dir: PathBuf,
     keep_logs: bool,
     spawned: usize,
@@ -200,6 +202,7 @@ impl Lab {
             hosts: Vec::new(),
             namespaces: Vec::new(),
             children: Vec::new(),
+            behind: BTreeMap::new(),
             log_dir,
             keep_logs: false,
             spawned: 0,
@@ -268,6 +271,57 @@ impl Lab {
         };
         self.hosts.push(host.clone());
         Ok(host)
+    }
+
+    /// Adds a host routed behind `via` (a container behind a Docker host, a pod behind its
+    /// node): its own namespace with `eth0` at `inner`/24, a veth whose peer sits in `via`'s
+    /// namespace at `gateway`/24, a default route through `via`, which forwards. Both
+    /// addresses in 198.18.0.0/15; each host behind `via` gets its own /24. The new host can
+    /// be used like any other (spawn, run, sysctl, teardown).
+    pub fn add_behind(&mut self, via: &str, name: &str, gateway: Ipv4Addr, inner: Ipv4Addr) -> Result<Host, LabError> {
+        naming::validate_host_name(name)?;
+        naming::validate_lab_ip(gateway)?;
+        naming::validate_lab_ip(inner)?;
+        if self.try_host(name).is_some() {
+            return Err(LabError::invalid("host name", name, "already in this lab"));
+        }
+        let via_ns = self.ns_of(via)?.to_string();
+        let behind = self.behind.entry(via.to_string()).or_insert(0);
+        *behind += 1;
+        let via_if = format!("in{}", *behind);
+        let ns = naming::ns_name(&self.prefix, name);
+        self.add_ns(&ns)?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n", &via_ns, "link", "add", &via_if, "type", "veth", "peer", "name", HOST_IF, "netns", &ns,
+        ])?;
+        ip(&["-n", &via_ns, "addr", "add", &format!("{gateway}/24"), "dev", &via_if])?;
+        ip(&["-n", &via_ns, "link", "set", &via_if, "up"])?;
+        ip(&["-n", &ns, "addr", "add", &format!("{inner}/24"), "dev", HOST_IF])?;
+        ip(&["-n", &ns, "link", "set", HOST_IF, "up"])?;
+        ip(&["-n", &ns, "route", "add", "default", "via", &gateway.to_string()])?;
+        self.sysctl(via, "net.ipv4.ip_forward", "1")?;
+        let host = Host {
+            name: name.to_string(),
+            netns: ns,
+            ip: inner,
+            switch_port: via_if,
+        };
+        self.hosts.push(host.clone());
+        Ok(host)
+    }
+
+    /// Adds a route on `host` (`ip route add DEST via GATEWAY`), e.g. to a network behind
+    /// another lab host.
+    pub fn route(&self, host: &str, dest: &str, via: Ipv4Addr) -> Result<(), LabError> {
+        ip(&["-n", self.ns_of(host)?, "route", "add", dest, "via", &via.to_string()]).map(|_| ())
+    }
+
+    /// Loads an nftables ruleset (the text `nft -f` reads) into the host's namespace.
+    pub fn nft(&self, host: &str, ruleset: &str) -> Result<(), LabError> {
+        let mut cmd = self.command(host, "nft")?;
+        cmd.arg(ruleset);
+        run_ok(cmd, CMD_TIMEOUT).map(|_| ())
     }
 
     /// The host of that name. Panics if there is none (a bug in the caller); see
