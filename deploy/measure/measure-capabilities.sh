@@ -74,7 +74,7 @@ cell() {
     out=$(cd "$TMP" && as_collector "$caps" timeout 10 "$@" 2>&1 >/dev/null)
     rc=$?
     if [ $rc = 0 ]; then echo ok; else
-        out=$(echo "$out" | head -1 | sed -E -e 's/.*(Permission denied|Operation not permitted).*/\1/' \
+        out=$(echo "$out" | head -1 | sed -E -e 's/.*(Permission denied|Operation not permitted|No such file or directory).*/\1/' \
             -e 's/.*must be root or get CAP_NET_ADMIN.*/Operation not permitted/')
         echo "${out:-exit $rc}"
     fi
@@ -185,6 +185,7 @@ for opts in hidepid=invisible subset=pid; do
     PROC_OPTS=$opts
     header "/proc mounted with $opts" "read (target)"
     for t in other root; do snapshot_row $t; done
+    row "see /proc/PID (other)" ls -d "/proc/${SRV[other]}"
     row "read /proc/sys/net/core/somaxconn" cat /proc/sys/net/core/somaxconn
     row "read /proc/thread-self/net/netstat" cat /proc/thread-self/net/netstat
 done

@@ -6,6 +6,9 @@
 #   deploy/measure/run-like-unit.sh deploy/halfopen-collector.service halfopen snapshot --json
 #   deploy/measure/run-like-unit.sh UNIT -p AmbientCapabilities=CAP_SYS_ADMIN \
 #       -p CapabilityBoundingSet=CAP_SYS_ADMIN CMD...   (extra properties first)
+# An extra capability property replaces the unit's list (systemd-run does not
+# merge them): give the whole set, e.g. "CAP_SYS_ADMIN CAP_DAC_READ_SEARCH
+# CAP_SYS_PTRACE". An extra SystemCallFilter= adds to the unit's filter.
 #
 # Use it to check on a host that the collector, as its unit runs it, still
 # names the processes behind sockets (every socket has a "pid") and reads
