@@ -375,7 +375,7 @@ mod tests {
         let e = "nope".parse::<FindingKind>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown finding kind \"nope\" (kinds: client_only, server_only, stalled_greeting, listener_at_risk)"
+            "unknown finding kind \"nope\" (kinds: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled)"
         );
         for r in GoneReason::ALL {
             assert_eq!(r.as_str().parse::<GoneReason>(), Ok(r));
