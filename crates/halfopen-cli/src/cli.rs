@@ -92,6 +92,13 @@ pub enum Cmd {
         /// (finding accept_stalled).
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         accept_stall_after: Duration,
+        /// Delete findings that ended, and samples, older than this (checked at start and hourly);
+        /// `forever` keeps everything. Current findings are never deleted.
+        #[arg(long, default_value = "30d", value_parser = parse_retention)]
+        retention: Retention,
+        /// Findings on one listener (host and port) closer than this in time are one incident.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        incident_gap: Duration,
     },
     /// List the current half-open connections (client_only).
     #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]
@@ -113,6 +120,76 @@ pub enum Cmd {
         /// One JSON array: the orphans fields plus kind, server_pid, server_process, explanation, ...
         #[arg(long)]
         json: bool,
+    },
+    /// Every finding, current and gone, alive in a time window (from the reconciler's database).
+    #[command(
+        after_help = "T: an RFC 3339 time (2026-11-30T17:00:00Z) or a time ago (30m, 2h, 7d).\n\
+        Examples:\n  halfopen history --since 2h --server db-1:3306\n  \
+        halfopen history --since 2026-11-30T02:00:00Z --until 2026-11-30T04:00:00Z --process php-fpm --csv > night.csv"
+    )]
+    History {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        /// Start of the window: findings alive at or after it.
+        #[arg(long, value_name = "T", default_value = "24h")]
+        since: String,
+        /// End of the window (default: now).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        /// Only this kind.
+        #[arg(long, value_parser = kind_parser())]
+        kind: Option<FindingKind>,
+        /// Only findings with this host (client's or server's host id).
+        #[arg(long, value_name = "H")]
+        host: Option<String>,
+        /// Only this server: ADDR:PORT (the server end or its listener) or HOST:PORT (a host id).
+        #[arg(long, value_name = "ADDR|HOST:PORT")]
+        server: Option<String>,
+        /// Only findings of this process (client or server; its name or command).
+        #[arg(long, value_name = "NAME")]
+        process: Option<String>,
+        /// One JSON array: the fields of `findings --json`, plus gone_at, gone_reason, incident.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV with a header row (RFC 4180).
+        #[arg(long)]
+        csv: bool,
+    },
+    /// One row per incident (findings on one listener that belong together) in a time window.
+    #[command(after_help = "Example: halfopen incidents --since 7d\n\
+        Then: halfopen incident 'db-1:3306@20261130T021502Z' --format markdown --plot incident.svg")]
+    Incidents {
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        /// Start of the window: incidents alive at or after it.
+        #[arg(long, value_name = "T", default_value = "7d")]
+        since: String,
+        /// End of the window (default: now).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        /// One JSON array; each element: id, start, end, server, server_host, peak, findings, kinds,
+        /// client_processes, counters, ended, duration_s.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The postmortem of one incident: what happened, timeline, who was affected, why, what to change.
+    #[command(after_help = "Examples:\n  halfopen incident 'db-1:3306@20261130T021502Z'\n  \
+        halfopen incident 'db-1:3306@20261130T021502Z' --format html --output incident.html\n  \
+        halfopen incident 'db-1:3306@20261130T021502Z' --format markdown --plot incident.png")]
+    Incident {
+        /// The incident's id, as `halfopen incidents` lists it (HOST:PORT@START).
+        id: String,
+        #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
+        reconciler: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Also draw the incident to this file (.svg or .png): one-sided connections per client
+        /// process, the listener's drops, queue and backlog, and SYN cookies on one time axis.
+        #[arg(long, value_name = "FILE.svg|FILE.png")]
+        plot: Option<PathBuf>,
+        /// Write the report here instead of to stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Diagnose a finding, a host or a listener, and say exactly what to change.
     #[command(
@@ -172,6 +249,35 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: halfopen_lab::LabCommand,
     },
+}
+
+/// How long the reconciler keeps what ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    Forever,
+    For(Duration),
+}
+
+pub fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s == "forever" {
+        return Ok(Retention::Forever);
+    }
+    parse_duration(s)
+        .map(Retention::For)
+        .map_err(|e| format!("{e}; or `forever`"))
+}
+
+/// `halfopen incident --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// For a terminal or a ticket.
+    Text,
+    /// For a postmortem document or a wiki.
+    Markdown,
+    /// The incident, its findings, samples and the reasoning, as data.
+    Json,
+    /// One standalone page with the plot embedded (no network needed).
+    Html,
 }
 
 /// A duration such as 5s, 500ms or 2m, greater than zero.

@@ -212,6 +212,11 @@ pub struct ListenerSample {
     /// The owner has TCP wrappers (libwrap) mapped.
     #[serde(default)]
     pub libwrap: bool,
+    /// Drops this listening socket counted (sk_drops) over the evidence's
+    /// window: the listener that overflowed, not just the host; None when
+    /// the collector cannot read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<u64>,
 }
 
 /// Increases of the host's TCP counters over a window ending when the

@@ -8,6 +8,7 @@
 //! - [`report`]: what a collector sends (Hello, Report, LookupAnswer) and
 //!   what the reconciler asks of it (Wants).
 //! - [`finding`]: findings, their kinds, subjects, evidence and end reasons.
+//! - [`history`]: stored findings, samples and incidents (postmortems).
 //! - [`host`]: a host as the reconciler shows it.
 //! - [`keepalive`]: keepalive sysctls and when they reap an idle socket.
 //! - [`coverage`]: what an answer covers and what it does not.
@@ -19,6 +20,7 @@ pub mod counters;
 pub mod coverage;
 pub mod diagnosis;
 pub mod finding;
+pub mod history;
 pub mod host;
 pub mod keepalive;
 pub mod model;
@@ -32,6 +34,7 @@ pub use finding::{
     CounterWindow, Evidence, Finding, FindingKind, FindingView, GoneReason, ListenerSample, NatPath, Restart, Subject,
     UnknownKind,
 };
+pub use history::{ClientProcessCount, Incident, IncidentEnd, ListenerPoint, Postmortem, Sample, StoredFinding};
 pub use host::HostView;
 pub use keepalive::KeepaliveSysctls;
 pub use model::{listener_accepts, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState};

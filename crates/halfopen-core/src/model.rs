@@ -131,6 +131,10 @@ pub struct Listener {
     pub process: Option<Process>,
     /// The owning process has TCP wrappers (libwrap) mapped.
     pub libwrap: bool,
+    /// Packets the kernel dropped on this listening socket (its sk_drops,
+    /// sock_diag INET_DIAG_SKMEMINFO SK_MEMINFO_DROPS; `ss -tlm` d<N>),
+    /// absolute; None when the source cannot read it (/proc/net/tcp).
+    pub drops: Option<u64>,
 }
 
 /// Whether a listener bound to `listen` takes connections to `local` (both

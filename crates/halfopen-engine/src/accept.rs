@@ -4,7 +4,6 @@
 //! workers). Nothing overflows and no counter rises, so only the age of
 //! what waits in the queue tells: each queued server end (ESTABLISHED,
 //! inode 0) is timed from when the engine first saw it.
-use crate::confirm::sample;
 use crate::findings::FKey;
 use crate::hosts::HostIdx;
 use crate::{Action, Clock, Engine};
@@ -42,7 +41,7 @@ impl Engine {
             let key = FKey::Listener(FindingKind::AcceptStalled, s, addr);
             let l = self.hosts[s].listeners.iter().find(|l| l.addr == addr);
             let evidence = Evidence {
-                listener: l.map(sample),
+                listener: l.map(|l| self.hosts[s].sample(l, now.mono_ms.saturating_sub(wait_s * 1000))),
                 accept_wait_ms: Some(wait_s * 1000),
                 queued: Some(queued),
                 sysctls: self.hosts[s].sysctls.clone(),

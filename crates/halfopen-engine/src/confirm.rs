@@ -18,8 +18,8 @@ use crate::join::SocketKey;
 use crate::table::Entry;
 use crate::{Action, Clock, Engine};
 use halfopen_core::{
-    CounterWindow, Evidence, Finding, FindingKind, KeepaliveSysctls, Listener, ListenerSample, LookupAnswer, NatPath,
-    Restart, Side, Subject, TcpState, Tuple,
+    CounterWindow, Evidence, Finding, FindingKind, KeepaliveSysctls, LookupAnswer, NatPath, Restart, Side, Subject,
+    TcpState, Tuple,
 };
 use std::collections::HashMap;
 
@@ -430,8 +430,14 @@ impl Engine {
         let server_state = &self.hosts[server];
         let client_state = &self.hosts[client];
         let listener = server_state.listener_for(server_t.local());
+        // The window around its appearance: from two of the server's
+        // intervals before it was first seen.
+        let since = cand
+            .first_seen
+            .mono_ms
+            .saturating_sub(2 * server_state.interval_ms as u64);
         let mut evidence = Evidence {
-            listener: listener.map(sample),
+            listener: listener.map(|l| server_state.sample(l, since)),
             client_keepalive: KeepaliveSysctls::from_sysctls(&client_state.sysctls).ok().flatten(),
             ..Default::default()
         };
@@ -449,12 +455,6 @@ impl Engine {
         }
         match kind {
             FindingKind::ClientOnly => {
-                // The counters in the window around its appearance: from two of
-                // the server's intervals before it was first seen.
-                let since = cand
-                    .first_seen
-                    .mono_ms
-                    .saturating_sub(2 * server_state.interval_ms as u64);
                 evidence.counters = Some(CounterWindow {
                     window_ms: now.mono_ms.saturating_sub(since),
                     deltas: server_state.counters.deltas_since(since),
@@ -521,15 +521,5 @@ fn consistent(key: SocketKey, cand: &Candidate, n: &halfopen_core::NatEntry) -> 
         cand.other.tuple == n.original
     } else {
         cand.other.tuple == n.original || cand.other.tuple == n.reply
-    }
-}
-
-/// A listener as evidence.
-pub(crate) fn sample(l: &Listener) -> ListenerSample {
-    ListenerSample {
-        addr: l.addr,
-        queue: l.queue,
-        backlog: l.backlog,
-        libwrap: l.libwrap,
     }
 }

@@ -1,4 +1,5 @@
-//! A host's counter history: the increases of its TCP counters between
+//! A host's counter history: the increases of its TCP counters (or of its
+//! listeners' drop counters, keyed by listening address) between
 //! consecutive reports, by reconciler time, so that "what rose around this
 //! moment" can be asked without any clock of the host's. Bounded.
 use std::collections::{BTreeMap, VecDeque};
@@ -17,11 +18,13 @@ pub(crate) struct CounterHistory {
 impl CounterHistory {
     /// Records an absolute reading taken at `mono_ms` (an empty reading, a
     /// report without counters, is ignored).
-    pub fn record(&mut self, mono_ms: u64, now: BTreeMap<String, u64>) {
+    /// Returns the increases since the previous reading (None for the first).
+    pub fn record(&mut self, mono_ms: u64, now: BTreeMap<String, u64>) -> Option<&BTreeMap<String, u64>> {
         if now.is_empty() {
-            return;
+            return None;
         }
-        if !self.last.is_empty() {
+        let first = self.last.is_empty();
+        if !first {
             let d = halfopen_core::counters::deltas(&self.last, &now);
             self.samples.push_back((mono_ms, d));
             while self.samples.len() > HISTORY {
@@ -29,6 +32,11 @@ impl CounterHistory {
             }
         }
         self.last = now;
+        if first {
+            None
+        } else {
+            self.samples.back().map(|(_, d)| d)
+        }
     }
 
     /// Counter increases reported at or after `since_mono`.

@@ -321,6 +321,7 @@ mod tests {
                     queue: 5,
                     backlog: 4,
                     libwrap: false,
+                    drops: None,
                 }),
                 counters: Some(CounterWindow {
                     window_ms: 9_500,

@@ -35,6 +35,8 @@ pub(crate) struct FindingSet {
     by_key: HashMap<FKey, Stored>,
     stalled_by_client: HashMap<HostIdx, HashSet<Tuple>>,
     orphans_by_port: HashMap<(HostIdx, u16), usize>,
+    /// Current findings per server host (the listener's host).
+    by_server: HashMap<HostIdx, usize>,
     confirmed: u64,
     gone: u64,
 }
@@ -149,7 +151,17 @@ impl FindingSet {
             .collect()
     }
 
+    /// Whether host `s` serves any current finding.
+    pub fn serves(&self, s: HostIdx) -> bool {
+        self.by_server.contains_key(&s)
+    }
+
     fn index(&mut self, key: &FKey, s: &Stored, add: bool) {
+        let n = self.by_server.entry(s.server).or_insert(0);
+        *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        if *n == 0 {
+            self.by_server.remove(&s.server);
+        }
         match *key {
             FKey::Conn(FindingKind::StalledGreeting, c, t) => {
                 if add {

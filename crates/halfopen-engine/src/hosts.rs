@@ -68,6 +68,12 @@ pub(crate) struct HostState {
     pub own_skipped: bool,
     pub sysctls: BTreeMap<String, String>,
     pub counters: CounterHistory,
+    /// Its listeners' drop counters (sk_drops), keyed by listening address.
+    pub listener_drops: CounterHistory,
+    /// Samples are recorded until this reconciler time (mono ms)...
+    pub sampling_until: u64,
+    /// ...and, before that, the last few are kept to lead into the next one.
+    pub lead_in: std::collections::VecDeque<halfopen_core::Sample>,
     /// Silent client sockets on greeting ports (tuple -> ms without data, owner).
     pub silent: HashMap<Tuple, (u32, Option<halfopen_core::Process>)>,
     /// Per listener: last reconciler time it showed a sign of risk.
@@ -105,11 +111,31 @@ impl HostState {
             own_skipped: false,
             sysctls: BTreeMap::new(),
             counters: CounterHistory::default(),
+            listener_drops: CounterHistory::default(),
+            sampling_until: 0,
+            lead_in: std::collections::VecDeque::new(),
             silent: HashMap::new(),
             risk_seen: HashMap::new(),
             owner_errors: 0,
             nat_state: NatState::default(),
             nat: HashMap::new(),
+        }
+    }
+
+    /// A listener as evidence, with the drops it counted since `since_mono`.
+    pub fn sample(&self, l: &Listener, since_mono: u64) -> halfopen_core::ListenerSample {
+        halfopen_core::ListenerSample {
+            addr: l.addr,
+            queue: l.queue,
+            backlog: l.backlog,
+            libwrap: l.libwrap,
+            drops: l.drops.map(|_| {
+                self.listener_drops
+                    .deltas_since(since_mono)
+                    .get(&l.addr.to_string())
+                    .copied()
+                    .unwrap_or(0)
+            }),
         }
     }
 

@@ -19,6 +19,7 @@ pub struct Connected {
     pub actions: Vec<Action>,
 }
 use halfopen_core::{GoneReason, Hello, NatEntry, Report, Tuple};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 impl Engine {
@@ -290,7 +291,20 @@ impl Engine {
         if !r.sysctls.is_empty() {
             host.sysctls = r.sysctls;
         }
-        host.counters.record(now.mono_ms, r.counters);
+        let deltas = host
+            .counters
+            .record(now.mono_ms, r.counters)
+            .cloned()
+            .unwrap_or_default();
+        let drops: BTreeMap<String, u64> = host
+            .listeners
+            .iter()
+            .filter_map(|l| Some((l.addr.to_string(), l.drops?)))
+            .collect();
+        let dropped = host
+            .listener_drops
+            .record(now.mono_ms, drops)
+            .is_some_and(|d| d.values().any(|v| *v > 0));
         host.owner_errors = r.stats.permission_errors;
         host.nat_state = r.nat_state;
         host.silent = r
@@ -301,5 +315,40 @@ impl Engine {
         self.judge_stalled(h, now, out);
         self.judge_listeners(h, now, out);
         self.judge_accept(h, now, out);
+        let sign = dropped || halfopen_core::counters::overflowed(&deltas) || self.findings.serves(h);
+        self.sample(h, deltas, sign, now, out);
+    }
+
+    /// A sample of host `h`'s listeners and counters for the history: out
+    /// while there are signs (and for a while after), else kept as lead-in.
+    fn sample(&mut self, h: HostIdx, deltas: BTreeMap<String, u64>, sign: bool, now: Clock, out: &mut Vec<Action>) {
+        let host = &mut self.hosts[h];
+        let s = halfopen_core::Sample {
+            host: host.name.clone(),
+            at_ms: now.wall_ms,
+            deltas,
+            listeners: host
+                .listeners
+                .iter()
+                .map(|l| halfopen_core::ListenerPoint {
+                    addr: l.addr,
+                    queue: l.queue,
+                    backlog: l.backlog,
+                    drops: l.drops,
+                })
+                .collect(),
+        };
+        if sign {
+            host.sampling_until = now.mono_ms + crate::SAMPLE_LINGER_MS;
+            out.extend(host.lead_in.drain(..).map(Action::Sample));
+        }
+        if now.mono_ms <= host.sampling_until {
+            out.push(Action::Sample(s));
+        } else {
+            host.lead_in.push_back(s);
+            while host.lead_in.len() > crate::SAMPLE_LEAD_IN {
+                host.lead_in.pop_front();
+            }
+        }
     }
 }

@@ -163,7 +163,17 @@ pub enum Action {
     },
     /// Something an operator should read in the log.
     Notice(Notice),
+    /// A host's listeners and counters at one report, for the history:
+    /// recorded while the host has findings or its overflow counters or
+    /// listener drops rise, and for `SAMPLE_LINGER_MS` after (with the few
+    /// before, as a lead-in).
+    Sample(halfopen_core::Sample),
 }
+
+/// Samples keep being recorded this long after the last sign, ms.
+pub const SAMPLE_LINGER_MS: u64 = 300_000;
+/// Samples kept in memory before a sign, to lead into the incident.
+pub const SAMPLE_LEAD_IN: usize = 24;
 
 /// Events worth a log line (the engine itself never logs).
 #[derive(Clone, Debug, PartialEq, Eq)]

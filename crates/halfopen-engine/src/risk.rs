@@ -4,7 +4,6 @@
 //! orphans, or the host's only routable listener). It stays at risk while
 //! its orphans are there and for `risk_intervals` of the host's intervals
 //! after the last sign.
-use crate::confirm::sample;
 use crate::findings::FKey;
 use crate::hosts::HostIdx;
 use crate::{Action, Clock, Engine};
@@ -50,13 +49,21 @@ impl Engine {
         let counters_rose = overflowed(&deltas);
         let listeners = self.hosts[s].listeners.clone();
         let routable = listeners.iter().filter(|l| !l.addr.ip().is_loopback()).count();
+        // Each listening socket's own drop counter names the one that
+        // overflowed; without it (the /proc source), guess from the queue,
+        // the orphans, or the host having one routable listener.
+        let drops = self.hosts[s].listener_drops.deltas_since(since);
         let mut hot = Vec::new();
         for l in &listeners {
             let half_full = l.backlog > 0 && l.queue as u64 * 2 >= l.backlog as u64;
             let has_orphans = self.findings.has_orphans(s, l.addr.port());
-            let culprit = half_full || has_orphans || (routable == 1 && !l.addr.ip().is_loopback());
+            let dropped = drops.get(&l.addr.to_string()).is_some_and(|d| *d > 0);
+            let culprit = match l.drops {
+                Some(_) => dropped,
+                None => half_full || has_orphans || (routable == 1 && !l.addr.ip().is_loopback()),
+            };
             // Still at risk while the orphans its overflow left are there.
-            if near_full(l) || has_orphans || (counters_rose && culprit) {
+            if near_full(l) || has_orphans || dropped || (counters_rose && culprit) {
                 hot.push(l.addr);
             }
         }
@@ -76,7 +83,7 @@ impl Engine {
             let near = l.is_some_and(near_full);
             let syn_sent = self.syn_sent_towards(s, addr);
             let evidence = Evidence {
-                listener: l.map(sample),
+                listener: l.map(|l| self.hosts[s].sample(l, since)),
                 counters: Some(CounterWindow {
                     window_ms: window,
                     deltas: deltas.clone(),

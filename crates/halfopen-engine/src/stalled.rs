@@ -6,7 +6,7 @@
 //! held by which process (the forked session child that accepted it, not
 //! only the listener's owner); its inode says whether it still waits in the
 //! accept queue or was accepted and left silent.
-use crate::confirm::{sample, Purpose};
+use crate::confirm::Purpose;
 use crate::findings::FKey;
 use crate::hosts::HostIdx;
 use crate::join::SocketKey;
@@ -120,7 +120,7 @@ impl Engine {
             let queued = server.table.get(&other.tuple).is_some_and(|se| se.queued);
             let listener = server.listener_for(other.tuple.local());
             let evidence = Evidence {
-                listener: listener.map(sample),
+                listener: listener.map(|l| server.sample(l, now.mono_ms.saturating_sub(ms as u64))),
                 silent_ms: Some(ms),
                 in_accept_queue: Some(queued),
                 ..Default::default()

@@ -236,14 +236,23 @@ impl EngineActor {
                     self.record(StoreCmd::Gone { finding, at_ms, reason });
                 }
                 Action::Notice(n) => log_notice(&n),
+                Action::Sample(s) => self.record(StoreCmd::Sample(s)),
             }
         }
     }
 
     fn record(&self, cmd: StoreCmd) {
         if let Some(s) = &self.store {
+            let what = match &cmd {
+                StoreCmd::Sample(_) => "sample",
+                StoreCmd::Prune { .. } => "retention run",
+                _ => "finding",
+            };
             if !s.send(cmd) {
-                error!("the store's queue is full or its writer has stopped: this finding is not recorded");
+                error!(
+                    what,
+                    "the store's queue is full or its writer has stopped: this is not recorded"
+                );
             }
         }
     }

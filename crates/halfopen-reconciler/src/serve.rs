@@ -2,15 +2,17 @@
 //! engine actor and its ticker, and serves both gRPC services until shutdown.
 use crate::actor::{self, ActorHandle, Input, STORE_QUEUE};
 use crate::ingest::IngestService;
-use crate::query::QueryService;
+use crate::query::{QueryService, CONCURRENT_READS};
 use halfopen_engine::{Engine, EngineConfig};
 use halfopen_proto::transport::{self, MAX_INGEST_MESSAGE_BYTES, MAX_QUERY_RESPONSE_BYTES};
 use halfopen_proto::v1::ingest_server::IngestServer;
 use halfopen_proto::v1::query_server::QueryServer;
-use halfopen_store::StoreError;
+use halfopen_store::{StoreCmd, StoreConfig, StoreError, StoreWriter};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +33,26 @@ pub struct ServeConfig {
     pub db: Option<PathBuf>,
     pub engine: EngineConfig,
     pub tick: Duration,
+    /// Findings that ended and samples older than this are deleted (checked
+    /// at start and hourly); None keeps everything.
+    pub retention: Option<Duration>,
+    /// Findings on one listener closer than this are one incident.
+    pub incident_gap: Duration,
 }
 
-/// The engine (with what the store remembers) and its actor.
-fn start(cfg: &ServeConfig) -> Result<ActorHandle, ServeError> {
+/// The engine (with what the store remembers) and its actor, and the
+/// store's writer (for retention).
+fn start(cfg: &ServeConfig) -> Result<(ActorHandle, Option<StoreWriter>), ServeError> {
     let mut engine = Engine::new(cfg.engine.clone());
     let store = match &cfg.db {
         Some(path) => {
-            let (writer, reader) = halfopen_store::open(path, STORE_QUEUE)?;
+            let (writer, reader) = halfopen_store::open_with(
+                path,
+                StoreConfig {
+                    queue: STORE_QUEUE,
+                    incident_gap_ms: cfg.incident_gap.as_millis() as i64,
+                },
+            )?;
             let (current, bad) = reader.current()?;
             for b in &bad {
                 warn!(db = %path.display(), "unreadable finding left in the database: {b}");
@@ -54,7 +68,28 @@ fn start(cfg: &ServeConfig) -> Result<ActorHandle, ServeError> {
         }
         None => None,
     };
-    actor::start(engine, store).map_err(ServeError::Thread)
+    let writer = store.clone();
+    Ok((actor::start(engine, store).map_err(ServeError::Thread)?, writer))
+}
+
+/// How often retention runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes what is older than `keep`, now and every hour, through the
+/// writer's queue (so it never races a write).
+async fn run_retention(writer: StoreWriter, keep: Duration) {
+    let mut iv = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        iv.tick().await;
+        let before_ms = std::time::SystemTime::now()
+            .checked_sub(keep)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        if !writer.send(StoreCmd::Prune { before_ms }) {
+            warn!("the store's queue is full: retention runs again in an hour");
+        }
+    }
 }
 
 /// Drives lookups, timeouts and staleness; runs until the task is dropped.
@@ -78,7 +113,7 @@ pub async fn serve(
     cfg: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let actor = start(&cfg)?;
+    let (actor, writer) = start(&cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -91,10 +126,19 @@ pub async fn serve(
     })?;
     info!(listen = %local, "reconciler listening");
     let ticker = tokio::spawn(run_ticker(actor.clone(), cfg.tick));
+    let retention = match (writer, cfg.retention) {
+        (Some(w), Some(keep)) => Some(tokio::spawn(run_retention(w, keep))),
+        _ => None,
+    };
     let ingest = IngestServer::new(IngestService { actor: actor.clone() })
         .max_decoding_message_size(MAX_INGEST_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_INGEST_MESSAGE_BYTES);
-    let query = QueryServer::new(QueryService { actor }).max_encoding_message_size(MAX_QUERY_RESPONSE_BYTES);
+    let query = QueryServer::new(QueryService {
+        actor,
+        db: cfg.db.clone(),
+        reads: Arc::new(Semaphore::new(CONCURRENT_READS)),
+    })
+    .max_encoding_message_size(MAX_QUERY_RESPONSE_BYTES);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let r = transport::server()
         .add_service(ingest)
@@ -102,5 +146,8 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     ticker.abort();
+    if let Some(r) = retention {
+        r.abort();
+    }
     r.map_err(ServeError::from)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use halfopen_core::{Listener, Side, SocketRecord, SourceKind, TcpState};
 
-use crate::diag::{DiagSocket, DumpEvent, InetDiagMsg, InfoAttr, TCP_LISTEN, TIMER_KEEPALIVE};
+use crate::diag::{DiagSocket, DumpEvent, Ext, InetDiagMsg, InfoAttr, TCP_LISTEN, TIMER_KEEPALIVE};
 use crate::error::ScanError;
 use crate::filter::{encode_port_filter, encode_remote_port_filter, PortSet};
 use crate::procnet::{ProcNetEntry, ProcNetReader};
@@ -320,13 +320,13 @@ impl Scanner {
 
     /// Listening sockets of both families, appended to `out`: `queue` is the
     /// accept queue now, `backlog` its limit (0 from /proc, which does not
-    /// show it), `process` None.
+    /// show it), `drops` the socket's sk_drops (None from /proc), `process` None.
     pub fn listeners(&mut self, out: &mut Vec<Listener>) -> Result<(), ScanError> {
         match &mut self.backend {
             Backend::Netlink { sock, .. } => {
                 for family in Family::ALL {
                     let base = out.len();
-                    sock.dump(family, 1 << TCP_LISTEN, false, |ev| match ev {
+                    sock.dump(family, 1 << TCP_LISTEN, Ext::SKMEMINFO, |ev| match ev {
                         DumpEvent::Socket(m) => {
                             if let Some(t) = m.tuple() {
                                 out.push(Listener {
@@ -337,6 +337,8 @@ impl Scanner {
                                     uid: m.uid,
                                     process: None,
                                     libwrap: false,
+                                    // A malformed attribute only loses the count.
+                                    drops: m.sk_drops().ok().flatten(),
                                 });
                             }
                         }
@@ -355,6 +357,7 @@ impl Scanner {
                             uid: e.uid,
                             process: None,
                             libwrap: false,
+                            drops: None,
                         });
                     }
                 })?;

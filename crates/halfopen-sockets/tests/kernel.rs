@@ -145,6 +145,68 @@ fn accept_queue_listener_and_inodes() {
     assert!(!recs.iter().any(|r| r.state == TcpState::Listen));
 }
 
+/// `ss -tlmn` for `addr`: the d<N> of its skmem (the listener's sk_drops).
+fn ss_drops(addr: SocketAddr) -> Option<u64> {
+    let out = std::process::Command::new("ss")
+        .args(["-Htlmn", "sport", "=", &format!(":{}", addr.port())])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let skmem = text.split("skmem:(").nth(1)?;
+    let d = skmem
+        .split(',')
+        .find_map(|f| f.trim().trim_end_matches(')').strip_prefix('d'))?;
+    d.trim().parse().ok()
+}
+
+/// A listener that accepts nothing and is flooded: the kernel counts the
+/// drops on the listening socket (tcp_listendrop), and the dump reads them
+/// as `ss -tlm` does.
+#[test]
+fn listener_drops_are_read_like_ss() {
+    let l = listen_on(sa("127.0.0.1:0"), 1, None);
+    let addr = l.local_addr().unwrap();
+    let mut sc = Scanner::netlink().unwrap();
+    let before = listeners(&mut sc).into_iter().find(|x| x.addr == addr).unwrap();
+    assert_eq!(before.drops, Some(0), "a new listener has dropped nothing");
+    // Connects that cannot complete: the queue holds 2 (backlog + 1), the rest's SYNs or ACKs are dropped.
+    let mut socks = Vec::new();
+    for _ in 0..20 {
+        let s = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).unwrap();
+        let _ = nix::sys::socket::connect(
+            s.as_raw_fd(),
+            &SockaddrIn::from(match addr {
+                SocketAddr::V4(a) => a,
+                _ => unreachable!(),
+            }),
+        );
+        socks.push(s);
+    }
+    let lst = wait_for("the listener to count drops", || {
+        listeners(&mut sc)
+            .into_iter()
+            .find(|x| x.addr == addr && x.drops.is_some_and(|d| d > 0))
+    });
+    // ss reads the same counter; retransmitted SYNs may add drops between the two reads.
+    let ss = ss_drops(addr).expect("ss shows skmem d<N>");
+    let after = listeners(&mut sc)
+        .into_iter()
+        .find(|x| x.addr == addr)
+        .unwrap()
+        .drops
+        .unwrap();
+    assert!(
+        lst.drops.unwrap() <= ss && ss <= after,
+        "ours {lst:?} <= ss {ss} <= ours again {after}"
+    );
+    // /proc/net/tcp has no such counter.
+    let mut pn = Scanner::procnet();
+    let mut v = Vec::new();
+    pn.listeners(&mut v).unwrap();
+    assert_eq!(v.iter().find(|x| x.addr == addr).unwrap().drops, None);
+    drop(socks);
+}
+
 #[test]
 fn tcp_info_counts_received_bytes() {
     let l = listen_on(sa("127.0.0.1:0"), 16, None);

@@ -17,7 +17,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use reader::StoreReader;
-pub use writer::{StoreCmd, StoreWriter, WriterStats};
+pub use writer::{StoreCmd, StoreConfig, StoreWriter, WriterStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,8 +43,19 @@ pub(crate) fn sql(path: &Path, source: rusqlite::Error) -> StoreError {
 
 /// Opens (creating it and its directory if needed) and migrates the database
 /// at `path`; returns the writer (its thread started, `queue` commands deep)
-/// and a reader on its own connection.
+/// and a reader on its own connection. The default incident gap.
 pub fn open(path: &Path, queue: usize) -> Result<(StoreWriter, StoreReader), StoreError> {
+    open_with(
+        path,
+        StoreConfig {
+            queue,
+            ..Default::default()
+        },
+    )
+}
+
+/// [`open`] with every setting.
+pub fn open_with(path: &Path, config: StoreConfig) -> Result<(StoreWriter, StoreReader), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
@@ -53,6 +64,6 @@ pub fn open(path: &Path, queue: usize) -> Result<(StoreWriter, StoreReader), Sto
     }
     let conn = schema::open_migrated(path)?;
     let reader = StoreReader::open(path)?;
-    let writer = StoreWriter::start(conn, path.to_path_buf(), queue)?;
+    let writer = StoreWriter::start(conn, path.to_path_buf(), config)?;
     Ok((writer, reader))
 }

@@ -3,7 +3,9 @@
 //! and `server` is the listener. `evidence` is the JSON of
 //! halfopen_core::Evidence; rows from before it was kept read their
 //! `explanation` as the legacy explanation.
-use halfopen_core::{parse_endpoint, Evidence, Finding, FindingKind, Process, Subject, Tuple};
+use halfopen_core::{
+    parse_endpoint, Evidence, Finding, FindingKind, GoneReason, Process, StoredFinding, Subject, Tuple,
+};
 use rusqlite::Row;
 
 /// The columns that identify a finding's row while it is current:
@@ -100,5 +102,35 @@ pub(crate) fn finding_from_row(r: &Row) -> rusqlite::Result<Result<Finding, Stri
         first_seen_ms: r.get(12)?,
         confirmed_at_ms: r.get(13)?,
         evidence,
+    }))
+}
+
+/// [`COLUMNS`], then what a stored finding adds: its end and incident.
+pub(crate) const STORED_COLUMNS: &str =
+    "id, kind, client, server, client_host, server_host, cookie, pid, process, cmdline, uid,
+    keepalive, first_seen_ms, confirmed_at_ms, listener, server_pid, server_process, server_cmdline,
+    explanation, silent_ms, in_accept_queue, server_uid, evidence, gone_at_ms, gone_reason, incident";
+
+/// A row read with [`STORED_COLUMNS`], as [`finding_from_row`].
+pub(crate) fn stored_from_row(r: &Row) -> rusqlite::Result<Result<StoredFinding, String>> {
+    let finding = match finding_from_row(r)? {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
+    let id: i64 = r.get(0)?;
+    let gone_reason = match r.get::<_, Option<String>>(24)? {
+        None => None,
+        Some(s) => match s.parse::<GoneReason>() {
+            Ok(g) => Some(g),
+            Err(_) => return Ok(Err(format!("row {id}: unknown gone_reason {s:?}"))),
+        },
+    };
+    Ok(Ok(StoredFinding {
+        id,
+        finding,
+        gone_at_ms: r.get(23)?,
+        gone_reason,
+        explanation: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
+        incident: r.get(25)?,
     }))
 }

@@ -13,12 +13,18 @@
 //!   indexes.
 //! - 2: `evidence` (JSON of halfopen_core::Evidence): findings keep the data
 //!   they were confirmed on; `explanation` stays, rendered from it.
+//! - 3: postmortems. `findings.incident` (halfopen-history's incident id)
+//!   and `findings.server_port` (the incident key's port), filled for the
+//!   rows already there by the same grouping; the `samples` table (a host's
+//!   counter increases and listeners at one report, JSON); indexes for
+//!   time windows and incidents.
+use crate::row::{stored_from_row, STORED_COLUMNS};
 use crate::{sql, StoreError};
 use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema version this halfopen writes.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 /// Version 1 from nothing.
 const V1: &str = "
@@ -83,8 +89,48 @@ fn migrate_to_2(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch("ALTER TABLE findings ADD COLUMN evidence TEXT")
 }
 
+const V3: &str = "
+ALTER TABLE findings ADD COLUMN incident TEXT;
+ALTER TABLE findings ADD COLUMN server_port INTEGER;
+CREATE INDEX IF NOT EXISTS findings_incident ON findings (incident);
+CREATE INDEX IF NOT EXISTS findings_listener ON findings (server_host, server_port, first_seen_ms);
+CREATE INDEX IF NOT EXISTS findings_first_seen ON findings (first_seen_ms);
+CREATE TABLE IF NOT EXISTS samples (
+    id        INTEGER PRIMARY KEY,
+    host      TEXT    NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    deltas    TEXT    NOT NULL,
+    listeners TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_host_time ON samples (host, at_ms);
+CREATE INDEX IF NOT EXISTS samples_time ON samples (at_ms);
+";
+
+fn migrate_to_3(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(V3)?;
+    // The rows already there get their incidents by the rule new rows will
+    // follow. Rows that do not read back (edited by hand) keep none.
+    let mut all = Vec::new();
+    {
+        let mut stmt = c.prepare(&format!("SELECT {STORED_COLUMNS} FROM findings"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if let Ok(f) = stored_from_row(r)? {
+                all.push(f);
+            }
+        }
+    }
+    halfopen_history::group(&mut all, halfopen_history::DEFAULT_GAP_MS);
+    let mut up = c.prepare("UPDATE findings SET incident = ?1, server_port = ?2 WHERE id = ?3")?;
+    for f in &all {
+        let port = halfopen_history::IncidentKey::of(&f.finding).port;
+        up.execute(rusqlite::params![f.incident, port, f.id])?;
+    }
+    Ok(())
+}
+
 /// Migration `n` takes a database from version n-1 to n.
-const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[migrate_to_1, migrate_to_2];
+const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[migrate_to_1, migrate_to_2, migrate_to_3];
 
 /// The database's schema version.
 pub fn version(c: &Connection) -> rusqlite::Result<i64> {
@@ -178,17 +224,23 @@ mod tests {
             let c = open_migrated(p).unwrap();
             assert_eq!(version(&c).unwrap(), LATEST, "{}", p.display());
             let cols = columns(&c);
-            assert_eq!(cols.len(), 25, "{}: {cols:?}", p.display());
-            assert_eq!(cols.last().map(String::as_str), Some("evidence"));
+            assert_eq!(cols.len(), 27, "{}: {cols:?}", p.display());
+            assert_eq!(&cols[24..], ["evidence", "incident", "server_port"]);
             drop(c);
             // Opening again changes nothing.
-            assert_eq!(columns(&open_migrated(p).unwrap()).len(), 25);
+            assert_eq!(columns(&open_migrated(p).unwrap()).len(), 27);
         }
         let c = open_migrated(&v1).unwrap();
-        let kept: String = c
-            .query_row("SELECT explanation FROM findings", [], |r| r.get(0))
+        let kept: (String, String, u16) = c
+            .query_row("SELECT explanation, incident, server_port FROM findings", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .unwrap();
-        assert_eq!(kept, "old words", "rows survive migrations");
+        assert_eq!(
+            kept,
+            ("old words".to_string(), "db:3306@19700101T000000Z".to_string(), 3306),
+            "rows survive migrations, and get their incident"
+        );
     }
 
     #[test]
@@ -200,7 +252,7 @@ mod tests {
             .unwrap();
         let e = open_migrated(&p).unwrap_err().to_string();
         assert!(
-            e.contains("schema version 3, newer than this halfopen knows (2)"),
+            e.contains("schema version 4, newer than this halfopen knows (3)"),
             "{e}"
         );
     }

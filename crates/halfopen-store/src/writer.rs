@@ -4,7 +4,8 @@
 //! stats), never silent.
 use crate::row::{key, KEY_WHERE};
 use crate::{sql, StoreError};
-use halfopen_core::{Finding, GoneReason};
+use halfopen_core::{Finding, GoneReason, Sample};
+use halfopen_history::{IncidentKey, Latest};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +24,32 @@ pub enum StoreCmd {
         at_ms: i64,
         reason: GoneReason,
     },
+    /// A host's listeners and counter increases at one report.
+    Sample(Sample),
+    /// Deletes findings that ended before `before_ms` and samples taken
+    /// before it (retention). Current findings are never deleted.
+    Prune { before_ms: i64 },
     /// Answered once every command queued before it was applied.
     Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// How the writer groups and keeps.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Commands the queue holds before it refuses.
+    pub queue: usize,
+    /// Findings on one listener separated by less than this are one
+    /// incident, ms.
+    pub incident_gap_ms: i64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            queue: 4096,
+            incident_gap_ms: halfopen_history::DEFAULT_GAP_MS,
+        }
+    }
 }
 
 /// Counters of the writer, shared with whoever reports them.
@@ -36,6 +61,10 @@ pub struct WriterStats {
     pub refused_full: AtomicU64,
     /// Commands that failed in SQLite (logged).
     pub failed: AtomicU64,
+    /// Samples written.
+    pub samples: AtomicU64,
+    /// Rows deleted by retention (findings and samples).
+    pub pruned: AtomicU64,
 }
 
 /// The handle to the writer thread. Dropping every clone stops the thread
@@ -47,13 +76,13 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
-    pub(crate) fn start(conn: Connection, path: PathBuf, queue: usize) -> Result<StoreWriter, StoreError> {
-        let (tx, rx) = sync_channel(queue.max(1));
+    pub(crate) fn start(conn: Connection, path: PathBuf, config: StoreConfig) -> Result<StoreWriter, StoreError> {
+        let (tx, rx) = sync_channel(config.queue.max(1));
         let stats = Arc::new(WriterStats::default());
         let s = stats.clone();
         std::thread::Builder::new()
             .name("halfopen-store".into())
-            .spawn(move || run(conn, path, rx, s))
+            .spawn(move || run(conn, path, config.incident_gap_ms, rx, s))
             .map_err(StoreError::Thread)?;
         Ok(StoreWriter { tx, stats })
     }
@@ -83,11 +112,20 @@ impl StoreWriter {
     }
 }
 
-fn run(conn: Connection, path: PathBuf, rx: Receiver<StoreCmd>, stats: Arc<WriterStats>) {
+fn run(conn: Connection, path: PathBuf, gap_ms: i64, rx: Receiver<StoreCmd>, stats: Arc<WriterStats>) {
     for cmd in rx {
         let r = match &cmd {
-            StoreCmd::Confirmed { finding, explanation } => record_confirmed(&conn, finding, explanation),
+            StoreCmd::Confirmed { finding, explanation } => record_confirmed(&conn, finding, explanation, gap_ms),
             StoreCmd::Gone { finding, at_ms, reason } => record_gone(&conn, finding, *at_ms, *reason),
+            StoreCmd::Sample(sample) => record_sample(&conn, sample).inspect(|_| {
+                stats.samples.fetch_add(1, Ordering::Relaxed);
+            }),
+            StoreCmd::Prune { before_ms } => prune(&conn, *before_ms).map(|n| {
+                stats.pruned.fetch_add(n, Ordering::Relaxed);
+                if n > 0 {
+                    tracing::info!(db = %path.display(), rows = n, "retention: deleted findings and samples older than the retention");
+                }
+            }),
             StoreCmd::Flush(done) => {
                 let _ = done.send(()); // the asker may have gone
                 continue;
@@ -107,7 +145,7 @@ fn run(conn: Connection, path: PathBuf, rx: Receiver<StoreCmd>, stats: Arc<Write
 
 /// Inserts a confirmed finding; a finding already current in the database
 /// (restored, or a stalled greeting seen again) gets its row refreshed.
-pub(crate) fn record_confirmed(c: &Connection, f: &Finding, explanation: &str) -> rusqlite::Result<()> {
+pub(crate) fn record_confirmed(c: &Connection, f: &Finding, explanation: &str, gap_ms: i64) -> rusqlite::Result<()> {
     let k = key(f);
     let evidence = serde_json::to_string(&f.evidence).unwrap_or_else(|_| "{}".to_string());
     let exists: Option<i64> = c
@@ -124,13 +162,18 @@ pub(crate) fn record_confirmed(c: &Connection, f: &Finding, explanation: &str) -
         )?;
         return Ok(());
     }
+    let ikey = IncidentKey::of(f);
+    let latest = latest_incident(c, &ikey)?;
+    let incident = halfopen_history::assign(latest.as_ref(), &ikey, f.first_seen_ms, gap_ms);
     let p = f.process.as_ref();
     let sp = f.server_process.as_ref();
     c.execute(
         "INSERT INTO findings (kind, client_host, server_host, client, server, cookie, pid, process, cmdline, uid,
                                keepalive, first_seen_ms, confirmed_at_ms, listener, server_pid, server_process,
-                               server_cmdline, explanation, silent_ms, in_accept_queue, server_uid, evidence)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                               server_cmdline, explanation, silent_ms, in_accept_queue, server_uid, evidence,
+                               incident, server_port)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
+                 ?23, ?24)",
         params![
             k.0,
             k.1,
@@ -154,9 +197,54 @@ pub(crate) fn record_confirmed(c: &Connection, f: &Finding, explanation: &str) -
             f.evidence.in_accept_queue,
             sp.map(|p| p.uid),
             evidence,
+            incident,
+            ikey.port,
         ],
     )?;
     Ok(())
+}
+
+/// The latest incident on a listener: the one whose first finding was seen
+/// last, with whether it still has a current finding.
+fn latest_incident(c: &Connection, k: &IncidentKey) -> rusqlite::Result<Option<Latest>> {
+    let id: Option<String> = c
+        .query_row(
+            "SELECT incident FROM findings WHERE server_host = ?1 AND server_port = ?2 AND incident IS NOT NULL
+             ORDER BY first_seen_ms DESC, id DESC LIMIT 1",
+            params![k.server_host, k.port],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else { return Ok(None) };
+    let (current, last_end): (i64, Option<i64>) = c.query_row(
+        "SELECT COUNT(*) FILTER (WHERE gone_at_ms IS NULL), MAX(gone_at_ms) FROM findings WHERE incident = ?1",
+        params![id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(Some(Latest {
+        id,
+        last_end_ms: if current > 0 { None } else { last_end },
+    }))
+}
+
+pub(crate) fn record_sample(c: &Connection, s: &Sample) -> rusqlite::Result<()> {
+    let deltas = serde_json::to_string(&s.deltas).unwrap_or_else(|_| "{}".into());
+    let listeners = serde_json::to_string(&s.listeners).unwrap_or_else(|_| "[]".into());
+    c.execute(
+        "INSERT INTO samples (host, at_ms, deltas, listeners) VALUES (?1, ?2, ?3, ?4)",
+        params![s.host, s.at_ms, deltas, listeners],
+    )?;
+    Ok(())
+}
+
+/// Deletes what ended before `before_ms`; returns the rows deleted.
+pub(crate) fn prune(c: &Connection, before_ms: i64) -> rusqlite::Result<u64> {
+    let f = c.execute(
+        "DELETE FROM findings WHERE gone_at_ms IS NOT NULL AND gone_at_ms < ?1",
+        params![before_ms],
+    )?;
+    let s = c.execute("DELETE FROM samples WHERE at_ms < ?1", params![before_ms])?;
+    Ok((f + s) as u64)
 }
 
 pub(crate) fn record_gone(c: &Connection, f: &Finding, at_ms: i64, reason: GoneReason) -> rusqlite::Result<()> {

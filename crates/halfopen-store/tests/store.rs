@@ -45,6 +45,7 @@ fn finding(port: u16, cookie: u64) -> Finding {
                 queue: 5,
                 backlog: 4,
                 libwrap: false,
+                drops: Some(965),
             }),
             counters: Some(CounterWindow {
                 window_ms: 3_000,
@@ -213,4 +214,142 @@ fn a_full_writer_queue_is_counted_and_drains_once_the_database_is_free() {
 fn unwritable_path_is_a_clear_error() {
     let e = open(Path::new("/proc/halfopen/x.db"), 1).err().unwrap().to_string();
     assert!(e.contains("/proc/halfopen"), "{e}");
+}
+
+fn at(port: u16, cookie: u64, first_seen_ms: i64) -> Finding {
+    let mut f = finding(port, cookie);
+    f.first_seen_ms = first_seen_ms;
+    f.confirmed_at_ms = first_seen_ms + 2_000;
+    f
+}
+
+fn gone(f: &Finding, at_ms: i64) -> StoreCmd {
+    StoreCmd::Gone {
+        finding: f.clone(),
+        at_ms,
+        reason: GoneReason::ClientClosed,
+    }
+}
+
+fn sample(at_ms: i64, overflows: u64) -> halfopen_core::Sample {
+    halfopen_core::Sample {
+        host: "db".into(),
+        at_ms,
+        deltas: [("TcpExt.ListenOverflows".to_string(), overflows)].into(),
+        listeners: vec![halfopen_core::ListenerPoint {
+            addr: "0.0.0.0:3306".parse().unwrap(),
+            queue: 5,
+            backlog: 4,
+            drops: Some(overflows),
+        }],
+    }
+}
+
+/// Incidents are assigned as findings are recorded, survive a reopen (a
+/// restarted reconciler adds to the same incident), split on the gap, and
+/// read back with their samples; history pages through a window.
+#[test]
+fn incidents_and_history_over_restarts() {
+    let d = dir("incidents");
+    let path = d.join("halfopen.db");
+    let gap = 300_000;
+    let a = at(40001, 1, 1_000_000);
+    let b = at(40002, 2, 1_010_000);
+    let c = at(40003, 3, 1_200_000);
+    let late = at(40004, 4, 1_200_000 + 60_000 + gap + 1);
+    {
+        let (w, _) = open(&path, 64).unwrap();
+        w.send(confirmed(&a));
+        w.send(confirmed(&b));
+        w.send(StoreCmd::Sample(sample(999_000, 2)));
+        w.send(StoreCmd::Sample(sample(1_001_000, 900)));
+        w.send(StoreCmd::Sample(sample(1_005_000, 65)));
+        w.send(gone(&a, 1_100_000));
+        w.flush();
+    }
+    {
+        // Restarted: b is still current, so c joins the same incident.
+        let (w, _) = open(&path, 64).unwrap();
+        w.send(confirmed(&c));
+        w.send(gone(&b, 1_150_000));
+        w.send(gone(&c, 1_260_000));
+        w.send(confirmed(&late));
+        w.flush();
+        assert_eq!(w.stats().samples.load(Ordering::Relaxed), 0);
+    }
+    let r = halfopen_store::StoreReader::open(&path).unwrap();
+    let (ids, more) = r.incident_ids(0, i64::MAX, 10).unwrap();
+    assert_eq!(ids, ["db:3306@19700101T001640Z", "db:3306@19700101T002600Z"]);
+    assert!(!more);
+    let (pm, bad) = r.postmortem(&ids[0], 2_000_000).unwrap().unwrap();
+    assert!(bad.is_empty());
+    let i = &pm.incident;
+    assert_eq!(
+        (i.start_ms, i.end_ms, i.peak, i.findings),
+        (1_000_000, Some(1_260_000), 2, 3)
+    );
+    assert_eq!(i.server, "0.0.0.0:3306".parse().unwrap());
+    assert_eq!(
+        i.counters,
+        [("TcpExt.ListenOverflows".to_string(), 965)].into(),
+        "the sample before the start is not counted"
+    );
+    assert_eq!(i.ended, halfopen_core::IncidentEnd::ClientClosed);
+    assert_eq!(pm.samples.len(), 3, "the margin keeps the one before");
+    assert_eq!(r.postmortem("db:3306@19700101T000000Z", 0).unwrap(), None);
+
+    // The window: the second incident only.
+    let (ids, _) = r.incident_ids(1_300_000, i64::MAX, 10).unwrap();
+    assert_eq!(ids, ["db:3306@19700101T002600Z"]);
+    let (ids, more) = r.incident_ids(0, i64::MAX, 1).unwrap();
+    assert_eq!((ids.len(), more), (1, true));
+
+    // History: everything in a window, paged.
+    let all = halfopen_history::Filter::default();
+    let p = r.history(0, i64::MAX, &all, None, 3).unwrap();
+    let ports: Vec<u16> = p
+        .findings
+        .iter()
+        .map(|f| f.finding.subject.client_end().unwrap().port())
+        .collect();
+    assert_eq!(ports, [40001, 40002, 40003]);
+    assert_eq!(p.findings[0].gone_reason, Some(GoneReason::ClientClosed));
+    assert_eq!(p.findings[0].incident.as_deref(), Some("db:3306@19700101T001640Z"));
+    let p2 = r.history(0, i64::MAX, &all, p.next, 3).unwrap();
+    assert_eq!(p2.findings.len(), 1);
+    assert_eq!(p2.findings[0].gone_at_ms, None);
+    assert_eq!(p2.next, None);
+    // Alive in [1_120_000, 1_130_000]: b (until 1_150_000) only.
+    let p = r.history(1_120_000, 1_130_000, &all, None, 100).unwrap();
+    assert_eq!(p.findings.len(), 1);
+    assert_eq!(p.findings[0].finding.cookie, 2);
+    let none = halfopen_history::Filter {
+        process: Some("mysqld".into()),
+        ..Default::default()
+    };
+    assert!(r.history(0, i64::MAX, &none, None, 100).unwrap().findings.is_empty());
+}
+
+/// Retention deletes what ended before the cutoff, never what is current.
+#[test]
+fn retention_prunes_only_what_ended() {
+    let d = dir("prune");
+    let path = d.join("halfopen.db");
+    let (w, r) = open(&path, 64).unwrap();
+    let old = at(40001, 1, 1_000);
+    let current = at(40002, 2, 2_000);
+    w.send(confirmed(&old));
+    w.send(confirmed(&current));
+    w.send(gone(&old, 5_000));
+    w.send(StoreCmd::Sample(sample(4_000, 1)));
+    w.send(StoreCmd::Sample(sample(6_000, 1)));
+    w.send(StoreCmd::Prune { before_ms: 5_500 });
+    w.flush();
+    assert_eq!(w.stats().pruned.load(Ordering::Relaxed), 2);
+    let p = r
+        .history(0, i64::MAX, &halfopen_history::Filter::default(), None, 100)
+        .unwrap();
+    assert_eq!(p.findings.len(), 1);
+    assert_eq!(p.findings[0].finding.cookie, 2);
+    assert_eq!(r.samples("db", 0, i64::MAX, 100).unwrap().len(), 1);
 }

@@ -7,7 +7,9 @@ pub mod coverage;
 pub mod demo;
 pub mod explain;
 pub mod findings;
+pub mod history;
 pub mod hosts;
+pub mod incident;
 pub mod reconciler;
 pub mod snapshot;
 
@@ -35,6 +37,8 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             stall_after,
             gone_after,
             accept_stall_after,
+            retention,
+            incident_gap,
         } => {
             reconciler::run(reconciler::Args {
                 listen,
@@ -45,6 +49,11 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
                 stall_after,
                 gone_after,
                 accept_stall_after,
+                retention: match retention {
+                    crate::cli::Retention::Forever => None,
+                    crate::cli::Retention::For(d) => Some(d),
+                },
+                incident_gap,
             })
             .await
         }
@@ -57,6 +66,56 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
         } => explain::run(&reconciler, target, json).await,
         Cmd::Hosts { reconciler, json } => hosts::run(&reconciler, json).await,
         Cmd::Coverage { reconciler, json } => coverage::run(&reconciler, json).await,
+        Cmd::History {
+            reconciler,
+            since,
+            until,
+            kind,
+            host,
+            server,
+            process,
+            json,
+            csv,
+        } => {
+            history::history(
+                &reconciler,
+                history::HistoryArgs {
+                    since,
+                    until,
+                    kind,
+                    host,
+                    server,
+                    process,
+                    json,
+                    csv,
+                },
+            )
+            .await
+        }
+        Cmd::Incidents {
+            reconciler,
+            since,
+            until,
+            json,
+        } => history::incidents(&reconciler, &since, until.as_deref(), json).await,
+        Cmd::Incident {
+            id,
+            reconciler,
+            format,
+            plot,
+            output,
+        } => {
+            incident::run(
+                &reconciler,
+                incident::Args {
+                    id,
+                    format,
+                    plot,
+                    output,
+                },
+            )
+            .await
+        }
         _ => unreachable!("handled in main"),
     }
 }

@@ -14,6 +14,8 @@ pub struct Args {
     pub stall_after: Duration,
     pub gone_after: Duration,
     pub accept_stall_after: Duration,
+    pub retention: Option<Duration>,
+    pub incident_gap: Duration,
 }
 
 pub async fn run(a: Args) -> Result<()> {
@@ -34,6 +36,8 @@ pub async fn run(a: Args) -> Result<()> {
             ..Default::default()
         },
         tick: Duration::from_millis(200),
+        retention: a.retention,
+        incident_gap: a.incident_gap,
     };
     halfopen_reconciler::serve(cfg, super::shutdown_signal()).await?;
     Ok(())

@@ -1,88 +1,9 @@
 //! The JSON rows the commands print: contracts for scripts (field names and
 //! their order are kept; fields are only ever added).
 use super::rfc3339;
-use halfopen_core::{Coverage, Evidence, FindingView, HostView, Process, SocketRecord};
+use halfopen_core::{Coverage, HostView, Process, SocketRecord};
+pub use halfopen_report::rows::{history_json, incident_json, orphan_json, HistoryJson, IncidentJson, OrphanJson};
 use serde::Serialize;
-
-/// One finding as `halfopen orphans --json` and `halfopen findings --json`
-/// print it. The fields named by the orphans contract come first.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct OrphanJson {
-    pub kind: String,
-    pub side: String,
-    /// None for listener_at_risk.
-    pub client: Option<String>,
-    /// The server endpoint, or the listener for listener_at_risk.
-    pub server: String,
-    pub client_host: String,
-    pub server_host: String,
-    pub pid: Option<u32>,
-    pub process: Option<String>,
-    pub cmdline: Option<String>,
-    pub uid: Option<u32>,
-    pub keepalive: bool,
-    pub first_seen: String,
-    pub confirmed_at: String,
-    pub client_host_stale: bool,
-    pub server_pid: Option<u32>,
-    pub server_process: Option<String>,
-    pub server_cmdline: Option<String>,
-    pub listener: Option<String>,
-    pub explanation: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub silent_ms: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub in_accept_queue: Option<bool>,
-    /// The data the finding was confirmed on (listener, queue and backlog,
-    /// counter increases and their window, sysctls, silent time).
-    pub evidence: Evidence,
-    /// What the client dialed (differs from `server` when NAT translated it;
-    /// None for a listener).
-    pub dialed: Option<String>,
-    /// The client's host is gone (disconnected longer than --gone-after).
-    pub client_host_gone: bool,
-    /// Whether the client's side confirmed it (false for a leftover of a
-    /// gone host, which only the server could confirm; None for a listener).
-    pub confirmed_by_client: Option<bool>,
-}
-
-/// A listed finding and its explanation as printed.
-pub fn orphan_json(v: &FindingView, explanation: String) -> OrphanJson {
-    let f = &v.finding;
-    let p = f.process.as_ref();
-    let sp = f.server_process.as_ref();
-    let stalled = f.kind == halfopen_core::FindingKind::StalledGreeting;
-    OrphanJson {
-        kind: f.kind.to_string(),
-        side: f.kind.side_label().to_string(),
-        client: f.subject.client_end().map(|c| c.to_string()),
-        server: f.server_end().to_string(),
-        client_host: f.subject.client_host().unwrap_or("").to_string(),
-        server_host: f.subject.server_host().to_string(),
-        pid: p.map(|p| p.pid),
-        process: p.map(|p| p.comm.clone()),
-        cmdline: p.map(|p| p.cmdline.clone()),
-        uid: p.map(|p| p.uid),
-        keepalive: f.keepalive,
-        first_seen: rfc3339(f.first_seen_ms),
-        confirmed_at: rfc3339(f.confirmed_at_ms),
-        client_host_stale: v.client_host_stale,
-        server_pid: sp.map(|p| p.pid),
-        server_process: sp.map(|p| p.comm.clone()),
-        server_cmdline: sp.map(|p| p.cmdline.clone()),
-        listener: f.listener_addr().map(|l| l.to_string()),
-        explanation,
-        silent_ms: stalled.then(|| f.evidence.silent_ms.unwrap_or(0)),
-        in_accept_queue: stalled.then(|| f.evidence.in_accept_queue.unwrap_or(false)),
-        evidence: f.evidence.clone(),
-        dialed: f.tuple().map(|t| t.remote().to_string()),
-        client_host_gone: v.client_host_gone,
-        confirmed_by_client: f
-            .kind
-            .is_connection()
-            .then_some(f.evidence.client_host_gone_since_ms.is_none()),
-    }
-}
 
 /// One collector as `halfopen hosts --json` prints it.
 #[derive(Debug, Serialize, PartialEq)]

@@ -1,21 +1,18 @@
 //! What the CLI prints, built from domain values so it is tested without a
 //! reconciler: [`json`] rows (contracts for scripts) and [`table`]s for
 //! people. Tests compare whole outputs (insta snapshots).
+pub mod history;
 pub mod json;
 pub mod table;
 
 #[cfg(test)]
 mod tests;
 
+pub use history::*;
 pub use json::*;
 pub use table::*;
 
-/// RFC 3339, UTC, millisecond precision ("2026-11-25T17:40:01.123Z").
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_else(|| ms.to_string())
-}
+pub use halfopen_report::rfc3339;
 
 pub fn plural(n: usize) -> &'static str {
     if n == 1 {

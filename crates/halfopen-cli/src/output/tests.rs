@@ -39,6 +39,7 @@ fn conn(kind: FindingKind, client: &str, server: &str, pid: Option<u32>) -> Find
                 queue: 5,
                 backlog: 4,
                 libwrap: false,
+                drops: Some(965),
             }),
             counters: Some(CounterWindow {
                 window_ms: 3_000,
@@ -298,4 +299,82 @@ fn long_names_are_truncated_with_an_ellipsis() {
     assert_eq!(truncate("abcdef", 4), "abc…");
     assert_eq!(truncate("abc", 4), "abc");
     assert_eq!(rfc3339(T0), "2025-11-25T17:20:01.123Z");
+}
+
+fn stored() -> Vec<halfopen_core::StoredFinding> {
+    let id = "db:3306@20251125T172001Z";
+    let mut a = conn(
+        FindingKind::ClientOnly,
+        "198.18.0.2:40001",
+        "198.18.0.1:3306",
+        Some(4242),
+    );
+    a.cmdline_for_test("java -jar \"billing, v2\".jar");
+    let b = conn(FindingKind::ClientOnly, "198.18.0.2:40002", "198.18.0.1:3306", None);
+    vec![
+        halfopen_core::StoredFinding {
+            id: 1,
+            finding: a,
+            gone_at_ms: Some(T0 + 65_000),
+            gone_reason: Some(halfopen_core::GoneReason::ClientClosed),
+            explanation: "client_only: the server never accepted it".into(),
+            incident: Some(id.into()),
+        },
+        halfopen_core::StoredFinding {
+            id: 2,
+            finding: b,
+            gone_at_ms: None,
+            gone_reason: None,
+            explanation: "client_only".into(),
+            incident: Some(id.into()),
+        },
+    ]
+}
+
+trait CmdlineForTest {
+    fn cmdline_for_test(&mut self, c: &str);
+}
+impl CmdlineForTest for Finding {
+    fn cmdline_for_test(&mut self, c: &str) {
+        if let Some(p) = self.process.as_mut() {
+            p.cmdline = c.into();
+        }
+    }
+}
+
+#[test]
+fn history_as_table_json_and_csv() {
+    let rows: Vec<HistoryJson> = stored().iter().map(history_json).collect();
+    let w = Window {
+        since: "2025-11-25T16:40:01.123Z",
+        until: "2025-11-25T17:45:00.000Z",
+    };
+    insta::assert_snapshot!("history_table", history_table(&rows, &w));
+    insta::assert_snapshot!("history_table_empty", history_table(&[], &w));
+    insta::assert_snapshot!("history_json", serde_json::to_string_pretty(&rows).unwrap());
+    // Quotes and commas in a command line stay in their field.
+    let csv = history_csv(&rows).unwrap();
+    insta::assert_snapshot!("history_csv", csv);
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let recs: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(&recs[0][7], "java -jar \"billing, v2\".jar");
+}
+
+#[test]
+fn incidents_as_table_and_json() {
+    let fs = stored();
+    let i = halfopen_history::summarize("db:3306@20251125T172001Z", &fs, &[], T0 + 3_700_000);
+    let rows = vec![incident_json(&i, T0 + 3_700_000)];
+    let w = Window {
+        since: "2025-11-18T17:40:01.123Z",
+        until: "2025-11-25T18:40:00.000Z",
+    };
+    insta::assert_snapshot!("incidents_table", incidents_table(&rows, &w, true));
+    insta::assert_snapshot!("incidents_table_empty", incidents_table(&[], &w, false));
+    insta::assert_snapshot!("incidents_json", serde_json::to_string_pretty(&rows).unwrap());
+    assert_eq!(duration(59), "59s");
+    assert_eq!(duration(725), "12m05s");
+    assert_eq!(duration(10_920), "3h02m");
+    assert_eq!(duration(187_200), "2d04h");
 }

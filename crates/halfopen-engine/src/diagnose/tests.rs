@@ -18,6 +18,7 @@ fn listener(backlog: u32, queue: u32, comm: &str, port: u16) -> Listener {
             uid: 999,
         }),
         libwrap: false,
+        drops: None,
     }
 }
 

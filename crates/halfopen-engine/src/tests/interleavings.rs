@@ -273,7 +273,7 @@ fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>
                 }
                 Action::Confirmed(f) => found.push(f),
                 Action::Resync { .. } => panic!("in-order reports never need a resync"),
-                Action::Gone { .. } | Action::Notice(_) => {}
+                Action::Gone { .. } | Action::Notice(_) | Action::Sample(_) => {}
             }
         }
     }

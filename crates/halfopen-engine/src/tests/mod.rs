@@ -170,6 +170,7 @@ fn db_listener(queue: u32, backlog: u32) -> Listener {
             uid: 999,
         }),
         libwrap: true,
+        drops: None,
     }
 }
 

@@ -46,7 +46,11 @@ fn listener_at_risk_from_queue_or_counters_and_recovers() {
             ..Default::default()
         };
         seq += 1;
-        gone.extend(w.e.report(s, w.sessions[&s], d, clk(t)));
+        gone.extend(
+            w.e.report(s, w.sessions[&s], d, clk(t))
+                .into_iter()
+                .filter(|a| !matches!(a, Action::Sample(_))),
+        );
     }
     assert!(
         matches!(
@@ -110,4 +114,50 @@ fn a_listener_stays_at_risk_while_its_orphans_exist() {
     assert!(risk.iter().all(|a| !matches!(a, Action::Gone { .. })), "{risk:?}");
     let kinds: Vec<_> = w.e.findings(clk(20_000)).iter().map(|f| f.finding.kind).collect();
     assert_eq!(kinds, vec![FindingKind::ClientOnly, FindingKind::ListenerAtRisk]);
+}
+
+/// Two listeners on one host, only one overflowed: its own drop counter
+/// (sk_drops) names it; the host-wide counters alone would not.
+#[test]
+fn the_listener_that_dropped_is_the_one_at_risk() {
+    let mut w = two_hosts();
+    let s = w.s;
+    let mysql = |drops| Listener {
+        drops: Some(drops),
+        ..db_listener(0, 80)
+    };
+    let nginx = |drops| Listener {
+        addr: sa("0.0.0.0", 443),
+        drops: Some(drops),
+        process: Some(Process {
+            pid: 600,
+            comm: "nginx".into(),
+            cmdline: "nginx: master process".into(),
+            uid: 0,
+        }),
+        ..db_listener(0, 511)
+    };
+    let counters = |n: u64| BTreeMap::from([("TcpExt.ListenOverflows".to_string(), n)]);
+    let mut r = full(1, vec![]);
+    r.listeners = vec![mysql(0), nginx(0)];
+    r.counters = counters(0);
+    w.e.report(s, w.sessions[&s], r, clk(0));
+    let d = Report {
+        seq: 2,
+        last_chunk: true,
+        listeners: vec![mysql(0), nginx(700)],
+        counters: counters(700),
+        ..Default::default()
+    };
+    let a = w.e.report(s, w.sessions[&s], d, clk(1_000));
+    let f = confirmed(&a);
+    assert_eq!(f.len(), 1, "{a:?}");
+    assert_eq!(f[0].listener_addr(), Some(sa("0.0.0.0", 443)));
+    assert_eq!(f[0].evidence.listener.as_ref().unwrap().drops, Some(700));
+    // Samples of the host go to the history while it has signs.
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Sample(s) if s.listeners.len() == 2)),
+        "{a:?}"
+    );
 }

@@ -15,6 +15,7 @@ pub fn evidence_to_wire(e: &Evidence) -> v1::Evidence {
             queue: l.queue,
             backlog: l.backlog,
             libwrap: l.libwrap,
+            drops: l.drops,
         }),
         counters: e.counters.as_ref().map(|c| v1::CounterWindow {
             window_ms: c.window_ms,
@@ -55,6 +56,7 @@ pub fn evidence_from_wire(e: &v1::Evidence) -> Evidence {
                 queue: l.queue,
                 backlog: l.backlog,
                 libwrap: l.libwrap,
+                drops: l.drops,
             })
         }),
         counters: e.counters.as_ref().map(|c| CounterWindow {
@@ -195,6 +197,7 @@ mod tests {
                     queue: 1,
                     backlog: 4,
                     libwrap: true,
+                    drops: Some(12),
                 }),
                 counters: Some(CounterWindow {
                     window_ms: 3000,

@@ -8,14 +8,17 @@
 //! - [`finding`]: findings with their evidence.
 //! - [`host`]: host views.
 //! - [`diagnosis`]: `explain` diagnoses.
+//! - [`history`]: stored findings, incidents and samples (postmortems).
 pub mod diagnosis;
 pub mod finding;
+pub mod history;
 pub mod host;
 pub mod report;
 pub mod socket;
 
 pub use diagnosis::*;
 pub use finding::*;
+pub use history::*;
 pub use host::*;
 pub use report::*;
 pub use socket::*;

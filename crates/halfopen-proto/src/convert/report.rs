@@ -275,6 +275,7 @@ mod tests {
                     uid: 27,
                 }),
                 libwrap: true,
+                drops: None,
             }],
             addresses: vec!["198.18.0.2".parse().unwrap()],
             counters: [("TcpExt.ListenOverflows".to_string(), 5)].into(),

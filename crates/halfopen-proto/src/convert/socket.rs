@@ -99,6 +99,7 @@ pub fn listener_to_wire(l: &Listener) -> v1::Listener {
         uid: l.uid,
         process: l.process.as_ref().map(process_to_wire),
         libwrap: l.libwrap,
+        drops: l.drops,
     }
 }
 
@@ -111,6 +112,7 @@ pub fn listener_from_wire(l: &v1::Listener) -> Option<Listener> {
         uid: l.uid,
         process: l.process.as_ref().map(process_from_wire),
         libwrap: l.libwrap,
+        drops: l.drops,
     })
 }
 
