@@ -27,6 +27,9 @@ fn init_logging(filter: &str) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(f)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: journald, files and
+        // pipes get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     Ok(())
 }

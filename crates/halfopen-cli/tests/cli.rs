@@ -111,6 +111,15 @@ fn reconciler_reports_a_port_in_use() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen on"), "{err}");
+    // With a database it logs first; logs to a pipe (journald, a file)
+    // carry no terminal colour codes.
+    let dir = std::env::temp_dir().join(format!("halfopen-cli-ansi-{}", std::process::id()));
+    let db = dir.join("h.db");
+    let out = halfopen(&["reconciler", "--listen", &addr, "--db", db.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INFO") && err.contains("findings database open"), "{err}");
+    assert!(!out.stderr.contains(&0x1b), "ANSI escapes in piped logs: {err:?}");
 }
 
 #[test]

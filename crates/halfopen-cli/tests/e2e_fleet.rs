@@ -184,7 +184,7 @@ fn two_hosts_with_one_identity_are_refused_and_shown() {
     // naming the accepted collector as the refused one.)
     assert!(
         taken["conflict"].is_null(),
-        "PRODUCT BUG: the accepted collector is still shown as refused: {taken}"
+        "the accepted collector is still shown as refused: {taken}"
     );
     let cov = coverage(&lab, &fleet);
     assert_eq!(cov["conflicts"], serde_json::json!([]), "{cov}");

@@ -34,6 +34,9 @@ struct Sent {
     state: TcpState,
     side: Side,
     keepalive: bool,
+    /// No inode yet: a server end still in its listener's accept queue
+    /// (the reconciler keeps this: accept_stalled, in_accept_queue).
+    queued: bool,
 }
 
 impl Sent {
@@ -46,13 +49,19 @@ impl Sent {
             state: r.state,
             side: r.side,
             keepalive: r.keepalive,
+            queued: r.inode == 0,
         }
     }
 
     /// Whether two records of the same tuple are the same as far as the
-    /// reconciler cares (tcp_info and inodes are not sent in routine reports).
+    /// reconciler cares: tcp_info and the inode's value are not, but whether
+    /// there is an inode is (a queued connection that the server accepted).
     fn same(&self, o: &Sent) -> bool {
-        self.cookie == o.cookie && self.state == o.state && self.side == o.side && self.keepalive == o.keepalive
+        self.cookie == o.cookie
+            && self.state == o.state
+            && self.side == o.side
+            && self.keepalive == o.keepalive
+            && self.queued == o.queued
     }
 }
 
@@ -174,11 +183,20 @@ mod tests {
         // A new socket on an old tuple (another cookie) is a change.
         let b3 = rec(2, TcpState::CloseWait, 99);
         assert_eq!(d.diff(&[b3, c], false).upserted, vec![b3]);
-        // An inode change alone is not (the reconciler does not keep it).
+        // An inode's value changing alone is not (the reconciler does not keep it).
         let mut c2 = c;
         c2.inode = 77;
         assert_eq!(d.diff(&[b3, c2], false), Delta::default());
         assert_eq!(d.len(), 2);
+        // A connection waiting in the accept queue (no inode) that the server
+        // accepts (an inode now) is a change: it is no longer queued.
+        let mut q = rec(4, TcpState::Established, 4);
+        q.side = Side::Server;
+        q.inode = 0;
+        assert_eq!(d.diff(&[b3, c2, q], false).upserted, vec![q]);
+        let mut accepted = q;
+        accepted.inode = 5;
+        assert_eq!(d.diff(&[b3, c2, accepted], false).upserted, vec![accepted]);
     }
 
     #[test]

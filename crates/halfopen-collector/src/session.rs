@@ -39,7 +39,7 @@ pub enum CollectorError {
 enum SessionError {
     #[error("{0}")]
     Connect(#[from] TransportError),
-    #[error("reconciler refused the session: {0}")]
+    #[error("the stream to the reconciler failed: {0}")]
     Status(#[from] tonic::Status),
     #[error("reconciler closed the session")]
     Closed,

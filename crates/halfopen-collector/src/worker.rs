@@ -152,12 +152,15 @@ impl Worker {
     }
 
     /// What went wrong reading /proc for owners, logged when it is new.
-    fn owner_problems(&mut self, stats: &ResolveStats) {
-        if stats.permission_errors > 0 {
+    /// Unreadable entries matter only when a socket's owner stayed unknown
+    /// (`unresolved`): a process whose fds no one may read (pid 1 in some
+    /// sandboxes) holds none of the sockets asked about.
+    fn owner_problems(&mut self, stats: &ResolveStats, unresolved: usize) {
+        if stats.permission_errors > 0 && unresolved > 0 {
             self.problem(
                 "permission denied reading /proc",
                 format!(
-                    "{} entries; those owners stay unknown (the collector needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, or root; with both, a security module refused it)",
+                    "owners of {unresolved} sockets unknown, {} /proc entries unreadable (the collector needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, or root; with both, a security module refused it)",
                     stats.permission_errors
                 ),
             );
@@ -262,9 +265,10 @@ impl Worker {
             return;
         }
         let (procs, s) = self.owners.resolve(&inodes);
+        let unresolved = inodes.iter().filter(|i| !procs.contains_key(i)).count();
         stats.owners_vanished = s.vanished;
-        stats.permission_errors = s.permission_errors;
-        self.owner_problems(&s);
+        stats.permission_errors = if s.permission_errors > 0 { unresolved as u64 } else { 0 };
+        self.owner_problems(&s, unresolved);
         for l in &mut self.listeners {
             l.process = procs.get(&l.inode).cloned();
         }
@@ -347,7 +351,8 @@ impl Worker {
             HashMap::new()
         } else {
             let (p, stats) = self.owners.resolve(&inodes);
-            self.owner_problems(&stats);
+            let unresolved = inodes.iter().filter(|i| !p.contains_key(i)).count();
+            self.owner_problems(&stats, unresolved);
             p
         };
         Ok(silent
@@ -372,7 +377,8 @@ impl Worker {
             if !inodes.is_empty() {
                 let inodes: Vec<u64> = inodes.into_iter().collect();
                 let (p, stats) = self.owners.resolve(&inodes);
-                self.owner_problems(&stats);
+                let unresolved = inodes.iter().filter(|i| !p.contains_key(i)).count();
+                self.owner_problems(&stats, unresolved);
                 procs = p;
             }
         }

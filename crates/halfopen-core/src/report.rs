@@ -165,7 +165,8 @@ pub struct ReportStats {
     pub scan_us: u64,
     /// Processes that vanished while their owners were resolved (normal).
     pub owners_vanished: u64,
-    /// /proc entries that could not be read (owners unknown).
+    /// Listening sockets whose owner stayed unknown because /proc entries
+    /// could not be read (EACCES/EPERM); 0 when every owner was found.
     pub permission_errors: u64,
 }
 

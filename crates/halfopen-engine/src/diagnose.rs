@@ -320,14 +320,33 @@ fn changes(ctx: &ListenerContext, server: &advice::ServerAdvice, orphans_overflo
     }
     let orphans = seen.count("client_only");
     if orphans > 0 {
-        d.changes.push(Change {
-            setting: "client connect/read timeout".into(),
-            current: "unknown (the orphans wait without one)".into(),
-            suggested:
-                "a read timeout on the greeting, e.g. 10 s (JDBC connectTimeout/socketTimeout, mysql connect_timeout)"
+        // Orphans of an overflow were never greeted: a greeting timeout ends
+        // them. Orphans of a restart were greeted long ago and sit idle in a
+        // pool: only validating idle connections (or keepalive) finds them.
+        if orphans > seen.orphans_of_restart {
+            d.changes.push(Change {
+                setting: "client connect/read timeout".into(),
+                current: "unknown (the orphans wait without one)".into(),
+                suggested:
+                    "a read timeout on the greeting, e.g. 10 s (JDBC connectTimeout/socketTimeout, mysql connect_timeout)"
+                        .into(),
+                how: "in the client's connection settings or pool".into(),
+            });
+        }
+        if seen.orphans_of_restart > 0 {
+            d.changes.push(Change {
+                setting: "client pool: idle connection validation".into(),
+                current: format!(
+                    "{} idle connection{} kept after the server side restarted",
+                    seen.orphans_of_restart,
+                    plural(seen.orphans_of_restart)
+                ),
+                suggested: "validate idle connections before use and retire them after a maximum lifetime \
+                            (HikariCP keepaliveTime/maxLifetime, JDBC testOnBorrow, a read timeout on queries)"
                     .into(),
-            how: "in the client's connection settings or pool".into(),
-        });
+                how: "in the client's pool settings".into(),
+            });
+        }
         let off = orphans - seen.orphans_with_keepalive.min(orphans);
         if off > 0 {
             d.changes.push(Change {

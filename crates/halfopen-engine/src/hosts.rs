@@ -145,7 +145,7 @@ impl HostState {
         let mut v = self.blind_spots.clone();
         if self.owner_errors > 0 && !v.iter().any(|b| b.contains("owner")) {
             v.push(format!(
-                "owners of {} sockets unknown: /proc entries unreadable (the collector lacks CAP_SYS_PTRACE or runs as another user)",
+                "owners of {} listening sockets unknown: /proc entries unreadable (the collector lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, or a security module refuses it)",
                 self.owner_errors
             ));
         }

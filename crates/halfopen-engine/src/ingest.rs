@@ -63,6 +63,14 @@ impl Engine {
         {
             host.rebooted_at = Some(now);
         }
+        // The refused collector is the one that holds the id now: no conflict.
+        if host
+            .conflict
+            .as_ref()
+            .is_some_and(|c| c.instance.same_place(&hello.instance))
+        {
+            host.conflict = None;
+        }
         host.session = session;
         host.connected = true;
         host.disconnected_at = None;

@@ -317,10 +317,15 @@ impl Lab {
         ip(&["-n", self.ns_of(host)?, "route", "add", dest, "via", &via.to_string()]).map(|_| ())
     }
 
-    /// Loads an nftables ruleset (the text `nft -f` reads) into the host's namespace.
+    /// Loads an nftables ruleset (the text `nft -f` reads, one line or many)
+    /// into the host's namespace, from a file in the lab's log directory.
     pub fn nft(&self, host: &str, ruleset: &str) -> Result<(), LabError> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = self.log_dir.join(format!("nft-{host}-{n}.rules"));
+        std::fs::write(&file, ruleset).map_err(|e| LabError::io_path("writing an nftables ruleset", &file, e))?;
         let mut cmd = self.command(host, "nft")?;
-        cmd.arg(ruleset);
+        cmd.arg("-f").arg(&file);
         run_ok(cmd, CMD_TIMEOUT).map(|_| ())
     }
 

@@ -158,7 +158,8 @@ pub fn open_migrated(path: &Path) -> Result<Connection, StoreError> {
         m(&tx).map_err(|e| sql(path, e))?;
         tx.pragma_update(None, "user_version", to).map_err(|e| sql(path, e))?;
         tx.commit().map_err(|e| sql(path, e))?;
-        if found > 0 || to > 1 {
+        // A new database is not news; an existing one brought up to date is.
+        if found > 0 {
             tracing::info!(db = %path.display(), version = to, "database schema migrated");
         }
     }

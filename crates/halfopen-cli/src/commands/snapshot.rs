@@ -25,9 +25,12 @@ pub fn run(json: bool, info: bool, proc_net: bool) -> Result<()> {
             snap.source
         );
     }
-    if snap.owner_stats.permission_errors > 0 {
+    // Unreadable /proc entries matter when a socket's owner is unknown
+    // because of them (a process nobody may inspect may hold no socket).
+    let unowned = snap.sockets.iter().filter(|(r, p)| r.inode != 0 && p.is_none()).count();
+    if snap.owner_stats.permission_errors > 0 && unowned > 0 {
         eprintln!(
-            "warning: {} /proc entries could not be read (permission denied): their processes are not shown; run as root",
+            "warning: owners of {unowned} sockets unknown: {} /proc entries could not be read (permission denied); run as root",
             snap.owner_stats.permission_errors
         );
     }

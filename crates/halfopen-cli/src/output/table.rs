@@ -42,11 +42,12 @@ pub fn not_covered(c: &Coverage) -> Vec<String> {
     if c.unmonitored.connections > 0 {
         let top: Vec<String> = c.unmonitored.top.iter().map(|(s, n)| format!("{s} ×{n}")).collect();
         v.push(format!(
-            "{} client connection{} to {} unmonitored server{} were not judged (no collector covers them: {}{})",
+            "{} client connection{} to {} unmonitored server{} {} not judged (no collector covers them: {}{})",
             c.unmonitored.connections,
             plural(c.unmonitored.connections as usize),
             c.unmonitored.servers,
             plural(c.unmonitored.servers as usize),
+            if c.unmonitored.connections == 1 { "was" } else { "were" },
             top.join(", "),
             if c.unmonitored.servers as usize > top.len() {
                 ", ..."

@@ -124,7 +124,10 @@ impl ServerAdvice {
                         ),
                         ka.fact.source,
                     ));
-                    v.push(line(format!("If it was changed: {}", ka.fact.text), ka.fact.source));
+                    v.push(line(
+                        format!("How its timers are set: {}", ka.fact.text),
+                        ka.fact.source,
+                    ));
                     v.push(line(format!("Setting: {}", knob_text(&k)), k.source));
                 }
                 _ => {
@@ -194,7 +197,7 @@ impl ServerAdvice {
             ));
         }
         for k in self.idle_timeouts {
-            v.push(line(format!("Server-side timeout {}", knob_text(k)), k.source));
+            v.push(line(format!("Server-side idle timeout: {}", knob_text(k)), k.source));
         }
         v
     }

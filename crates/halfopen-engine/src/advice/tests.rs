@@ -640,7 +640,7 @@ fn server_only_with_keepalive_gives_the_reap_time() {
         "Redis's own timers replace the host's: {t}"
     );
     assert!(
-        t.contains("Server-side timeout timeout (default 0 (never close idle clients))"),
+        t.contains("Server-side idle timeout: timeout (default 0 (never close idle clients))"),
         "{t}"
     );
 }

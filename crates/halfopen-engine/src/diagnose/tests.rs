@@ -133,6 +133,10 @@ fn orphans_of_a_restart_are_not_told_as_an_overflow() {
         &diag.facts,
         "keepalive is on for 10 of 10 client-only sockets: the kernel resets those after about 2 min"
     ));
+    // They were greeted long ago: a greeting timeout would not end them,
+    // validating the pool's idle connections does.
+    let settings: Vec<&str> = diag.changes.iter().map(|c| c.setting.as_str()).collect();
+    assert_eq!(settings, ["client pool: idle connection validation"], "{diag:?}");
 }
 
 /// A Node.js server with a blocked event loop drops SYNs; no cookie is sent

@@ -204,9 +204,13 @@ fn a_second_live_instance_of_a_host_id_is_refused() {
     let (h2, s2) = connect(&mut e, hello_in("db", S_IP, 1), clk(700));
     assert_eq!(h2, h);
     assert_ne!(s2, s1);
-    // A collector that stopped reporting (its host crashed) is replaced by another instance.
+    // A collector that stopped reporting (its host crashed) is replaced by
+    // another instance; when that is the one refused before, the conflict
+    // is over.
     e.report(h, s2, full(2, vec![]), clk(700));
-    assert!(e.connect(hello_in("db", S_IP, 3), String::new(), clk(5_000)).is_ok());
+    assert!(e.connect(hello_in("db", C_IP, 2), String::new(), clk(5_000)).is_ok());
+    assert_eq!(e.hosts(clk(5_100))[0].conflict, None);
+    assert!(e.coverage(clk(5_100)).conflicts.is_empty());
 }
 
 /// An address moves from a host whose collector left to a new live host: at
