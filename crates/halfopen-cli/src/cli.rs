@@ -50,8 +50,8 @@ pub enum Cmd {
         /// Reconciler URL.
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
-        /// How often to scan and report (e.g. 5s, 1s, 500ms).
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        /// How often to scan and report, 100ms to 1h (e.g. 5s, 1s, 500ms).
+        #[arg(long, default_value = "5s", value_parser = parse_interval)]
         interval: Duration,
         /// This host's name in reports and findings (default: the hostname).
         #[arg(long)]
@@ -59,6 +59,14 @@ pub enum Cmd {
         /// Read /proc/net/tcp instead of netlink sock_diag (slower; for kernels without sock_diag).
         #[arg(long)]
         proc_net: bool,
+        /// Send command lines as they are. By default secrets in them are replaced by *** before
+        /// they leave the host (--password=, --token, -pSECRET for MySQL clients, URL credentials,
+        /// NAME_PASSWORD=...).
+        #[arg(long)]
+        show_secrets: bool,
+        /// Also hide the value of this flag in command lines (repeatable; without dashes: db-pw).
+        #[arg(long = "redact-flag", value_name = "NAME")]
+        redact_flags: Vec<String>,
     },
     /// Run the central reconciler: join every host's table, confirm and record findings.
     #[command(after_help = "Example: halfopen reconciler --listen 0.0.0.0:7077 --db /var/lib/halfopen/halfopen.db")]
@@ -99,6 +107,23 @@ pub enum Cmd {
         /// Findings on one listener (host and port) closer than this in time are one incident.
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         incident_gap: Duration,
+        /// Most host ids known at once; a collector with a new one beyond it is refused
+        /// (RESOURCE_EXHAUSTED).
+        #[arg(long, default_value_t = halfopen_reconciler::DEFAULT_MAX_HOSTS)]
+        max_hosts: usize,
+        /// Most sockets in one host's table; a collector sending more has its session ended.
+        #[arg(long, default_value_t = halfopen_reconciler::DEFAULT_MAX_SOCKETS_PER_HOST)]
+        max_sockets_per_host: usize,
+        /// Most collector sessions open at once from one address (a collector covering network
+        /// namespaces opens one per namespace).
+        #[arg(long, default_value_t = halfopen_reconciler::DEFAULT_MAX_SESSIONS_PER_PEER)]
+        max_sessions_per_peer: usize,
+        /// Largest message a collector may send (collectors send ~1 MiB chunks).
+        #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+        max_message_size: usize,
+        /// A host gone this long that no finding refers to is forgotten.
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        forget_hosts_after: Duration,
     },
     /// List the current half-open connections (client_only).
     #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]
@@ -251,6 +276,24 @@ pub enum Cmd {
     },
 }
 
+/// A size in bytes: 16MiB, 512KiB, 1GiB, or a plain number of bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, mul) = [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
+        .iter()
+        .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n, *m)))
+        .unwrap_or((t, 1));
+    let n: usize = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 16MiB, 512KiB, 1048576)"))?;
+    let v = n.checked_mul(mul).ok_or_else(|| format!("{s} is too large"))?;
+    if !(1024..=(1usize << 31)).contains(&v) {
+        return Err(format!("{s} is outside 1KiB..2GiB"));
+    }
+    Ok(v)
+}
+
 /// How long the reconciler keeps what ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retention {
@@ -278,6 +321,19 @@ pub enum ReportFormat {
     Json,
     /// One standalone page with the plot embedded (no network needed).
     Html,
+}
+
+/// A collector interval: 100ms to 1h. Shorter busies a core for nothing
+/// (a scan takes milliseconds); longer makes a dead host look alive for
+/// hours (a host is stale after 3 intervals).
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!(
+            "{s} is outside 100ms..1h: scans more often busy a core, and a host is judged stale only after 3 intervals"
+        ));
+    }
+    Ok(d)
 }
 
 /// A duration such as 5s, 500ms or 2m, greater than zero.
@@ -318,6 +374,17 @@ mod tests {
             assert!(help.contains("Example"), "{name} --help has no example:\n{help}");
             insta::assert_snapshot!(format!("help_{name}"), help);
         }
+    }
+
+    #[test]
+    fn intervals_and_sizes_are_bounded() {
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_interval("1ns").unwrap_err().contains("outside 100ms..1h"));
+        assert!(parse_interval("100000000y").is_err());
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert!(parse_size("3GiB").unwrap_err().contains("outside"));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
     }
 
     #[test]

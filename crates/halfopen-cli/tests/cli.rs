@@ -265,3 +265,80 @@ fn a_big_incident_is_listed_whole_through_pages() {
     assert_eq!(server_only.len(), N.div_ceil(5));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The terminal closes under a running demo (SIGHUP): it tears its lab
+/// down like on Ctrl-C — no namespace and no lab process is left.
+#[test]
+fn demo_cleans_up_when_its_terminal_closes() {
+    if !halfopen_lab::require_root_or_skip("demo-sighup") {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_halfopen"))
+        .arg("demo")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait (bounded) until its collectors run, then hang up.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let start = std::time::Instant::now();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(n > 0, "demo ended before its lab was up");
+        if line.contains("Starting the reconciler") || line.contains("collectors") {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "demo too slow to start"
+        );
+    }
+    // Its descendants (the lab's reconciler, collectors, ...).
+    let descendants = {
+        let ps = Command::new("ps").args(["-eo", "pid=,ppid="]).output().unwrap();
+        let pairs: Vec<(u32, u32)> = String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace().map(|x| x.parse::<u32>());
+                Some((it.next()?.ok()?, it.next()?.ok()?))
+            })
+            .collect();
+        let mut d = vec![pid];
+        let mut i = 0;
+        while i < d.len() {
+            let parent = d[i];
+            d.extend(pairs.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+            i += 1;
+        }
+        d.remove(0);
+        d
+    };
+    assert!(!descendants.is_empty(), "the demo started no process yet");
+    // SAFETY: plain kill(2) on our child's pid.
+    unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    drop(out); // the terminal is gone: its output goes nowhere
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo still running 60 s after SIGHUP"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(!status.success(), "interrupted: {status:?}");
+    let prefix = format!("ho-demo-{pid}-");
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let ns = String::from_utf8_lossy(&ns.stdout);
+    assert!(!ns.contains(&prefix), "namespaces left behind: {ns}");
+    let left: Vec<u32> = descendants
+        .into_iter()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(left.is_empty(), "lab processes left behind: {left:?}");
+}

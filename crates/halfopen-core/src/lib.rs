@@ -14,6 +14,7 @@
 //! - [`coverage`]: what an answer covers and what it does not.
 //! - [`diagnosis`]: `halfopen explain`'s facts, causes and changes.
 //! - [`target`]: what `halfopen explain` may be asked about.
+//! - [`redact`]: secrets in command lines, hidden before they leave the host.
 //!
 //! Pure data, no I/O: everything here is testable without sockets.
 pub mod counters;
@@ -24,6 +25,7 @@ pub mod history;
 pub mod host;
 pub mod keepalive;
 pub mod model;
+pub mod redact;
 pub mod report;
 pub mod target;
 pub mod tuple;
@@ -38,6 +40,7 @@ pub use history::{ClientProcessCount, Incident, IncidentEnd, ListenerPoint, Post
 pub use host::HostView;
 pub use keepalive::KeepaliveSysctls;
 pub use model::{listener_accepts, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState};
+pub use redact::Redaction;
 pub use report::{
     FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket, SourceKind,
     Wants,

@@ -118,6 +118,12 @@ impl Confirmations {
     pub fn len(&self) -> usize {
         self.candidates.len()
     }
+    /// Whether a candidate, lookup or stalled-greeting question involves host `h`.
+    pub fn refers_to(&self, h: HostIdx) -> bool {
+        self.candidates.iter().any(|(k, c)| k.host == h || c.other.host == h)
+            || self.pending.values().any(|p| p.host == h)
+            || self.stalled_asked.keys().any(|k| k.host == h)
+    }
     fn set_phase(&mut self, k: &SocketKey, phase: Phase) {
         if let Some(c) = self.candidates.get_mut(k) {
             c.phase = phase;

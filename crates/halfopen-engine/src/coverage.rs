@@ -18,6 +18,9 @@ impl Engine {
         let mut unmonitored: HashMap<SocketAddr, u64> = HashMap::new();
         for h in 0..self.hosts.len() {
             let host = &self.hosts[h];
+            if host.vacant {
+                continue;
+            }
             c.hosts += 1;
             if self.hosts.is_gone(h, now, &self.cfg) {
                 c.gone.push(host.name.clone());

@@ -69,6 +69,15 @@ impl FindingSet {
         self.by_key.len()
     }
 
+    /// Whether a current finding is held by host `h` or names host `name`.
+    pub fn mentions(&self, h: HostIdx, name: &str) -> bool {
+        self.by_key.iter().any(|(k, s)| {
+            matches!(k, FKey::Conn(_, x, _) | FKey::Listener(_, x, _) if *x == h)
+                || s.finding.subject.server_host() == name
+                || s.finding.subject.client_host() == Some(name)
+        })
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Finding> {
         self.by_key.values().map(|s| &s.finding)
     }

@@ -18,7 +18,8 @@ use halfopen_core::{
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-/// A host's index in the engine (stable for the engine's life).
+/// A host's index in the engine: stable while the host is known; the slot
+/// of a forgotten host is given to the next new host id.
 pub type HostIdx = usize;
 
 /// Another collector instance that tried to claim this host id while its
@@ -84,6 +85,9 @@ pub(crate) struct HostState {
     pub nat_state: NatState,
     /// Its NAT'd connections: original -> reply.
     pub nat: HashMap<Tuple, Tuple>,
+    /// A forgotten host's slot, free for the next new host id: no name,
+    /// nothing held, skipped by every view.
+    pub vacant: bool,
 }
 
 impl HostState {
@@ -119,6 +123,7 @@ impl HostState {
             owner_errors: 0,
             nat_state: NatState::default(),
             nat: HashMap::new(),
+            vacant: false,
         }
     }
 
@@ -202,6 +207,8 @@ pub(crate) struct Hosts {
     owners: HashMap<IpAddr, Owner>,
     nat_by_original: HashMap<Tuple, Translations>,
     nat_by_reply: HashMap<Tuple, Translations>,
+    /// Slots of forgotten hosts.
+    free: Vec<HostIdx>,
 }
 
 impl Hosts {
@@ -210,10 +217,37 @@ impl Hosts {
         if let Some(&h) = self.by_name.get(name) {
             return h;
         }
-        let h = self.list.len();
-        self.list.push(HostState::new(name, now));
+        let h = match self.free.pop() {
+            Some(h) => {
+                self.list[h] = HostState::new(name, now);
+                h
+            }
+            None => {
+                self.list.push(HostState::new(name, now));
+                self.list.len() - 1
+            }
+        };
         self.by_name.insert(name.to_string(), h);
         h
+    }
+
+    /// Host ids known (forgotten ones not counted).
+    pub fn known(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Forgets host `h`: its name, addresses, table and NAT entries; its
+    /// slot goes to the next new host id. The caller makes sure nothing
+    /// refers to it any more.
+    pub fn vacate(&mut self, h: HostIdx, now: Clock) {
+        let name = std::mem::take(&mut self.list[h].name);
+        self.by_name.remove(&name);
+        self.nat_replace(h, std::iter::empty());
+        let mut blank = HostState::new("", now);
+        blank.vacant = true;
+        self.list[h] = blank;
+        self.rebuild_owners();
+        self.free.push(h);
     }
 
     pub fn find(&self, name: &str) -> Option<HostIdx> {
@@ -347,7 +381,8 @@ impl Hosts {
     /// store and never connected for that long).
     pub fn is_gone(&self, h: HostIdx, now: Clock, cfg: &EngineConfig) -> bool {
         let host = &self.list[h];
-        !host.connected
+        !host.vacant
+            && !host.connected
             && now
                 .mono_ms
                 .saturating_sub(host.disconnected_at.unwrap_or(host.known_since).mono_ms)

@@ -28,6 +28,13 @@ impl Engine {
     /// network namespace), or a session that stopped reporting, is replaced.
     /// Another live collector holding the host id is a conflict: refused.
     pub fn connect(&mut self, hello: Hello, peer: String, now: Clock) -> Result<Connected, ConnectError> {
+        if self.hosts.find(&hello.host_id).is_none() && self.hosts.known() >= self.cfg.max_hosts {
+            self.stats.hosts_refused += 1;
+            return Err(ConnectError::TooManyHosts {
+                host: hello.host_id,
+                limit: self.cfg.max_hosts,
+            });
+        }
         let h = self.hosts.index(&hello.host_id, now);
         let host = &self.hosts[h];
         if host.connected && !host.instance.same_place(&hello.instance) && self.hosts.reporting(h, now, &self.cfg) {
@@ -159,6 +166,28 @@ impl Engine {
         self.hosts[h].last_report = Some(now);
         if !r.addresses.is_empty() {
             self.set_addresses(h, std::mem::take(&mut r.addresses), &mut out);
+        }
+        // A table beyond the limit ends the session (the buffer of a full
+        // table being received counts): memory stays bounded per host.
+        let max = self.cfg.max_sockets_per_host;
+        let held = match (&self.hosts[h].full_buf, r.full) {
+            (Some((seq, buf)), true) if *seq == r.seq => buf.len(),
+            (_, true) => 0,
+            _ => self.hosts[h].table.len(),
+        };
+        if held.saturating_add(r.upserted.len()) > max {
+            self.stats.tables_refused += 1;
+            out.extend(self.disconnect(h, session, now));
+            out.push(Action::Close {
+                host: h,
+                session,
+                reason: format!(
+                    "the table of host {:?} exceeds {max} sockets (the reconciler's --max-sockets-per-host): the \
+                     session is ended",
+                    self.hosts[h].name
+                ),
+            });
+            return out;
         }
         if r.full {
             let host = &mut self.hosts[h];

@@ -28,6 +28,22 @@ pub(crate) struct Deferred {
     last_sweep_mono: u64,
     /// Hosts known to be gone (disconnected longer than `gone_after`).
     gone: HashSet<HostIdx>,
+    /// When gone hosts were last checked for forgetting (mono ms).
+    pub last_forget_mono: u64,
+}
+
+impl Deferred {
+    /// Whether a deferred judgement involves host `h`.
+    pub fn refers_to(&self, h: HostIdx) -> bool {
+        self.waiting.contains_key(&h) || self.waiting.values().any(|(v, _)| v.iter().any(|k| k.host == h))
+    }
+
+    /// Host `h` is forgotten.
+    pub fn forget(&mut self, h: HostIdx) {
+        self.gone.remove(&h);
+        self.changed.remove(&h);
+        self.waiting.remove(&h);
+    }
 }
 
 /// The kind of one-sided finding for a socket held on this side.
@@ -197,6 +213,7 @@ impl Engine {
             self.deferred.last_sweep_mono = now.mono_ms;
             self.sweep(&changed, now, out);
         }
+        self.forget_gone_hosts(now, out);
     }
 
     /// Host `h` has been disconnected for longer than `gone_after`: what it

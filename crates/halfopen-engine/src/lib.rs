@@ -58,6 +58,7 @@ mod accept;
 mod confirm;
 mod counters;
 mod coverage;
+mod forget;
 mod ingest;
 mod judge;
 mod risk;
@@ -113,7 +114,24 @@ pub struct EngineConfig {
     /// A connection waiting in an accept queue this long means the server's
     /// accept loop is stuck, ms.
     pub accept_stall_after_ms: u64,
+    /// Most host ids known at once; a collector with a new one beyond it is
+    /// refused ([`ConnectError::TooManyHosts`]).
+    pub max_hosts: usize,
+    /// Most sockets in one host's table (a full table being received
+    /// counts); a report beyond it ends the session ([`Action::Close`]).
+    pub max_sockets_per_host: usize,
+    /// A host gone this long that nothing refers to any more (no finding,
+    /// no candidate) is forgotten, ms.
+    pub forget_after_ms: u64,
 }
+
+/// Default [`EngineConfig::max_hosts`].
+pub const DEFAULT_MAX_HOSTS: usize = 10_000;
+/// Default [`EngineConfig::max_sockets_per_host`]: a busy proxy holds a few
+/// hundred thousand; a table of this many costs the reconciler ~200 MB.
+pub const DEFAULT_MAX_SOCKETS_PER_HOST: usize = 2_000_000;
+/// Default [`EngineConfig::forget_after_ms`]: 7 days.
+pub const DEFAULT_FORGET_AFTER_MS: u64 = 7 * 86_400_000;
 
 /// Server-speaks-first ports: FTP, SSH, SMTP, POP3, NNTP, IMAP, submission, MySQL/MariaDB.
 pub const DEFAULT_GREETING_PORTS: &[u16] = &[21, 22, 25, 110, 119, 143, 587, 3306];
@@ -131,6 +149,9 @@ impl Default for EngineConfig {
             risk_intervals: 3,
             gone_after_ms: 600_000,
             accept_stall_after_ms: 10_000,
+            max_hosts: DEFAULT_MAX_HOSTS,
+            max_sockets_per_host: DEFAULT_MAX_SOCKETS_PER_HOST,
+            forget_after_ms: DEFAULT_FORGET_AFTER_MS,
         }
     }
 }
@@ -163,6 +184,13 @@ pub enum Action {
     },
     /// Something an operator should read in the log.
     Notice(Notice),
+    /// End this session: it broke a limit (the reason names it). Its host
+    /// is disconnected as if the stream had ended.
+    Close {
+        host: HostIdx,
+        session: u64,
+        reason: String,
+    },
     /// A host's listeners and counters at one report, for the history:
     /// recorded while the host has findings or its overflow counters or
     /// listener drops rise, and for `SAMPLE_LINGER_MS` after (with the few
@@ -182,6 +210,9 @@ pub enum Notice {
     AddressMoved(Handover),
     /// A host is gone: disconnected for longer than `gone_after`.
     HostGone { host: String },
+    /// A gone host that nothing refers to any more was forgotten (its slot
+    /// is free for another host id).
+    HostForgotten { host: String },
 }
 
 /// Why a collector's session was refused.
@@ -198,12 +229,23 @@ pub enum ConnectError {
         holder_peer: String,
         refused: Box<Instance>,
     },
+    #[error(
+        "the reconciler already knows {limit} host ids (its --max-hosts): host id {host:?} was refused. Raise \
+         --max-hosts if the fleet is that big; hosts gone for --forget-hosts-after are forgotten"
+    )]
+    TooManyHosts { host: String, limit: usize },
 }
 
 /// Counters for metrics and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct EngineStats {
     pub reports: u64,
+    /// Sessions refused because the host limit was reached.
+    pub hosts_refused: u64,
+    /// Sessions ended because a table exceeded the sockets-per-host limit.
+    pub tables_refused: u64,
+    /// Gone hosts forgotten.
+    pub hosts_forgotten: u64,
     pub resyncs_requested: u64,
     pub candidates_created: u64,
     pub cleared_by_other_lookup: u64,
@@ -315,6 +357,7 @@ impl Engine {
     pub fn hosts(&self, now: Clock) -> Vec<HostView> {
         let shared = self.hosts.ambiguous();
         let mut v: Vec<HostView> = (0..self.hosts.len())
+            .filter(|&h| !self.hosts[h].vacant)
             .map(|h| {
                 let mut view = self.hosts.view(h, now, &self.cfg);
                 view.gone = self.hosts.is_gone(h, now, &self.cfg);

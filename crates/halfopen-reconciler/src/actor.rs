@@ -37,6 +37,10 @@ pub enum ToCollector {
     Resync {
         reason: String,
     },
+    /// End the session with RESOURCE_EXHAUSTED: it broke a limit.
+    Close {
+        reason: String,
+    },
 }
 
 pub type Outbox = mpsc::Sender<ToCollector>;
@@ -237,6 +241,10 @@ impl EngineActor {
                 }
                 Action::Notice(n) => log_notice(&n),
                 Action::Sample(s) => self.record(StoreCmd::Sample(s)),
+                Action::Close { host, session, reason } => {
+                    warn!(host, session, %reason, "ending a collector session");
+                    self.send(host, session, ToCollector::Close { reason }, "close");
+                }
             }
         }
     }
@@ -282,6 +290,10 @@ fn log_notice(n: &Notice) {
             from = m.from.as_deref().unwrap_or("nobody"),
             to = m.to.as_deref().unwrap_or("nobody"),
             "address handed over"
+        ),
+        Notice::HostForgotten { host } => info!(
+            %host,
+            "host forgotten: gone longer than --forget-hosts-after and nothing refers to it"
         ),
         Notice::HostGone { host } => warn!(
             %host,

@@ -3,12 +3,17 @@
 //! the engine actor; what the actor sends back goes out through the
 //! session's outbox, put on the wire here.
 use crate::actor::{ActorHandle, Input, ToCollector, OUTBOX};
+use halfopen_engine::ConnectError;
 use halfopen_proto::convert::{
     hello_from_wire, lookup_reply_from_wire, lookup_to_wire, report_from_wire, wants_to_wire,
 };
 use halfopen_proto::v1;
 use halfopen_proto::v1::ingest_server::Ingest;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -17,16 +22,90 @@ use tracing::{error, info, warn};
 
 pub struct IngestService {
     pub(crate) actor: ActorHandle,
+    pub(crate) limits: SessionLimits,
+    pub(crate) stats: Arc<IngestStats>,
 }
 
-fn to_wire(m: ToCollector) -> v1::ReconcilerMessage {
+/// Limits on collector sessions, checked before anything reaches the engine.
+#[derive(Clone, Debug)]
+pub struct SessionLimits {
+    /// Collector sessions open at once from one peer address (one collector
+    /// covering network namespaces opens one per namespace).
+    pub max_sessions_per_peer: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_sessions_per_peer: DEFAULT_MAX_SESSIONS_PER_PEER,
+        }
+    }
+}
+
+/// Default [`SessionLimits::max_sessions_per_peer`].
+pub const DEFAULT_MAX_SESSIONS_PER_PEER: usize = 1024;
+
+/// What the Ingest service refused, for metrics and logs.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Sessions refused: too many from one peer address.
+    pub refused_peer_limit: AtomicU64,
+    /// Sessions refused: the host limit (--max-hosts).
+    pub refused_host_limit: AtomicU64,
+    /// Sessions refused: the host id is held by another live collector.
+    pub refused_conflict: AtomicU64,
+    /// Sessions open now, by peer address.
+    pub open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open session of a peer address; counted down when dropped.
+struct PeerSlot {
+    stats: Arc<IngestStats>,
+    ip: IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.stats.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl IngestService {
+    /// A slot for a new session from `ip`, or RESOURCE_EXHAUSTED naming the limit.
+    fn admit(&self, ip: IpAddr) -> Result<PeerSlot, Status> {
+        let max = self.limits.max_sessions_per_peer;
+        let mut open = self.stats.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_default();
+        if *n >= max {
+            self.stats.refused_peer_limit.fetch_add(1, Ordering::Relaxed);
+            warn!(peer = %ip, limit = max, "collector session refused: too many from one address");
+            return Err(Status::resource_exhausted(format!(
+                "{ip} already has {max} collector sessions open (the reconciler's --max-sessions-per-peer)"
+            )));
+        }
+        *n += 1;
+        Ok(PeerSlot {
+            stats: self.stats.clone(),
+            ip,
+        })
+    }
+}
+
+fn to_wire(m: ToCollector) -> Result<v1::ReconcilerMessage, Status> {
     use v1::reconciler_message::Msg;
     let msg = match m {
         ToCollector::Config(w) => Msg::Config(wants_to_wire(&w)),
         ToCollector::Lookup { id, tuples, attribute } => Msg::Lookup(lookup_to_wire(id, &tuples, attribute)),
         ToCollector::Resync { reason } => Msg::Resync(v1::Resync { reason }),
+        ToCollector::Close { reason } => return Err(Status::resource_exhausted(reason)),
     };
-    v1::ReconcilerMessage { msg: Some(msg) }
+    Ok(v1::ReconcilerMessage { msg: Some(msg) })
 }
 
 type Outbound = Pin<Box<dyn Stream<Item = Result<v1::ReconcilerMessage, Status>> + Send>>;
@@ -40,6 +119,7 @@ impl Ingest for IngestService {
         req: Request<Streaming<v1::CollectorMessage>>,
     ) -> Result<Response<Self::CollectStream>, Status> {
         let peer = req.remote_addr();
+        let slot = peer.map(|p| self.admit(p.ip())).transpose()?;
         let mut inbound = req.into_inner();
         let first = inbound
             .message()
@@ -73,10 +153,21 @@ impl Ingest for IngestService {
         let (h, session) = registered
             .await
             .map_err(|_| Status::internal("the engine failed to register the session (see the reconciler's log)"))?
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+            .map_err(|e| match e {
+                ConnectError::Conflict { .. } => {
+                    self.stats.refused_conflict.fetch_add(1, Ordering::Relaxed);
+                    Status::failed_precondition(e.to_string())
+                }
+                ConnectError::TooManyHosts { .. } => {
+                    self.stats.refused_host_limit.fetch_add(1, Ordering::Relaxed);
+                    warn!("{e}");
+                    Status::resource_exhausted(e.to_string())
+                }
+            })?;
         info!(host = %host_id, session, peer = ?peer, source = %source, "collector connected");
         let actor = self.actor.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             loop {
                 match inbound.message().await {
                     Ok(Some(m)) => {
@@ -132,7 +223,7 @@ impl Ingest for IngestService {
             // fails only when the engine has stopped: nothing left to tell
             let _ = actor.tell(Input::Disconnect { host: h, session }).await;
         });
-        let out = ReceiverStream::new(rx).map(|m| Ok(to_wire(m)));
+        let out = ReceiverStream::new(rx).map(to_wire);
         Ok(Response::new(Box::pin(out) as Outbound))
     }
 }

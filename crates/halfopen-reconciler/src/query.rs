@@ -79,10 +79,15 @@ fn window(since: Option<i64>, until: Option<i64>) -> Result<(i64, i64), Status> 
     Ok((s, u))
 }
 
-fn page_size(n: u32) -> usize {
-    match n {
-        0 => DEFAULT_PAGE,
-        n => (n as usize).min(MAX_PAGE_SIZE),
+/// A requested page size: 0 is the default; above [`MAX_PAGE_SIZE`] is
+/// refused, naming the limit.
+fn page_size(n: u32) -> Result<usize, Status> {
+    match n as usize {
+        0 => Ok(DEFAULT_PAGE),
+        n if n > MAX_PAGE_SIZE => Err(Status::invalid_argument(format!(
+            "page size {n} is above the limit of {MAX_PAGE_SIZE}: ask for smaller pages and follow next_page_token"
+        ))),
+        n => Ok(n),
     }
 }
 
@@ -114,7 +119,7 @@ impl Query for QueryService {
         };
         let limit = match req.page_size {
             0 => usize::MAX,
-            n => (n as usize).min(MAX_PAGE_SIZE),
+            n => page_size(n)?,
         };
         let (page, next) = self
             .actor
@@ -188,7 +193,7 @@ impl Query for QueryService {
                 ))
             })?)
         };
-        let limit = page_size(req.page_size);
+        let limit = page_size(req.page_size)?;
         let page = self
             .read(move |r| r.history(since, until, &filter, after, limit).map_err(store_status))
             .await?;
@@ -202,7 +207,7 @@ impl Query for QueryService {
     async fn incidents(&self, req: Request<v1::IncidentsRequest>) -> Result<Response<v1::IncidentsResponse>, Status> {
         let req = req.into_inner();
         let (since, until) = window(req.since_unix_ms, req.until_unix_ms)?;
-        let limit = page_size(req.limit);
+        let limit = page_size(req.limit)?;
         let (incidents, truncated) = self
             .read(move |r| {
                 let (ids, more) = r.incident_ids(since, until, limit).map_err(store_status)?;

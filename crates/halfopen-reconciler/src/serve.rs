@@ -1,7 +1,7 @@
 //! Serving: opens the store and restores its current findings, starts the
 //! engine actor and its ticker, and serves both gRPC services until shutdown.
 use crate::actor::{self, ActorHandle, Input, STORE_QUEUE};
-use crate::ingest::IngestService;
+use crate::ingest::{IngestService, IngestStats, SessionLimits};
 use crate::query::{QueryService, CONCURRENT_READS};
 use halfopen_engine::{Engine, EngineConfig};
 use halfopen_proto::transport::{self, MAX_INGEST_MESSAGE_BYTES, MAX_QUERY_RESPONSE_BYTES};
@@ -38,6 +38,10 @@ pub struct ServeConfig {
     pub retention: Option<Duration>,
     /// Findings on one listener closer than this are one incident.
     pub incident_gap: Duration,
+    /// Limits on collector sessions (the engine's are in `engine`).
+    pub sessions: SessionLimits,
+    /// Largest message a collector may send, bytes.
+    pub max_message_bytes: usize,
 }
 
 /// The engine (with what the store remembers) and its actor, and the
@@ -130,9 +134,13 @@ pub async fn serve(
         (Some(w), Some(keep)) => Some(tokio::spawn(run_retention(w, keep))),
         _ => None,
     };
-    let ingest = IngestServer::new(IngestService { actor: actor.clone() })
-        .max_decoding_message_size(MAX_INGEST_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_INGEST_MESSAGE_BYTES);
+    let ingest = IngestServer::new(IngestService {
+        actor: actor.clone(),
+        limits: cfg.sessions.clone(),
+        stats: Arc::new(IngestStats::default()),
+    })
+    .max_decoding_message_size(cfg.max_message_bytes)
+    .max_encoding_message_size(MAX_INGEST_MESSAGE_BYTES);
     let query = QueryServer::new(QueryService {
         actor,
         db: cfg.db.clone(),

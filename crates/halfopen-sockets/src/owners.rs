@@ -27,7 +27,21 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use halfopen_core::Process;
+use halfopen_core::{Process, Redaction};
+
+/// How this process redacts the command lines it reads (set once at start).
+static REDACTION: std::sync::OnceLock<Redaction> = std::sync::OnceLock::new();
+
+/// Sets how command lines are redacted, for the life of the process (the
+/// collector's `--show-secrets`, `--redact-flag`). Returns false if it was
+/// already set (or used: the default, redacting, then stays).
+pub fn set_redaction(r: Redaction) -> bool {
+    REDACTION.set(r).is_ok()
+}
+
+fn redaction() -> &'static Redaction {
+    REDACTION.get_or_init(Redaction::default)
+}
 
 use crate::sys::{for_each_dirent, open_dir_at, parse_socket_link, parse_u32, read_file_at, readlink_at, StackPath};
 
@@ -308,12 +322,9 @@ fn read_process(proc_fd: BorrowedFd<'_>, pid: u32, buf: &mut Vec<u8>, errs: &mut
         p.comm = String::from_utf8_lossy(buf).trim().to_owned();
     }
     if read("cmdline", buf, errs).ok()? {
-        for b in buf.iter_mut() {
-            if *b == 0 {
-                *b = b' ';
-            }
-        }
-        p.cmdline = String::from_utf8_lossy(buf).trim().to_owned();
+        let text = String::from_utf8_lossy(buf);
+        let args: Vec<&str> = text.split('\0').filter(|a| !a.is_empty()).collect();
+        p.cmdline = redaction().apply(&p.comm, &args).trim().to_owned();
     }
     if read("status", buf, errs).ok()? {
         p.uid = status_real_uid(buf).unwrap_or(0);

@@ -915,3 +915,40 @@ fn measure_with_thousands_of_sockets() {
         format!("{} found, {} pids, {} fds", m.len(), st.pids_walked, st.fds_walked)
     });
 }
+
+/// A process whose command line carries secrets is named without them
+/// (redaction is on by default): `--password=V`, `--token V`, URL
+/// credentials.
+#[test]
+fn owners_cmdlines_are_redacted() {
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print('up', flush=True); time.sleep(30)",
+            "--password=S3cretPw",
+            "--token",
+            "T0kenValue",
+            "mysql://app:UrlPw@db/x",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "up");
+    let (all, _) = Owners::new().resolve_all();
+    let _ = child.kill();
+    let _ = child.wait();
+    let p = all
+        .values()
+        .find(|p| p.pid == child.id())
+        .expect("the child's socket resolves");
+    for secret in ["S3cretPw", "T0kenValue", "UrlPw"] {
+        assert!(!p.cmdline.contains(secret), "{secret} in {:?}", p.cmdline);
+    }
+    assert!(
+        p.cmdline.ends_with("--password=*** --token *** mysql://app:***@db/x"),
+        "{:?}",
+        p.cmdline
+    );
+}

@@ -58,6 +58,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+        // The terminal closed: tear down as for Ctrl-C (printing may fail
+        // from here on; the lab's teardown does not depend on it).
+        libc::signal(libc::SIGHUP, on_sigint as *const () as libc::sighandler_t);
     }
     let exe = std::env::current_exe().context("locating the halfopen binary")?;
     let mut lab = Lab::new("demo").context("building the lab")?;

@@ -75,7 +75,10 @@ pub async fn history(reconciler: &str, a: HistoryArgs) -> Result<()> {
             .with_context(|| format!("asking {reconciler} for the history"))?
             .into_inner();
         for u in &r.unreadable {
-            eprintln!("warning: unreadable row in the reconciler's database: {u}");
+            eprintln!(
+                "warning: unreadable row in the reconciler's database: {}",
+                output::inert(u.clone())
+            );
         }
         let decoded: Vec<_> = r.findings.iter().filter_map(stored_from_wire).collect();
         if decoded.len() < r.findings.len() {
@@ -96,7 +99,7 @@ pub async fn history(reconciler: &str, a: HistoryArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if a.csv {
-        print!("{}", output::history_csv(&rows)?);
+        print!("{}", output::inert(output::history_csv(&rows)?));
     } else {
         print!(
             "{}",

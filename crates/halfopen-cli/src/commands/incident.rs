@@ -18,7 +18,10 @@ pub async fn fetch(reconciler: &str, id: &str) -> Result<Postmortem> {
         .with_context(|| format!("asking {reconciler} for incident {id}"))?
         .into_inner();
     for u in &r.unreadable {
-        eprintln!("warning: unreadable row in the reconciler's database: {u}");
+        eprintln!(
+            "warning: unreadable row in the reconciler's database: {}",
+            crate::output::inert(u.clone())
+        );
     }
     if r.truncated {
         eprintln!("warning: the incident has more findings than one answer holds: the first are shown");

@@ -26,7 +26,15 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             interval,
             host_id,
             proc_net,
-        } => collector::run(reconciler, interval, host_id, proc_net).await,
+            show_secrets,
+            redact_flags,
+        } => {
+            halfopen_sockets::owners::set_redaction(halfopen_core::Redaction {
+                enabled: !show_secrets,
+                extra_flags: redact_flags,
+            });
+            collector::run(reconciler, interval, host_id, proc_net).await
+        }
         Cmd::Reconciler {
             listen,
             db,
@@ -39,6 +47,11 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             accept_stall_after,
             retention,
             incident_gap,
+            max_hosts,
+            max_sockets_per_host,
+            max_sessions_per_peer,
+            max_message_size,
+            forget_hosts_after,
         } => {
             reconciler::run(reconciler::Args {
                 listen,
@@ -54,6 +67,11 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
                     crate::cli::Retention::For(d) => Some(d),
                 },
                 incident_gap,
+                max_hosts,
+                max_sockets_per_host,
+                max_sessions_per_peer,
+                max_message_size,
+                forget_hosts_after,
             })
             .await
         }

@@ -16,6 +16,11 @@ pub struct Args {
     pub accept_stall_after: Duration,
     pub retention: Option<Duration>,
     pub incident_gap: Duration,
+    pub max_hosts: usize,
+    pub max_sockets_per_host: usize,
+    pub max_sessions_per_peer: usize,
+    pub max_message_size: usize,
+    pub forget_hosts_after: Duration,
 }
 
 pub async fn run(a: Args) -> Result<()> {
@@ -33,11 +38,18 @@ pub async fn run(a: Args) -> Result<()> {
             stall_after_ms: a.stall_after.as_millis().min(u32::MAX as u128) as u32,
             gone_after_ms: a.gone_after.as_millis() as u64,
             accept_stall_after_ms: a.accept_stall_after.as_millis() as u64,
+            max_hosts: a.max_hosts,
+            max_sockets_per_host: a.max_sockets_per_host,
+            forget_after_ms: a.forget_hosts_after.as_millis() as u64,
             ..Default::default()
         },
         tick: Duration::from_millis(200),
         retention: a.retention,
         incident_gap: a.incident_gap,
+        sessions: halfopen_reconciler::SessionLimits {
+            max_sessions_per_peer: a.max_sessions_per_peer,
+        },
+        max_message_bytes: a.max_message_size,
     };
     halfopen_reconciler::serve(cfg, super::shutdown_signal()).await?;
     Ok(())

@@ -10,7 +10,7 @@ pub struct Window<'a> {
     pub until: &'a str,
 }
 
-pub fn history_table(rows: &[HistoryJson], w: &Window) -> String {
+fn history_table_raw(rows: &[HistoryJson], w: &Window) -> String {
     let mut s = String::new();
     if rows.is_empty() {
         let _ = writeln!(s, "No findings between {} and {}.", w.since, w.until);
@@ -102,7 +102,7 @@ pub fn history_csv(rows: &[HistoryJson]) -> Result<String, csv::Error> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-pub fn incidents_table(rows: &[IncidentJson], w: &Window, truncated: bool) -> String {
+fn incidents_table_raw(rows: &[IncidentJson], w: &Window, truncated: bool) -> String {
     let mut s = String::new();
     if rows.is_empty() {
         let _ = writeln!(s, "No incidents between {} and {}.", w.since, w.until);
@@ -161,4 +161,14 @@ pub fn duration(s: u64) -> String {
         3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
     }
+}
+
+/// [`history_table_raw`] with control characters made inert (see [`super::inert`]).
+pub fn history_table(rows: &[HistoryJson], w: &Window) -> String {
+    super::inert(history_table_raw(rows, w))
+}
+
+/// [`incidents_table_raw`] with control characters made inert (see [`super::inert`]).
+pub fn incidents_table(rows: &[IncidentJson], w: &Window, truncated: bool) -> String {
+    super::inert(incidents_table_raw(rows, w, truncated))
 }

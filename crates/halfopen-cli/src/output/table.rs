@@ -7,6 +7,10 @@ use std::fmt::Write as _;
 
 /// What an answer did not cover, one sentence each (empty when it covers everything).
 pub fn not_covered(c: &Coverage) -> Vec<String> {
+    not_covered_raw(c).into_iter().map(super::inert).collect()
+}
+
+fn not_covered_raw(c: &Coverage) -> Vec<String> {
     let mut v = Vec::new();
     let list = |names: &[String]| names.join(", ");
     if !c.stale.is_empty() {
@@ -90,7 +94,7 @@ fn all_clear(what: &str, c: &Coverage, s: &mut String) {
 }
 
 /// `halfopen coverage`: what the answers cover.
-pub fn coverage_text(c: &Coverage) -> String {
+fn coverage_text_raw(c: &Coverage) -> String {
     let mut s = String::new();
     if c.complete() {
         let _ = writeln!(
@@ -106,7 +110,7 @@ pub fn coverage_text(c: &Coverage) -> String {
 }
 
 /// `halfopen findings`: one line per finding with its kind, then why.
-pub fn findings_table(rows: &[OrphanJson], c: &Coverage) -> String {
+fn findings_table_raw(rows: &[OrphanJson], c: &Coverage) -> String {
     let mut s = String::new();
     if rows.is_empty() {
         all_clear("No findings: nothing one-sided, stalled or at risk", c, &mut s);
@@ -142,7 +146,7 @@ pub fn findings_table(rows: &[OrphanJson], c: &Coverage) -> String {
 }
 
 /// `halfopen explain`: the diagnosis in plain words, then the changes.
-pub fn explain_text(d: &[Diagnosis], c: &Coverage) -> String {
+fn explain_text_raw(d: &[Diagnosis], c: &Coverage) -> String {
     let mut s = String::new();
     if d.is_empty() {
         all_clear("Nothing needs attention: no finding and no listener at risk", c, &mut s);
@@ -172,7 +176,7 @@ pub fn explain_text(d: &[Diagnosis], c: &Coverage) -> String {
 }
 
 /// The human table: grouped by server listener, then by client process.
-pub fn orphans_table(rows: &[OrphanJson], c: &Coverage) -> String {
+fn orphans_table_raw(rows: &[OrphanJson], c: &Coverage) -> String {
     let mut s = String::new();
     if rows.is_empty() {
         all_clear(
@@ -255,7 +259,7 @@ pub fn orphans_table(rows: &[OrphanJson], c: &Coverage) -> String {
     s
 }
 
-pub fn hosts_table(rows: &[HostJson]) -> String {
+fn hosts_table_raw(rows: &[HostJson]) -> String {
     let mut s = String::new();
     if rows.is_empty() {
         s.push_str("No collector has connected yet.\n");
@@ -312,7 +316,7 @@ pub fn hosts_table(rows: &[HostJson]) -> String {
     s
 }
 
-pub fn snapshot_table(rows: &[SnapshotJson<'_>]) -> String {
+fn snapshot_table_raw(rows: &[SnapshotJson<'_>]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -332,4 +336,34 @@ pub fn snapshot_table(rows: &[SnapshotJson<'_>]) -> String {
         );
     }
     s
+}
+
+/// [`coverage_text_raw`] with control characters made inert (see [`super::inert`]).
+pub fn coverage_text(c: &Coverage) -> String {
+    super::inert(coverage_text_raw(c))
+}
+
+/// [`findings_table_raw`] with control characters made inert (see [`super::inert`]).
+pub fn findings_table(rows: &[OrphanJson], c: &Coverage) -> String {
+    super::inert(findings_table_raw(rows, c))
+}
+
+/// [`explain_text_raw`] with control characters made inert (see [`super::inert`]).
+pub fn explain_text(d: &[Diagnosis], c: &Coverage) -> String {
+    super::inert(explain_text_raw(d, c))
+}
+
+/// [`orphans_table_raw`] with control characters made inert (see [`super::inert`]).
+pub fn orphans_table(rows: &[OrphanJson], c: &Coverage) -> String {
+    super::inert(orphans_table_raw(rows, c))
+}
+
+/// [`hosts_table_raw`] with control characters made inert (see [`super::inert`]).
+pub fn hosts_table(rows: &[HostJson]) -> String {
+    super::inert(hosts_table_raw(rows))
+}
+
+/// [`snapshot_table_raw`] with control characters made inert (see [`super::inert`]).
+pub fn snapshot_table(rows: &[SnapshotJson<'_>]) -> String {
+    super::inert(snapshot_table_raw(rows))
 }

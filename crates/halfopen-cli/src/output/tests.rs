@@ -378,3 +378,34 @@ fn incidents_as_table_and_json() {
     assert_eq!(duration(10_920), "3h02m");
     assert_eq!(duration(187_200), "2d04h");
 }
+
+/// Escape sequences in what hosts and processes send (a process renamed
+/// to clear the screen, a host id with a bidi override) reach the
+/// terminal as visible text, never as control characters.
+#[test]
+fn hostile_names_are_inert_in_every_table() {
+    let mut f = conn(
+        FindingKind::ClientOnly,
+        "198.18.0.2:40001",
+        "198.18.0.1:3306",
+        Some(4242),
+    );
+    f.process.as_mut().unwrap().comm = "\u{1b}[2J\u{1b}]0;owned\u{7}java".into();
+    f.subject = Subject::Connection {
+        tuple: f.tuple().unwrap(),
+        client_host: "app\u{202e}gnp.exe".into(),
+        server_host: "db\u{9b}31m".into(),
+    };
+    let rows = rows(vec![(f, "why \u{1b}[31mred")]);
+    let table = orphans_table(&rows, &complete());
+    insta::assert_snapshot!("hostile_orphans_table", table);
+    for t in [&table, &findings_table(&rows, &complete())] {
+        assert!(
+            !t.chars()
+                .any(|c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "{t:?}"
+        );
+        assert!(t.contains("\\x1b[2J"), "{t}");
+    }
+    assert_eq!(inert("a\tb\nc".to_string()), "a\tb\nc", "the tables' own layout stays");
+}

@@ -273,6 +273,7 @@ fn play(seed: u64, n_conns: usize, reuse_ports: u16) -> (Vec<Finding>, Vec<Conn>
                 }
                 Action::Confirmed(f) => found.push(f),
                 Action::Resync { .. } => panic!("in-order reports never need a resync"),
+                Action::Close { reason, .. } => panic!("no limit is near: {reason}"),
                 Action::Gone { .. } | Action::Notice(_) | Action::Sample(_) => {}
             }
         }

@@ -15,6 +15,7 @@ mod diagnose;
 mod field;
 mod ingest;
 mod interleavings;
+mod limits;
 mod paging;
 mod risk;
 mod stalled;
