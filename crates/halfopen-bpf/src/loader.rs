@@ -117,7 +117,7 @@ impl Pending {
     }
 }
 
-/// Raw cumulative figures, for the baseline taken at the end of load.
+/// Raw cumulative figures since load.
 #[derive(Debug, Clone, Copy, Default)]
 struct Raw {
     counters: [u64; counter::MAX as usize],
@@ -137,7 +137,6 @@ pub struct Bpf {
     pending: Arc<Mutex<Pending>>,
     witness: Option<WitnessHook>,
     transitions: bool,
-    baseline: Raw,
     undecodable_total: u64,
 }
 
@@ -238,7 +237,6 @@ impl Bpf {
             pending: Arc::new(Mutex::new(Pending::default())),
             witness,
             transitions: opts.transitions,
-            baseline: Raw::default(),
             undecodable_total: 0,
         };
         // SAFETY: the storage outlives the skeleton: Bpf's Drop drops the skeleton first.
@@ -332,7 +330,8 @@ impl Bpf {
             rb.build()
                 .map_err(|e| classify("setting up the ring reader".into(), &e))?,
         );
-        bpf.baseline = bpf.read_raw()?;
+        // Fail at load, not at the first lost() call, if the statistics cannot be read.
+        bpf.read_raw()?;
         take_log();
         Ok(bpf)
     }
@@ -388,6 +387,9 @@ impl Bpf {
         Ok(stats)
     }
 
+    /// Reads the counters first and the programs' recursion misses second: a miss and its
+    /// rescue that happen between the two reads then show as one lost transition until the
+    /// next read (an unneeded dump), never the other way round (a hidden loss).
     fn read_raw(&self) -> Result<Raw, BpfError> {
         let skel = self.skel.as_deref().ok_or(BpfError::Read {
             what: "reading the counters",
@@ -448,28 +450,29 @@ impl Bpf {
         Ok(raw)
     }
 
-    /// What was lost since the end of [`Bpf::load`]: a few syscalls (one per counter slot and
-    /// one per program), so call it about once a second or once per report, not per poll.
+    /// What was lost since the programs were loaded (cumulative; compare two reads with
+    /// [`LossStats::since`]). It includes the transitions skipped in the moment between the
+    /// attachment of `on_state` and of its rescue, which precede any dump the caller takes
+    /// after `load`. Costs a few syscalls (one per counter slot and one per program): call it
+    /// about once a second or once per report, not per poll.
     pub fn lost(&self) -> Result<LossStats, BpfError> {
         let r = self.read_raw()?;
-        let b = &self.baseline;
-        let c = |slot: u32| r.counters[slot as usize].saturating_sub(b.counters[slot as usize]);
+        let c = |slot: u32| r.counters[slot as usize];
         Ok(LossStats {
             transitions_ring_full: c(counter::SOCK_LOST),
             drops_ring_full: c(counter::DROP_LOST),
-            recursion_misses: r.main_misses.saturating_sub(b.main_misses),
+            recursion_misses: r.main_misses,
             rescued: c(counter::RESCUED),
-            rescue_misses: r.rescue_misses.saturating_sub(b.rescue_misses),
-            witness_misses: r.witness_misses.saturating_sub(b.witness_misses),
+            rescue_misses: r.rescue_misses,
+            witness_misses: r.witness_misses,
             undecodable: self.undecodable_total,
         })
     }
 
-    /// What the programs did since the end of [`Bpf::load`].
+    /// What the programs did since they were loaded (cumulative).
     pub fn activity(&self) -> Result<Activity, BpfError> {
         let r = self.read_raw()?;
-        let b = &self.baseline;
-        let c = |slot: u32| r.counters[slot as usize].saturating_sub(b.counters[slot as usize]);
+        let c = |slot: u32| r.counters[slot as usize];
         Ok(Activity {
             transitions_emitted: c(counter::SOCK_EMITTED),
             drops_emitted: c(counter::DROP_EMITTED),

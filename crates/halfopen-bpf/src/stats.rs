@@ -17,8 +17,8 @@ pub struct PollStats {
     pub first_decode_error: Option<DecodeError>,
 }
 
-/// Everything that was not reported, counted since the end of [`crate::Bpf::load`]
-/// (cumulative; use [`LossStats::since`] for the change between two reads).
+/// Everything that was not reported, counted since the programs were loaded (cumulative; use
+/// [`LossStats::since`] for the change between two reads).
 ///
 /// When [`LossStats::transitions_lost`] moves, the table built from transitions can no longer
 /// be trusted: the caller should take a full sock_diag dump. When
@@ -79,7 +79,7 @@ impl LossStats {
     }
 }
 
-/// What the BPF programs did since the end of [`crate::Bpf::load`] (per-CPU counters, summed).
+/// What the BPF programs did since they were loaded (per-CPU counters, summed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Activity {
     /// Transition records submitted.

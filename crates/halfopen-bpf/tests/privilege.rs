@@ -34,7 +34,13 @@ fn load_without_capabilities_is_permission_denied() {
     let mut cmd = Command::new("setpriv");
     cmd.args(["--bounding-set", "-bpf,-perfmon,-sys_admin", "--inh-caps=-all"])
         .arg(&exe)
-        .args(["load_in_this_process", "--exact", "--nocapture", "--include-ignored", "--quiet"]);
+        .args([
+            "load_in_this_process",
+            "--exact",
+            "--nocapture",
+            "--include-ignored",
+            "--quiet",
+        ]);
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -53,8 +59,16 @@ fn load_without_capabilities_is_permission_denied() {
     let line = stdout
         .lines()
         .find_map(|l| l.find(MARK).map(|i| &l[i + MARK.len()..]))
-        .unwrap_or_else(|| panic!("no result line; stdout {stdout}; stderr {}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no result line; stdout {stdout}; stderr {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     assert!(line.starts_with("PermissionDenied:"), "{line}");
     assert!(line.contains("lacks CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN"), "{line}");
-    assert!(line.contains("needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN"), "{line}");
+    assert!(
+        line.contains("needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN"),
+        "{line}"
+    );
 }

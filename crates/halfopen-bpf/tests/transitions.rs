@@ -59,6 +59,7 @@ fn every_transition_of_real_connections_exactly_once() {
         ..Default::default()
     })
     .unwrap();
+    let at_start = bpf.lost().unwrap();
 
     let addr = SocketAddr::from((server_ip, 4000));
     // The server: accepts CONNECTIONS connections, reads each to EOF (the client closes
@@ -175,7 +176,7 @@ fn every_transition_of_real_connections_exactly_once() {
     assert!(per_socket.is_empty(), "extra events: {per_socket:?}");
     assert_eq!(events.len(), expected_total);
 
-    let lost = bpf.lost().unwrap();
+    let lost = bpf.lost().unwrap().since(&at_start);
     eprintln!("transitions: {} events, {lost:?}", events.len());
     assert_eq!(lost.transitions_lost(), 0, "{lost:?}");
     lab.teardown().unwrap();
@@ -221,6 +222,7 @@ fn table_from_events_equals_the_kernel_under_churn() {
         ..Default::default()
     })
     .unwrap();
+    let at_start = bpf.lost().unwrap();
 
     let gs = spawn_lab_process(
         &mut lab,
@@ -277,7 +279,7 @@ fn table_from_events_equals_the_kernel_under_churn() {
             applied += 1;
         }
     }
-    let lost = bpf.lost().unwrap();
+    let lost = bpf.lost().unwrap().since(&at_start);
     let activity = bpf.activity().unwrap();
     let mut mismatches = Vec::new();
     let mut compared = 0;
