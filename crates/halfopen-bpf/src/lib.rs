@@ -43,8 +43,11 @@
 //! Running needs kernel BTF (/sys/kernel/btf/vmlinux), CAP_BPF + CAP_PERFMON (or
 //! CAP_SYS_ADMIN), and a kernel with ring buffers and `bpf_ktime_get_boot_ns` (5.8+),
 //! tp_btf, `bpf_get_socket_cookie` for tracing programs (5.12+) and `bpf_get_func_ret` for
-//! the fexit witness (5.17+; otherwise [`WitnessMode::Auto`] falls back to kretprobes).
-//! Checked on 6.18.
+//! the fexit witness (5.17+; otherwise [`WitnessMode::Auto`] falls back to kretprobes, then
+//! to the drop-reason tracepoint). Checked on 6.18, where fentry/fexit programs are refused
+//! with EPERM before verification (even a trivial fentry on `tcp_v4_rcv`) and the kernel has
+//! no kprobes (`CONFIG_KPROBES` is not set): there the witness runs on `skb:kfree_skb`
+//! ([`WitnessHook::DropReason`]), the only hook tested on the real kernel.
 //!
 //! # Design
 //! **No wakeup per event.** Records are submitted with `BPF_RB_NO_WAKEUP`, except the one
@@ -81,8 +84,18 @@
 //! the normal one (`tcp_check_req`); on 6.7+ `request_sock.syncookie` says the same and is
 //! reported too. An IPv4 client of a dual-stack listener goes through
 //! `tcp_v6_syn_recv_sock`, which calls `tcp_v4_syn_recv_sock`: only the inner call is
-//! reported. All four functions are in the BTF of 6.18 (`tcp_v6_syn_recv_sock` is static,
-//! still attachable).
+//! reported. All four functions are in the BTF and kallsyms of 6.18 (`tcp_v6_syn_recv_sock`
+//! is static); on 6.18 `tcp_v{4,6}_syn_recv_sock` take 7 parameters.
+//!
+//! Where neither fexit nor kprobes can be used, the witness reads the drop reason
+//! (tracepoint `skb:kfree_skb` as tp_btf): the final ACK freed with
+//! `SKB_DROP_REASON_NO_SOCKET` (the cookie check gave up, 6.9+) or
+//! `SKB_DROP_REASON_TCP_LISTEN_OVERFLOW` (`tcp_check_req`, 6.15+) with a listener as `rx_sk`
+//! (6.11+) whose queue is full; the 4-tuple comes from the packet's IP and TCP headers; the
+//! reason gives the path. Observed on 6.18: cookie drops arrive as NO_SOCKET with the listener
+//! at 5 of 4, normal-path drops as TCP_LISTEN_OVERFLOW. A client that keeps sending segments
+//! carrying its cookie (a retransmitted SYN-ACK's ACK, its FIN when it closes) is witnessed
+//! again each time: dedupe by tuple.
 //!
 //! **Time.** The BPF side stamps `bpf_ktime_get_boot_ns` (CLOCK_BOOTTIME); each poll pairs
 //! CLOCK_BOOTTIME with CLOCK_REALTIME once ([`ClockAnchor`]) and converts every event of

@@ -27,8 +27,10 @@ pub struct LoadOptions {
     /// The drop witness. Default [`WitnessMode::Auto`].
     pub witness: WitnessMode,
     /// Size of the transitions ring in bytes: a power of two, at least 4096 (the page size).
-    /// Default 4 MiB: about 37,000 records (112 bytes each plus an 8-byte header) ahead of the
-    /// reader.
+    /// Default 16 MiB: about 140,000 records (112 bytes each plus an 8-byte header), 1.4 s of
+    /// transitions at 10,000 new connections/s, so that a reader starved of CPU for a moment
+    /// (measured: 4 MiB overflowed on a 2-core machine under a load average of 4) loses
+    /// nothing. Locked kernel memory, charged to the loader's memory cgroup.
     pub events_ring_bytes: u32,
     /// Size of the witness ring in bytes, same rules. Default 256 KiB (about 2,700 records).
     pub drops_ring_bytes: u32,
@@ -46,7 +48,7 @@ impl Default for LoadOptions {
         LoadOptions {
             transitions: true,
             witness: WitnessMode::Auto,
-            events_ring_bytes: 4 << 20,
+            events_ring_bytes: 16 << 20,
             drops_ring_bytes: 256 << 10,
             wake_bytes: 256 << 10,
             only_netns: Vec::new(),

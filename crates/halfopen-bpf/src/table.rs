@@ -9,8 +9,10 @@
 //!
 //! Seeding races with transitions: start the BPF programs first, then dump, then apply every
 //! transition polled after the dump started. A transition that the dump already reflects is
-//! applied again harmlessly (same state; a CLOSE of a socket the dump missed is
-//! [`Applied::UnknownClosed`]).
+//! applied again harmlessly: it comes back as [`Applied::Mismatched`] with `had` equal to its
+//! new state (a CLOSE of a socket the dump missed is [`Applied::UnknownClosed`]). After the
+//! seeding moment (compare [`SockEvent::boot_ns`] with the dump's time), any
+//! [`Applied::Mismatched`] means a lost or repeated transition.
 
 use std::collections::HashMap;
 
@@ -42,6 +44,11 @@ pub enum Applied {
     /// A socket the table did not hold closed (born and gone between seed and poll, or
     /// missed by the seed).
     UnknownClosed,
+    /// A known socket's transition did not start from the state the table had (`had`): a
+    /// transition was lost or repeated, or the seed raced with it. The new state is applied
+    /// (removed on CLOSE) anyway; a caller that sees this outside the seeding moment should
+    /// take a fresh dump.
+    Mismatched { had: TcpState },
 }
 
 /// The socket table (see the module docs).
@@ -95,12 +102,14 @@ impl SocketTable {
         let key = (e.netns_cookie, e.cookie);
         if e.new == TcpState::Close {
             return match self.entries.remove(&key) {
+                Some(entry) if entry.state != e.old => Applied::Mismatched { had: entry.state },
                 Some(_) => Applied::Removed,
                 None => Applied::UnknownClosed,
             };
         }
         match self.entries.get_mut(&key) {
             Some(entry) => {
+                let had = entry.state;
                 entry.state = e.new;
                 if complete(&e.tuple) {
                     entry.tuple = e.tuple;
@@ -108,7 +117,11 @@ impl SocketTable {
                 if entry.owner.is_none() {
                     entry.owner.clone_from(&e.owner);
                 }
-                Applied::Updated
+                if had == e.old {
+                    Applied::Updated
+                } else {
+                    Applied::Mismatched { had }
+                }
             }
             None => {
                 self.entries.insert(
@@ -188,14 +201,29 @@ mod tests {
         assert_eq!(e.tuple, est.tuple);
         assert_eq!(e.owner.as_ref().unwrap().comm, "app");
         // An incomplete tuple never replaces a complete one.
-        t.apply(&ev(7, Established, FinWait1, "0.0.0.0:0", "0.0.0.0:0"));
+        assert_eq!(
+            t.apply(&ev(7, Established, FinWait1, "0.0.0.0:0", "0.0.0.0:0")),
+            Applied::Updated
+        );
         assert_eq!(t.get(1, 7).unwrap().tuple, est.tuple);
         assert_eq!(t.get(1, 7).unwrap().state, FinWait1);
+        // A transition from another state than the table's says something was lost.
         assert_eq!(
             t.apply(&ev(7, FinWait2, Close, "198.18.0.2:40000", "198.18.0.1:3306")),
-            Applied::Removed
+            Applied::Mismatched { had: FinWait1 }
         );
         assert!(t.is_empty());
+        t.apply(&connect);
+        t.apply(&est);
+        assert_eq!(
+            t.apply(&ev(7, SynSent, Established, "198.18.0.2:40000", "198.18.0.1:3306")),
+            Applied::Mismatched { had: Established },
+            "a repeated transition"
+        );
+        assert_eq!(
+            t.apply(&ev(7, Established, Close, "198.18.0.2:40000", "198.18.0.1:3306")),
+            Applied::Removed
+        );
         assert_eq!(
             t.apply(&ev(7, FinWait2, Close, "198.18.0.2:40000", "198.18.0.1:3306")),
             Applied::UnknownClosed

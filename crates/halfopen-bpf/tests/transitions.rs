@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{dump, in_netns, netns_cookie, serial, socket_cookie, spawn_lab_process};
-use halfopen_bpf::{Bpf, LoadOptions, SockEvent, SocketTable, WitnessMode};
+use halfopen_bpf::{Applied, Bpf, LoadOptions, SockEvent, SocketTable, WitnessMode};
 use halfopen_core::{TcpState, Tuple};
 use halfopen_lab::{require_root_or_skip, Lab, Signal};
 
@@ -239,6 +239,9 @@ fn table_from_events_equals_the_kernel_under_churn() {
         }
     }
     assert_eq!(seeded, 1, "only the listener exists before the churn");
+    // Transitions stamped before this moment may already be in the seed (the listener's
+    // CLOSE->LISTEN is): a mismatch is expected from them, from nothing later.
+    let seeded_at = halfopen_bpf::ClockAnchor::now().boot_ns;
 
     let target = SocketAddr::from((server_ip, 3306)).to_string();
     let churn = spawn_lab_process(
@@ -260,13 +263,21 @@ fn table_from_events_equals_the_kernel_under_churn() {
     let (mut socks, mut drops) = (Vec::new(), Vec::new());
     let mut applied = 0u64;
     let mut polls = 0u64;
+    let mut mismatched = Vec::new();
+    let mut apply = |table: &mut SocketTable, socks: &mut Vec<SockEvent>, applied: &mut u64| {
+        for e in socks.drain(..) {
+            if let Applied::Mismatched { had } = table.apply(&e) {
+                if !(e.boot_ns < seeded_at && had == e.new) {
+                    mismatched.push((had, e));
+                }
+            }
+            *applied += 1;
+        }
+    };
     while start.elapsed() < Duration::from_secs(20) {
         bpf.poll(Duration::from_millis(10), &mut socks, &mut drops).unwrap();
         polls += 1;
-        for e in socks.drain(..) {
-            table.apply(&e);
-            applied += 1;
-        }
+        apply(&mut table, &mut socks, &mut applied);
     }
     // Freeze both applications; the kernel finishes what is in flight (handshakes, FINs).
     churn.signal(Signal::SIGSTOP).unwrap();
@@ -274,10 +285,7 @@ fn table_from_events_equals_the_kernel_under_churn() {
     let quiet = Instant::now();
     while quiet.elapsed() < Duration::from_millis(1500) {
         bpf.poll(Duration::from_millis(10), &mut socks, &mut drops).unwrap();
-        for e in socks.drain(..) {
-            table.apply(&e);
-            applied += 1;
-        }
+        apply(&mut table, &mut socks, &mut applied);
     }
     let lost = bpf.lost().unwrap().since(&at_start);
     let activity = bpf.activity().unwrap();
@@ -315,6 +323,14 @@ fn table_from_events_equals_the_kernel_under_churn() {
         &mismatches[..mismatches.len().min(10)]
     );
     assert_eq!(activity.transitions_emitted, applied, "every emitted record was read");
+    // Every transition of every socket started from the state the one before left: nothing
+    // lost and nothing repeated in ~500,000 transitions, not only in the sockets still open.
+    assert!(
+        mismatched.is_empty(),
+        "{} transitions did not follow the previous one, first: {:?}",
+        mismatched.len(),
+        &mismatched[..mismatched.len().min(5)]
+    );
     assert_eq!(lost.transitions_lost(), 0, "{lost:?}");
     // Enough happened for the comparison to mean something: thousands of connections a
     // second, each with ~10 transitions, and hundreds open at the end.

@@ -47,7 +47,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20); /* the loader sets the size */
+	__uint(max_entries, 16 << 20); /* the loader sets the size */
 } events SEC(".maps");
 
 struct {
