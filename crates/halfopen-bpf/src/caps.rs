@@ -34,6 +34,22 @@ pub fn missing_names(mask: u64) -> String {
     }
 }
 
+/// Whether `mask` is enough to load and attach tracing programs: CAP_SYS_ADMIN, or CAP_BPF
+/// and CAP_PERFMON together (kernel/bpf/syscall.c `bpf_capable`, `perfmon_capable`).
+pub fn sufficient(mask: u64) -> bool {
+    let has = |bit: u32| mask & (1u64 << bit) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+/// When this process lacks what tracing programs need: the names missing among CAP_BPF,
+/// CAP_PERFMON and CAP_SYS_ADMIN. None when it has enough, or when /proc/self/status cannot
+/// be read or parsed (then the refusal is not blamed on capabilities).
+pub fn insufficient_here() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let mask = parse_cap_eff(&status)?;
+    (!sufficient(mask)).then(|| missing_names(mask))
+}
+
 /// [`missing_names`] for this process; says so when /proc/self/status cannot be read.
 pub fn missing_here() -> String {
     match std::fs::read_to_string("/proc/self/status") {
@@ -63,5 +79,14 @@ mod tests {
         assert_eq!(missing_names(1 << CAP_SYS_ADMIN), "CAP_BPF, CAP_PERFMON");
         let all = (1 << CAP_BPF) | (1 << CAP_PERFMON) | (1 << CAP_SYS_ADMIN);
         assert!(missing_names(all).starts_with("none of them"));
+    }
+
+    #[test]
+    fn bpf_and_perfmon_are_enough_without_sys_admin() {
+        assert!(sufficient(1 << CAP_SYS_ADMIN));
+        assert!(sufficient((1 << CAP_BPF) | (1 << CAP_PERFMON)));
+        assert!(!sufficient(1 << CAP_BPF));
+        assert!(!sufficient(1 << CAP_PERFMON));
+        assert!(!sufficient(0));
     }
 }

@@ -63,14 +63,15 @@ fn to_io(e: &libbpf_rs::Error) -> io::Error {
     io::Error::new(kind, format!("{e:#}"))
 }
 
-/// EPERM/EACCES while this process lacks a capability: a privilege problem. With every
-/// capability present, EACCES is the verifier rejecting a program: a load error.
+/// EPERM/EACCES while this process lacks CAP_SYS_ADMIN and one of CAP_BPF/CAP_PERFMON: a
+/// privilege problem. With enough capabilities, EACCES is the verifier rejecting a program and
+/// EPERM a kernel that refuses the program type (an LSM, lockdown, or as on the 6.18 here,
+/// fentry/fexit): a load error, which lets [`WitnessMode::Auto`] try the next hook.
 fn classify(what: String, e: &libbpf_rs::Error) -> BpfError {
     let source = to_io(e);
     let log = take_log();
     if source.kind() == io::ErrorKind::PermissionDenied {
-        let missing = caps::missing_here();
-        if !missing.starts_with("none") {
+        if let Some(missing) = caps::insufficient_here() {
             return BpfError::PermissionDenied { what, missing, source };
         }
     }
@@ -294,10 +295,12 @@ impl Bpf {
             let link = prog.attach().map_err(|e| {
                 let source = to_io(&e);
                 let log = take_log();
-                if source.kind() == io::ErrorKind::PermissionDenied && !caps::missing_here().starts_with("none") {
+                if let Some(missing) =
+                    caps::insufficient_here().filter(|_| source.kind() == io::ErrorKind::PermissionDenied)
+                {
                     BpfError::PermissionDenied {
                         what: format!("attaching {name}"),
-                        missing: caps::missing_here(),
+                        missing,
                         source,
                     }
                 } else {
