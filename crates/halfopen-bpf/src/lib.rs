@@ -130,7 +130,10 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/halfopen.skel.rs"));
 }
 
-pub use caps::{missing_here as missing_capabilities, CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN};
+pub use caps::{
+    insufficient_here as insufficient_capabilities, missing_here as missing_capabilities,
+    sufficient as capabilities_sufficient, CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN,
+};
 pub use error::BpfError;
 pub use event::{
     decode, ClockAnchor, ConnectOwner, DecodeError, DropPath, Event, Family, SockEvent, WitnessHook, WitnessedDrop,
