@@ -62,9 +62,13 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Keys of the transitions on_state handled, per CPU, for on_state_rescue. */
-#define SEEN_SLOTS 8
-#define SEEN_TTL_NS 1000000000ULL
+/* Keys of the transitions on_state handled, per CPU, for on_state_rescue. A key lives from
+ * on_state to the rescue for the same firing: microseconds, or a softirq run (a few ms) when
+ * one interrupts between them. Keys the rescue never consumes (it was itself skipped) are
+ * stale: they expire after SEEN_TTL_NS, so that a burst of them cannot fill the table and
+ * push out a live key (which makes the rescue emit that firing a second time). */
+#define SEEN_SLOTS 16
+#define SEEN_TTL_NS 20000000ULL
 struct seen_key {
 	__u64 cookie; /* 0: free slot */
 	__u64 ts_ns;
