@@ -469,6 +469,7 @@ impl Bpf {
             rescue_misses: r.rescue_misses,
             witness_misses: r.witness_misses,
             undecodable: self.undecodable_total,
+            unreadable: c(counter::UNREADABLE),
         })
     }
 

@@ -35,7 +35,8 @@ pub mod counter {
     pub const SOCK_LOST: u32 = 0;
     /// Witness records that did not fit in the `drops` ring.
     pub const DROP_LOST: u32 = 1;
-    /// Transitions emitted by the rescue program.
+    /// Firings the rescue program covered because `on_state` was skipped, whether or not they
+    /// passed the filters (the kernel counts `on_state`'s misses for every firing).
     pub const RESCUED: u32 = 2;
     /// `tcp_v{4,6}_syn_recv_sock` returned NULL with the accept queue not full.
     pub const NULL_NOT_FULL: u32 = 3;
@@ -45,6 +46,9 @@ pub mod counter {
     pub const DROP_EMITTED: u32 = 5;
     /// Submits that forced a wakeup (more than `wake_bytes` pending).
     pub const WAKEUPS: u32 = 6;
+    /// Transitions dropped because the socket's protocol or namespace cookie read as 0 (a
+    /// failed read).
+    pub const UNREADABLE: u32 = 7;
     /// Slots in the map.
     pub const MAX: u32 = 8;
 }

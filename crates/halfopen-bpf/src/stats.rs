@@ -31,10 +31,11 @@ pub struct LossStats {
     pub transitions_ring_full: u64,
     /// Witness records dropped because the witness ring was full.
     pub drops_ring_full: u64,
-    /// Transitions the main program was not run for (the kernel's recursion guard:
-    /// `recursion_misses` of `on_state` in bpf_prog_info).
+    /// Firings of the tracepoint the main program was not run for (the kernel's recursion
+    /// guard: `recursion_misses` of `on_state` in bpf_prog_info), in every namespace and
+    /// protocol, filtered or not.
     pub recursion_misses: u64,
-    /// Of those, transitions the rescue program emitted instead.
+    /// Of those, firings the rescue program covered (and emitted when they pass the filters).
     pub rescued: u64,
     /// Runs skipped by the recursion guard of the rescue program. Harmless: each was a
     /// transition the main program handled.
@@ -45,14 +46,20 @@ pub struct LossStats {
     pub witness_misses: u64,
     /// Records that did not decode.
     pub undecodable: u64,
+    /// Transitions dropped because the socket's protocol or namespace cookie could not be read
+    /// (read as 0).
+    pub unreadable: u64,
 }
 
 impl LossStats {
     /// Transitions that reached no reader: ring full, plus recursion misses the rescue did not
-    /// cover, plus undecodable records. May read 1 for a moment while a rescue is in flight on
+    /// cover, plus undecodable records, plus sockets that could not be read. May read 1 for a moment while a rescue is in flight on
     /// another CPU.
     pub fn transitions_lost(&self) -> u64 {
-        self.transitions_ring_full + self.recursion_misses.saturating_sub(self.rescued) + self.undecodable
+        self.transitions_ring_full
+            + self.recursion_misses.saturating_sub(self.rescued)
+            + self.undecodable
+            + self.unreadable
     }
 
     /// Witnesses that reached no reader (ring full, or a witness program skipped).
@@ -75,6 +82,7 @@ impl LossStats {
             rescue_misses: self.rescue_misses.saturating_sub(earlier.rescue_misses),
             witness_misses: self.witness_misses.saturating_sub(earlier.witness_misses),
             undecodable: self.undecodable.saturating_sub(earlier.undecodable),
+            unreadable: self.unreadable.saturating_sub(earlier.unreadable),
         }
     }
 }

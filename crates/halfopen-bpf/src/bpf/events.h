@@ -28,11 +28,12 @@
 /* Slots of the per-CPU `counters` array (u64 each). */
 #define HO_CNT_SOCK_LOST 0      /* transition records that did not fit in the `events` ring */
 #define HO_CNT_DROP_LOST 1      /* witness records that did not fit in the `drops` ring */
-#define HO_CNT_RESCUED 2        /* transitions emitted by the rescue program */
+#define HO_CNT_RESCUED 2        /* firings the rescue covered (on_state skipped them), wanted or not */
 #define HO_CNT_NULL_NOT_FULL 3  /* syn_recv_sock returned NULL with the accept queue not full */
 #define HO_CNT_SOCK_EMITTED 4   /* transition records submitted */
 #define HO_CNT_DROP_EMITTED 5   /* witness records submitted */
 #define HO_CNT_WAKEUPS 6        /* submits that forced a wakeup (pending bytes crossed the threshold) */
+#define HO_CNT_UNREADABLE 7     /* transitions dropped because the socket's protocol or namespace read as 0 */
 #define HO_CNT_MAX 8
 
 struct ho_sock_event {

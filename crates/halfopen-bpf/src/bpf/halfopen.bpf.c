@@ -144,9 +144,15 @@ static __always_inline bool netns_wanted(__u64 netns)
 /* Whether a transition of this socket is reported; fills its namespace cookie. */
 static __always_inline bool wanted(const struct sock *sk, __u64 *netns)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return false;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 	*netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie);
+	if (proto == 0 || *netns == 0) {
+		/* A read that failed (every socket has a protocol, every namespace a cookie). */
+		count(HO_CNT_UNREADABLE);
+		return false;
+	}
+	if (proto != IPPROTO_TCP)
+		return false;
 	return netns_wanted(*netns);
 }
 
@@ -208,12 +214,14 @@ static __always_inline void emit_transition(const struct sock *sk, __u64 netns, 
 	submit(&events, e, sizeof(*e), wake_events);
 }
 
+/*
+ * Keys are recorded and looked up for every firing, before any filter: the kernel counts
+ * on_state's recursion misses for every firing, so the rescue must count (HO_CNT_RESCUED)
+ * every firing it covers, wanted or not, for `misses - rescued` to mean "lost".
+ */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int newstate)
 {
-	__u64 netns = 0;
-	if (!wanted(sk, &netns))
-		return 0;
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 	__u64 now = bpf_ktime_get_boot_ns();
 	__u32 zero = 0;
@@ -241,16 +249,15 @@ int BPF_PROG(on_state, const struct sock *sk, const int oldstate, const int news
 			k->cookie = cookie;
 		}
 	}
-	emit_transition(sk, netns, cookie, oldstate, newstate, 0);
+	__u64 netns = 0;
+	if (wanted(sk, &netns))
+		emit_transition(sk, netns, cookie, oldstate, newstate, 0);
 	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_state_rescue, const struct sock *sk, const int oldstate, const int newstate)
 {
-	__u64 netns = 0;
-	if (!wanted(sk, &netns))
-		return 0;
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 	__u64 now = bpf_ktime_get_boot_ns();
 	__u32 zero = 0;
@@ -260,13 +267,15 @@ int BPF_PROG(on_state_rescue, const struct sock *sk, const int oldstate, const i
 			struct seen_key *k = &t->slot[i];
 			if (k->cookie == cookie && k->oldstate == (__u32)oldstate && k->newstate == (__u32)newstate &&
 			    now - k->ts_ns <= SEEN_TTL_NS) {
-				k->cookie = 0; /* on_state emitted it */
+				k->cookie = 0; /* on_state saw it */
 				return 0;
 			}
 		}
 	}
 	count(HO_CNT_RESCUED);
-	emit_transition(sk, netns, cookie, oldstate, newstate, HO_SOCK_RESCUED);
+	__u64 netns = 0;
+	if (wanted(sk, &netns))
+		emit_transition(sk, netns, cookie, oldstate, newstate, HO_SOCK_RESCUED);
 	return 0;
 }
 
