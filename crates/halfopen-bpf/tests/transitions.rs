@@ -1,0 +1,351 @@
+//! Transitions on the real kernel: real connections in lab namespaces give exactly the expected
+//! transitions per socket (nothing missing, nothing extra) with the connecting thread as
+//! owner; and under churn, a table built from one dump plus the transitions equals a fresh
+//! sock_diag dump. Needs root (`cargo test -p halfopen-bpf --features bpf`).
+
+#![cfg(feature = "bpf")]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{dump, in_netns, netns_cookie, serial, socket_cookie, spawn_lab_process};
+use halfopen_bpf::{Applied, Bpf, LoadOptions, SockEvent, SocketTable, WitnessMode};
+use halfopen_core::{TcpState, Tuple};
+use halfopen_lab::{require_root_or_skip, Lab, Signal};
+
+#[test]
+#[ignore = "entry point of the lab processes the kernel tests start; not a test"]
+fn lab_process() {
+    common::run_lab_process();
+}
+
+const CONNECTIONS: usize = 40;
+const CLIENT_THREAD: &str = "ho-bpf-client";
+
+/// Polls until `done` says so (bounded), then 300 ms more so that extras would show.
+fn collect(bpf: &mut Bpf, events: &mut Vec<SockEvent>, timeout: Duration, mut done: impl FnMut(&[SockEvent]) -> bool) {
+    let deadline = Instant::now() + timeout;
+    let mut drops = Vec::new();
+    while !done(events) && Instant::now() < deadline {
+        bpf.poll(Duration::from_millis(10), events, &mut drops).unwrap();
+    }
+    let tail = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < tail {
+        bpf.poll(Duration::from_millis(10), events, &mut drops).unwrap();
+    }
+    assert!(drops.is_empty(), "no witness was loaded: {drops:?}");
+}
+
+#[test]
+fn every_transition_of_real_connections_exactly_once() {
+    if !require_root_or_skip("every_transition_of_real_connections_exactly_once") {
+        return;
+    }
+    let _serial = serial();
+    let mut lab = Lab::new("bpftr").unwrap();
+    let server_ip = Ipv4Addr::new(198, 18, 31, 1);
+    let client_ip = Ipv4Addr::new(198, 18, 31, 2);
+    let server = lab.add_host("server", server_ip).unwrap();
+    let client = lab.add_host("client", client_ip).unwrap();
+    let (s_ns, c_ns) = (netns_cookie(&server.netns), netns_cookie(&client.netns));
+    assert_ne!(s_ns, c_ns);
+    let mut bpf = Bpf::load(&LoadOptions {
+        witness: WitnessMode::Off,
+        only_netns: vec![s_ns, c_ns],
+        ..Default::default()
+    })
+    .unwrap();
+    let at_start = bpf.lost().unwrap();
+
+    let addr = SocketAddr::from((server_ip, 4000));
+    // The server: accepts CONNECTIONS connections, reads each to EOF (the client closes
+    // first), then closes it; closes the listener at the end.
+    let (tx_ready, rx_ready) = std::sync::mpsc::channel();
+    let server_ns = server.netns.clone();
+    let server_thread = std::thread::spawn(move || {
+        in_netns(&server_ns, move || {
+            let listener = TcpListener::bind(addr).unwrap();
+            tx_ready.send(socket_cookie(&listener)).unwrap();
+            let mut accepted = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let (mut s, peer) = listener.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let cookie = socket_cookie(&s);
+                let mut buf = Vec::new();
+                s.read_to_end(&mut buf).unwrap();
+                assert_eq!(buf, b"x");
+                drop(s);
+                accepted.push((cookie, Tuple::new(addr, peer)));
+            }
+            (socket_cookie(&listener), accepted)
+        })
+    });
+    let listener_cookie = rx_ready.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    // The client: one thread with a known name, connecting and closing one at a time.
+    let client_ns = client.netns.clone();
+    let (clients, client_tid) = std::thread::Builder::new()
+        .name(CLIENT_THREAD.into())
+        .spawn(move || {
+            common::enter(&std::path::Path::new("/run/netns").join(&client_ns));
+            let mut out = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+                let cookie = socket_cookie(&s);
+                let tuple = Tuple::new(s.local_addr().unwrap(), s.peer_addr().unwrap());
+                s.write_all(b"x").unwrap();
+                drop(s);
+                out.push((cookie, tuple));
+            }
+            (out, common::gettid())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let (listener_cookie_again, accepted) = server_thread.join().unwrap();
+    assert_eq!(listener_cookie, listener_cookie_again);
+
+    use TcpState::*;
+    let client_path = [
+        (Close, SynSent),
+        (SynSent, Established),
+        (Established, FinWait1),
+        (FinWait1, FinWait2),
+        (FinWait2, Close),
+    ];
+    let server_path = [
+        (Listen, SynRecv),
+        (SynRecv, Established),
+        (Established, CloseWait),
+        (CloseWait, LastAck),
+        (LastAck, Close),
+    ];
+    let expected_total = CONNECTIONS * (client_path.len() + server_path.len()) + 2;
+    let mut events = Vec::new();
+    collect(&mut bpf, &mut events, Duration::from_secs(15), |e| {
+        e.len() >= expected_total
+    });
+
+    let mut per_socket: HashMap<(u64, u64), Vec<&SockEvent>> = HashMap::new();
+    for e in &events {
+        per_socket.entry((e.netns_cookie, e.cookie)).or_default().push(e);
+    }
+    let transitions = |v: &[&SockEvent]| v.iter().map(|e| (e.old, e.new)).collect::<Vec<_>>();
+    let me = std::process::id();
+    for (cookie, tuple) in &clients {
+        let evs = per_socket
+            .remove(&(c_ns, *cookie))
+            .unwrap_or_else(|| panic!("no events for client socket {cookie}"));
+        assert_eq!(transitions(&evs), client_path, "client socket {cookie} {tuple:?}");
+        let owner = evs[0].owner.as_ref().expect("connect() names its owner");
+        assert_eq!(owner.pid, me);
+        assert_eq!(owner.tid, client_tid);
+        assert_eq!(owner.comm, CLIENT_THREAD);
+        assert_eq!(owner.uid, 0);
+        assert!(evs[1..].iter().all(|e| e.owner.is_none()));
+        assert_eq!(evs[0].tuple.remote(), addr, "the remote end is known at connect()");
+        assert_eq!(evs[1].tuple, *tuple, "the established client tuple");
+        // Timestamps are ordered within a socket and near now.
+        assert!(evs.windows(2).all(|w| w[0].boot_ns <= w[1].boot_ns));
+        let age = std::time::SystemTime::now().duration_since(evs[0].at).unwrap();
+        assert!(age < Duration::from_secs(60), "{age:?}");
+    }
+    for (cookie, tuple) in &accepted {
+        let evs = per_socket
+            .remove(&(s_ns, *cookie))
+            .unwrap_or_else(|| panic!("no events for accepted socket {cookie}"));
+        assert_eq!(transitions(&evs), server_path, "accepted socket {cookie} {tuple:?}");
+        assert_eq!(evs[1].tuple, *tuple, "the accepted socket's tuple");
+        assert!(evs.iter().all(|e| e.owner.is_none()));
+    }
+    // The server's tuples mirror the clients'.
+    let client_tuples: Vec<Tuple> = clients.iter().map(|(_, t)| t.mirror()).collect();
+    let server_tuples: Vec<Tuple> = accepted.iter().map(|(_, t)| *t).collect();
+    assert_eq!(client_tuples, server_tuples);
+    // The listener: born inside listen() (with its owner), closed at the end.
+    let evs = per_socket
+        .remove(&(s_ns, listener_cookie))
+        .expect("the listener's events");
+    assert_eq!(transitions(&evs), [(Close, Listen), (Listen, Close)]);
+    assert_eq!(evs[0].owner.as_ref().map(|o| o.pid), Some(me));
+    assert_eq!(evs[0].tuple.local(), addr);
+    assert!(per_socket.is_empty(), "extra events: {per_socket:?}");
+    assert_eq!(events.len(), expected_total);
+
+    let lost = bpf.lost().unwrap().since(&at_start);
+    eprintln!("transitions: {} events, {lost:?}", events.len());
+    assert_eq!(lost.transitions_lost(), 0, "{lost:?}");
+    lab.teardown().unwrap();
+}
+
+/// Dump states the comparison covers: all but TIME_WAIT, SYN_RECV, NEW_SYN_RECV, CLOSE (see
+/// `SocketTable::follows`).
+fn followed_mask() -> u32 {
+    (1..=12u8)
+        .filter_map(TcpState::from_kernel)
+        .filter(|s| SocketTable::follows(*s))
+        .fold(0, |m, s| m | s.mask_bit())
+}
+
+/// What a comparison looks at: cookie -> (state, tuple), leaving out FIN_WAIT2 timewait
+/// minisockets (inode 0), which transitions never follow.
+fn from_dump(ns: &str) -> BTreeMap<u64, (TcpState, Tuple)> {
+    dump(ns, followed_mask())
+        .into_iter()
+        .filter(|r| !(r.state == TcpState::FinWait2 && r.inode == 0))
+        .map(|r| (r.cookie, (r.state, r.tuple)))
+        .collect()
+}
+
+#[test]
+fn table_from_events_equals_the_kernel_under_churn() {
+    if !require_root_or_skip("table_from_events_equals_the_kernel_under_churn") {
+        return;
+    }
+    let _serial = serial();
+    let mut lab = Lab::new("bpfchurn").unwrap();
+    let server_ip = Ipv4Addr::new(198, 18, 32, 1);
+    let server = lab.add_host("server", server_ip).unwrap();
+    let client = lab.add_host("client", Ipv4Addr::new(198, 18, 32, 2)).unwrap();
+    // 3000/s keeps ~90,000 TIME_WAIT entries on the client: let connect() reuse them.
+    lab.sysctl("client", "net.ipv4.tcp_tw_reuse", "1").unwrap();
+    lab.sysctl("client", "net.ipv4.ip_local_port_range", "10000 65000")
+        .unwrap();
+    let (s_ns, c_ns) = (netns_cookie(&server.netns), netns_cookie(&client.netns));
+    let mut bpf = Bpf::load(&LoadOptions {
+        witness: WitnessMode::Off,
+        only_netns: vec![s_ns, c_ns],
+        ..Default::default()
+    })
+    .unwrap();
+    let at_start = bpf.lost().unwrap();
+
+    let gs = spawn_lab_process(
+        &mut lab,
+        "server",
+        &["greet-server", "--listen", "198.18.32.1:3306", "--backlog", "4096"],
+    );
+    gs.wait_for_prefix("listening", Duration::from_secs(10)).unwrap();
+    // BPF first, then the one initial dump: every later change is in the events.
+    let mut table = SocketTable::new();
+    let mut seeded = 0;
+    for (ns, cookie) in [(&server.netns, s_ns), (&client.netns, c_ns)] {
+        for r in dump(ns, followed_mask()) {
+            seeded += usize::from(table.seed(cookie, &r));
+        }
+    }
+    assert_eq!(seeded, 1, "only the listener exists before the churn");
+    // Transitions stamped before this moment may already be in the seed (the listener's
+    // CLOSE->LISTEN is): a mismatch is expected from them, from nothing later.
+    let seeded_at = halfopen_bpf::ClockAnchor::now().boot_ns;
+
+    let target = SocketAddr::from((server_ip, 3306)).to_string();
+    let churn = spawn_lab_process(
+        &mut lab,
+        "client",
+        &[
+            "churn",
+            "--target",
+            &target,
+            "--rate",
+            "3000/s",
+            "--max-life",
+            "1s",
+            "--duration",
+            "60s",
+        ],
+    );
+    let start = Instant::now();
+    let (mut socks, mut drops) = (Vec::new(), Vec::new());
+    let mut applied = 0u64;
+    let mut polls = 0u64;
+    let mut mismatched = Vec::new();
+    let mut apply = |table: &mut SocketTable, socks: &mut Vec<SockEvent>, applied: &mut u64| {
+        for e in socks.drain(..) {
+            if let Applied::Mismatched { had } = table.apply(&e) {
+                if !(e.boot_ns < seeded_at && had == e.new) {
+                    mismatched.push((had, e));
+                }
+            }
+            *applied += 1;
+        }
+    };
+    while start.elapsed() < Duration::from_secs(20) {
+        bpf.poll(Duration::from_millis(10), &mut socks, &mut drops).unwrap();
+        polls += 1;
+        apply(&mut table, &mut socks, &mut applied);
+    }
+    // Freeze both applications; the kernel finishes what is in flight (handshakes, FINs).
+    churn.signal(Signal::SIGSTOP).unwrap();
+    gs.signal(Signal::SIGSTOP).unwrap();
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(1500) {
+        bpf.poll(Duration::from_millis(10), &mut socks, &mut drops).unwrap();
+        apply(&mut table, &mut socks, &mut applied);
+    }
+    let lost = bpf.lost().unwrap().since(&at_start);
+    let activity = bpf.activity().unwrap();
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for (ns, cookie) in [(&server.netns, s_ns), (&client.netns, c_ns)] {
+        let kernel = from_dump(ns);
+        let events: BTreeMap<u64, (TcpState, Tuple)> = table
+            .iter()
+            .filter(|e| e.netns_cookie == cookie)
+            .map(|e| (e.cookie, (e.state, e.tuple)))
+            .collect();
+        compared += kernel.len();
+        for (c, k) in &kernel {
+            match events.get(c) {
+                Some(e) if e == k => {}
+                other => mismatches.push(format!("ns {cookie} socket {c}: kernel {k:?}, events {other:?}")),
+            }
+        }
+        for (c, e) in &events {
+            if !kernel.contains_key(c) {
+                mismatches.push(format!("ns {cookie} socket {c}: events {e:?}, not in the kernel"));
+            }
+        }
+    }
+    let rate = applied as f64 / 20.0;
+    eprintln!(
+        "churn: {applied} transitions applied ({rate:.0}/s) in {polls} polls, {compared} sockets compared, \
+         {lost:?}, {activity:?}"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, first: {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(10)]
+    );
+    assert_eq!(activity.transitions_emitted, applied, "every emitted record was read");
+    // Every transition of every socket should start from the state the one before left: a
+    // lost or repeated transition shows here even when the socket is gone by the end. Seen on
+    // this 2-core machine under a load average of 4-6: 0 to 96 FIN_WAIT1->FIN_WAIT2 of
+    // orphaned client sockets lost in ~400,000-600,000 transitions with recursion misses and
+    // rescues balanced, i.e. a loss the counters did not see (unexplained; see the crate
+    // README). Reported, and bounded at 1 in 1,000 so that anything systematic (a kind of
+    // transition lost every time is ~10% of them) fails the test.
+    if !mismatched.is_empty() {
+        eprintln!(
+            "churn: {} transitions did not follow the previous one, first: {:?}",
+            mismatched.len(),
+            &mismatched[..mismatched.len().min(5)]
+        );
+    }
+    assert!(
+        mismatched.len() as u64 * 1_000 <= applied,
+        "{} of {applied} transitions did not follow the previous one",
+        mismatched.len()
+    );
+    assert_eq!(lost.transitions_lost(), 0, "{lost:?}");
+    // Enough happened for the comparison to mean something: thousands of connections a
+    // second, each with ~10 transitions, and hundreds open at the end.
+    assert!(rate > 10_000.0, "{rate}/s");
+    assert!(compared > 200, "{compared}");
+    lab.teardown().unwrap();
+}
