@@ -29,15 +29,21 @@ pub enum FindingKind {
     /// A listener whose accept queue holds connections the server has not
     /// accepted for longer than `accept_stall_after`: its accept loop is stuck.
     AcceptStalled,
+    /// The server's kernel witnessed a completed handshake dropped on a full
+    /// accept queue, from a client host that is not monitored, on a port
+    /// where the server speaks first: the client holds a connection the
+    /// server never had and waits for a greeting (only the server is seen).
+    DroppedHandshake,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 5] = [
+    pub const ALL: [FindingKind; 6] = [
         FindingKind::ClientOnly,
         FindingKind::ServerOnly,
         FindingKind::StalledGreeting,
         FindingKind::ListenerAtRisk,
         FindingKind::AcceptStalled,
+        FindingKind::DroppedHandshake,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,13 +53,14 @@ impl FindingKind {
             FindingKind::StalledGreeting => "stalled_greeting",
             FindingKind::ListenerAtRisk => "listener_at_risk",
             FindingKind::AcceptStalled => "accept_stalled",
+            FindingKind::DroppedHandshake => "dropped_handshake",
         }
     }
 
     /// The `side` JSON field: which end holds what the finding is about.
     pub fn side_label(self) -> &'static str {
         match self {
-            FindingKind::ClientOnly => "client_only",
+            FindingKind::ClientOnly | FindingKind::DroppedHandshake => "client_only",
             FindingKind::ServerOnly => "server_only",
             FindingKind::StalledGreeting => "both",
             FindingKind::ListenerAtRisk | FindingKind::AcceptStalled => "server",
@@ -75,7 +82,7 @@ impl fmt::Display for FindingKind {
 /// A string that is not a finding kind; its message lists the kinds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown finding kind {0:?} (kinds: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled)"
+    "unknown finding kind {0:?} (kinds: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled, dropped_handshake)"
 )]
 pub struct UnknownKind(pub String);
 
@@ -107,16 +114,20 @@ pub enum GoneReason {
     /// The host holding it has been gone (its collector away) for longer than
     /// `gone_after`: whatever it held is not known any more.
     HostGone,
+    /// dropped_handshake: `dropped_handshake_ttl` passed since the drop (the
+    /// client is not monitored, so nothing says when it gave up).
+    Expired,
 }
 
 impl GoneReason {
-    pub const ALL: [GoneReason; 6] = [
+    pub const ALL: [GoneReason; 7] = [
         GoneReason::ClientClosed,
         GoneReason::ServerHasIt,
         GoneReason::Replaced,
         GoneReason::Greeted,
         GoneReason::Recovered,
         GoneReason::HostGone,
+        GoneReason::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -127,6 +138,7 @@ impl GoneReason {
             GoneReason::Greeted => "greeted",
             GoneReason::Recovered => "recovered",
             GoneReason::HostGone => "host_gone",
+            GoneReason::Expired => "expired",
         }
     }
 }
@@ -284,11 +296,67 @@ pub struct Evidence {
     /// when keepalive reaps an idle socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_keepalive: Option<KeepaliveSysctls>,
+    /// The server's kernel witnessed this connection's handshake being
+    /// dropped on a full accept queue (eBPF source on the server host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<Witness>,
     /// The explanation an older halfopen stored with the finding, before its
     /// evidence was kept as data (databases before schema version 2): shown
     /// as it was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_explanation: Option<String>,
+}
+
+/// Which way a completed handshake reached the server's kernel when it was
+/// dropped. The names (`cookie`, `normal`) are a contract (JSON, store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropPath {
+    /// Answered with a SYN cookie (`cookie_v4_check`/`cookie_v6_check`): the
+    /// server kept nothing, so the connection cannot come back by itself.
+    Cookie,
+    /// Through a request socket (`tcp_check_req`): the server keeps it in
+    /// SYN_RECV and retransmits its SYN-ACK, so it may still complete once
+    /// the queue drains.
+    Normal,
+}
+
+impl DropPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropPath::Cookie => "cookie",
+            DropPath::Normal => "normal",
+        }
+    }
+}
+
+impl fmt::Display for DropPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DropPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cookie" => Ok(DropPath::Cookie),
+            "normal" => Ok(DropPath::Normal),
+            _ => Err(format!("unknown drop path {s:?} (paths: cookie, normal)")),
+        }
+    }
+}
+
+/// The server's kernel dropping a connection's completed handshake, as
+/// evidence (see [`crate::DropWitness`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Witness {
+    /// The server host's wall clock at the drop, ms since the epoch.
+    pub at_ms: i64,
+    pub path: DropPath,
+    /// The listener's accept queue and its limit at that moment.
+    pub queue: u32,
+    pub backlog: u32,
 }
 
 /// How a connection was translated, as evidence.
@@ -380,11 +448,34 @@ mod tests {
         let e = "nope".parse::<FindingKind>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown finding kind \"nope\" (kinds: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled)"
+            "unknown finding kind \"nope\" (kinds: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled, dropped_handshake)"
         );
         for r in GoneReason::ALL {
             assert_eq!(r.as_str().parse::<GoneReason>(), Ok(r));
         }
+    }
+
+    #[test]
+    fn witness_is_kept_as_json_with_its_path_named() {
+        let e = Evidence {
+            witness: Some(Witness {
+                at_ms: 1_700_000_000_123,
+                path: DropPath::Cookie,
+                queue: 5,
+                backlog: 4,
+            }),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"witness":{"at_ms":1700000000123,"path":"cookie","queue":5,"backlog":4}}"#
+        );
+        assert_eq!(serde_json::from_str::<Evidence>(&json).unwrap(), e);
+        for p in [DropPath::Cookie, DropPath::Normal] {
+            assert_eq!(p.as_str().parse::<DropPath>(), Ok(p));
+        }
+        assert!("syn".parse::<DropPath>().is_err());
     }
 
     #[test]

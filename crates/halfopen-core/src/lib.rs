@@ -33,8 +33,8 @@ pub mod tuple;
 pub use coverage::{BlindSpot, Coverage, SharedAddress, Unmonitored};
 pub use diagnosis::{Change, Diagnosis};
 pub use finding::{
-    CounterWindow, Evidence, Finding, FindingKind, FindingView, GoneReason, ListenerSample, NatPath, Restart, Subject,
-    UnknownKind,
+    CounterWindow, DropPath, Evidence, Finding, FindingKind, FindingView, GoneReason, ListenerSample, NatPath, Restart,
+    Subject, UnknownKind, Witness,
 };
 pub use history::{ClientProcessCount, Incident, IncidentEnd, ListenerPoint, Postmortem, Sample, StoredFinding};
 pub use host::HostView;
@@ -42,8 +42,8 @@ pub use keepalive::KeepaliveSysctls;
 pub use model::{listener_accepts, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState};
 pub use redact::Redaction;
 pub use report::{
-    FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket, SourceKind,
-    Wants,
+    DropWitness, FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket,
+    SourceKind, Wants,
 };
 pub use target::ExplainTarget;
 pub use tuple::{canonical_ip, fmt_endpoint, ip_from_wire, is_matchable_ip, parse_endpoint, wire_bytes, Tuple};

@@ -2,6 +2,7 @@
 //! that opens a session, table [`Report`]s (a full table, then deltas), and
 //! [`LookupAnswer`]s to the reconciler's lookups. halfopen-proto maps them to
 //! and from the wire; the collector builds them and the engine applies them.
+use crate::finding::{DropPath, Witness};
 use crate::model::{Listener, Process, SocketRecord, TcpState};
 use crate::tuple::Tuple;
 use std::collections::BTreeMap;
@@ -17,16 +18,21 @@ pub enum SourceKind {
     Netlink,
     /// /proc/net/tcp{,6} (the fallback when the kernel refuses sock_diag).
     ProcNet,
+    /// eBPF: TCP state transitions as they happen (tracepoint
+    /// `sock:inet_sock_set_state`) between sock_diag dumps; lookups are still
+    /// fresh sock_diag reads.
+    Bpf,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 2] = [SourceKind::Netlink, SourceKind::ProcNet];
+    pub const ALL: [SourceKind; 3] = [SourceKind::Netlink, SourceKind::ProcNet, SourceKind::Bpf];
 
     /// The name on the wire, in `halfopen hosts` and in logs.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Netlink => "netlink",
             SourceKind::ProcNet => "proc",
+            SourceKind::Bpf => "bpf",
         }
     }
 }
@@ -43,7 +49,7 @@ impl FromStr for SourceKind {
         SourceKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown source {s:?} (sources: netlink, proc)"))
+            .ok_or_else(|| format!("unknown source {s:?} (sources: netlink, proc, bpf)"))
     }
 }
 
@@ -156,6 +162,40 @@ pub enum NatState {
     Unknown(String),
 }
 
+/// A completed handshake that this host's kernel dropped because the
+/// listener's accept queue was full, as the eBPF source witnessed it
+/// (`tcp_v4_syn_recv_sock`/`tcp_v6_syn_recv_sock` returning NULL while
+/// `sk_ack_backlog > sk_max_ack_backlog`, include/net/sock.h
+/// `sk_acceptq_is_full`; or the final ACK freed with drop reason
+/// `NO_SOCKET`/`TCP_LISTEN_OVERFLOW`). The client completed its handshake
+/// and holds the connection ESTABLISHED; this host never had it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DropWitness {
+    /// In this (the server's) view: local = the listener's address as the
+    /// client reached it, remote = the client.
+    pub tuple: Tuple,
+    /// This host's wall clock at the drop, ms since the epoch (informational:
+    /// matching never compares two hosts' clocks).
+    pub at_ms: i64,
+    pub path: DropPath,
+    /// The listener's accept queue (`sk_ack_backlog`) and its limit
+    /// (`sk_max_ack_backlog`) at that moment.
+    pub queue: u32,
+    pub backlog: u32,
+}
+
+impl DropWitness {
+    /// As evidence on a finding.
+    pub fn evidence(&self) -> Witness {
+        Witness {
+            at_ms: self.at_ms,
+            path: self.path,
+            queue: self.queue,
+            backlog: self.backlog,
+        }
+    }
+}
+
 /// What the collector's scan cost and met with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReportStats {
@@ -201,6 +241,9 @@ pub struct Report {
     pub nat_removed: Vec<Tuple>,
     /// Whether `nat` is complete (last chunk).
     pub nat_state: NatState,
+    /// Handshakes this host's kernel dropped on a full accept queue since
+    /// the previous report (eBPF source only; last chunk), one per tuple.
+    pub witnessed: Vec<DropWitness>,
     pub stats: ReportStats,
     /// The collector's wall clock when the scan was taken, ms since the epoch
     /// (informational: matching never compares two hosts' clocks).

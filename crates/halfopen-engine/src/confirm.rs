@@ -72,6 +72,9 @@ pub(crate) enum Purpose {
     /// The server end of a silent greeting-port connection: still there,
     /// and who holds it.
     StalledServer,
+    /// A witnessed drop from an unmonitored client: does the server hold
+    /// anything of it (`witness`).
+    DroppedHandshake,
 }
 
 #[derive(Debug)]
@@ -150,6 +153,10 @@ impl Engine {
         for id in expired {
             if let Some(p) = self.confirm.pending.remove(&id) {
                 self.stats.lookups_timed_out += 1;
+                if p.purpose == Purpose::DroppedHandshake {
+                    self.witness_retry(&p.keys, id);
+                    continue;
+                }
                 for key in p.keys {
                     self.confirm.set_phase(&key, Phase::Wait);
                     if self.confirm.stalled_asked.get(&key) == Some(&id) {
@@ -209,6 +216,7 @@ impl Engine {
                 }
             }
         }
+        self.witness_tick(now, &mut out);
         out
     }
 
@@ -223,6 +231,10 @@ impl Engine {
             .collect();
         for id in ids {
             if let Some(p) = self.confirm.pending.remove(&id) {
+                if p.purpose == Purpose::DroppedHandshake {
+                    self.witness_retry(&p.keys, id);
+                    continue;
+                }
                 for key in p.keys {
                     if self.confirm.stalled_asked.get(&key) == Some(&id) {
                         self.confirm.stalled_asked.remove(&key);
@@ -293,6 +305,7 @@ impl Engine {
             Purpose::OtherCheck => self.other_answered(id, p.keys, &by_tuple, now, &mut out),
             Purpose::HolderCheck => self.holder_answered(id, p.keys, &by_tuple, now, &mut out),
             Purpose::StalledServer => self.stalled_server_answered(id, p.keys, &by_tuple, now, &mut out),
+            Purpose::DroppedHandshake => self.dropped_answered(id, p.keys, &by_tuple, now, &mut out),
         }
         out
     }
@@ -467,6 +480,7 @@ impl Engine {
                 });
                 evidence.sysctls = server_state.sysctls.clone();
                 evidence.server_restarted = self.restart_since(server, server_t, key);
+                evidence.witness = self.witnesses.get(server, &server_t).map(|w| w.evidence());
             }
             _ => {
                 if cand.leftover {

@@ -35,6 +35,12 @@ pub struct Seen {
     pub stalled_accepted: usize,
     /// accept_stalled: the oldest wait, ms, and how many wait.
     pub accept_stall: Option<(u64, u32)>,
+    /// client_only findings whose drop the server's kernel witnessed.
+    pub orphans_witnessed: usize,
+    /// dropped_handshake findings (witnessed drops of unmonitored clients),
+    /// and how many per path ("cookie" -> n).
+    pub dropped_handshakes: usize,
+    pub dropped_paths: BTreeMap<&'static str, usize>,
 }
 
 impl Seen {
@@ -104,7 +110,8 @@ pub fn listener_diagnosis(ctx: &ListenerContext) -> Diagnosis {
     let cookies = delta(ctx.deltas, "SyncookiesSent").max(delta(ctx.deltas, "SyncookiesRecv"));
     let overflow = overflowed(ctx.deltas);
     let orphans = seen.count("client_only");
-    let orphans_overflow = orphans.saturating_sub(seen.orphans_of_restart);
+    // Handshakes the kernel witnessed dropping count as orphans of the overflow.
+    let orphans_overflow = orphans.saturating_sub(seen.orphans_of_restart) + seen.dropped_handshakes;
 
     // 1. The accept queue overflowed (with or without SYN cookies).
     if overflow {
@@ -132,7 +139,27 @@ pub fn listener_diagnosis(ctx: &ListenerContext) -> Diagnosis {
             if ctx.syn_sent == 1 { "is" } else { "are" }
         ));
     }
-    if orphans_overflow > 0 && !overflow {
+    // 1b. What the server's kernel witnessed, connection by connection.
+    if seen.dropped_handshakes > 0 {
+        let paths: Vec<String> = seen
+            .dropped_paths
+            .iter()
+            .map(|(p, n)| format!("{n} on the {p} path"))
+            .collect();
+        d.causes.push(format!(
+            "The server's kernel witnessed {} completed handshake{} from unmonitored clients being dropped on this \
+             full accept queue ({}): those clients believe they are connected and, on a server-speaks-first port, \
+             wait for a greeting until their own timeout.",
+            seen.dropped_handshakes,
+            plural(seen.dropped_handshakes),
+            if paths.is_empty() {
+                "path unknown".to_string()
+            } else {
+                paths.join(", ")
+            }
+        ));
+    }
+    if orphans_overflow > 0 && !overflow && seen.orphans_witnessed == 0 && seen.dropped_handshakes == 0 {
         d.causes.push(format!(
             "{orphans_overflow} client-only connection{} here, but no overflow or SYN-cookie counter rose and no \
              restart was seen: this is not an accept-queue overflow. Their server ends went away without a reset \
@@ -242,6 +269,14 @@ fn facts(ctx: &ListenerContext, server: &advice::ServerAdvice, d: &mut Diagnosis
     ));
     for (k, n) in &ctx.seen.by_kind {
         d.facts.push(format!("{n} current {k} finding{}", plural(*n)));
+    }
+    if ctx.seen.orphans_witnessed > 0 {
+        d.facts.push(format!(
+            "the server's kernel witnessed the drop of {} of the {} client-only connections (eBPF: its accept queue was \
+             full when their final ACK arrived)",
+            ctx.seen.orphans_witnessed,
+            ctx.seen.count("client_only")
+        ));
     }
     if ctx.seen.count("client_only") > 0 {
         let n = ctx.seen.count("client_only");

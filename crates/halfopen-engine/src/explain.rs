@@ -5,7 +5,7 @@
 //!
 //! [`Evidence`]: halfopen_core::Evidence
 use halfopen_core::counters::{overflowed, OVERFLOW};
-use halfopen_core::{CounterWindow, Finding, FindingKind, Process, Subject};
+use halfopen_core::{CounterWindow, DropPath, Finding, FindingKind, Process, Subject, Witness};
 use std::collections::BTreeMap;
 
 /// "comm (pid N)", or `unknown` when there is no process.
@@ -76,6 +76,30 @@ pub fn finding_text(f: &Finding) -> String {
         FindingKind::StalledGreeting => stalled_greeting(f),
         FindingKind::ListenerAtRisk => listener_at_risk(f),
         FindingKind::AcceptStalled => accept_stalled(f),
+        FindingKind::DroppedHandshake => dropped_handshake(f),
+    }
+}
+
+/// What the server's kernel witnessed: " The server's kernel witnessed the
+/// drop: at T its accept queue was full (5 of 4) and it dropped the client's
+/// final ACK (SYN-cookie path: the server kept nothing of it)."
+fn witness_sentence(w: &Witness) -> String {
+    format!(
+        " The server's kernel witnessed the drop: at {} its accept queue was full ({} of {}) and it dropped the \
+         client's final ACK ({}).",
+        when(w.at_ms),
+        w.queue,
+        w.backlog,
+        path_clause(w.path)
+    )
+}
+
+fn path_clause(p: DropPath) -> &'static str {
+    match p {
+        DropPath::Cookie => "SYN-cookie path: the server kept nothing of it",
+        DropPath::Normal => {
+            "normal path: the server keeps the request in SYN_RECV and may still complete it once the queue drains"
+        }
     }
 }
 
@@ -161,10 +185,53 @@ fn client_only(f: &Finding) -> String {
             window_s(c)
         ));
     }
+    if let Some(w) = &e.witness {
+        s.push_str(&witness_sentence(w));
+    }
     s.push_str(&keepalive_sentence(
         f,
         "client",
         "without an application read timeout it waits forever for the greeting.",
+    ));
+    s
+}
+
+fn dropped_handshake(f: &Finding) -> String {
+    let e = &f.evidence;
+    let host = f.subject.server_host();
+    let client = f
+        .subject
+        .client_end()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "the client".into());
+    let mut s = format!(
+        "The kernel of {host} dropped the completed handshake of {client} to {}",
+        f.server_end()
+    );
+    if let Some(l) = &e.listener {
+        s.push_str(&format!(
+            ": the accept queue of its listener {} ({}) was full",
+            l.addr,
+            process_label(f.server_process.as_ref(), "unknown process")
+        ));
+    }
+    match &e.witness {
+        Some(w) => s.push_str(&format!(
+            " ({} of {}, backlog against net.core.somaxconn={}, tcp_syncookies={}) at {}, {}.",
+            w.queue,
+            w.backlog,
+            sysctl(&e.sysctls, "net.core.somaxconn"),
+            sysctl(&e.sysctls, "net.ipv4.tcp_syncookies"),
+            when(w.at_ms),
+            path_clause(w.path)
+        )),
+        None => s.push('.'),
+    }
+    s.push_str(&format!(
+        " The client host is not monitored, so only the server's kernel saw this: the client believes it is \
+         connected and, since the server speaks first on port {}, waits for a greeting that never comes unless it has \
+         a timeout.",
+        f.server_end().port()
     ));
     s
 }
@@ -357,6 +424,42 @@ mod tests {
         assert!(
             quiet.ends_with("it will be reset after the keepalive probes fail."),
             "{quiet}"
+        );
+    }
+
+    #[test]
+    fn a_witnessed_drop_is_told_with_its_time_queue_and_path() {
+        let mut f = orphan(BTreeMap::from([("TcpExt.ListenOverflows".to_string(), 3)]), false);
+        f.evidence.witness = Some(Witness {
+            at_ms: 1_764_091_201_123,
+            path: DropPath::Cookie,
+            queue: 5,
+            backlog: 4,
+        });
+        let t = finding_text(&f);
+        assert!(
+            t.contains(
+                "The server's kernel witnessed the drop: at 2025-11-25T17:20:01Z its accept queue was full (5 of 4) and \
+                 it dropped the client's final ACK (SYN-cookie path: the server kept nothing of it). The client socket"
+            ),
+            "{t}"
+        );
+        let mut d = f.clone();
+        d.kind = FindingKind::DroppedHandshake;
+        d.subject = Subject::Connection {
+            tuple: Tuple::new("198.18.7.7:40000".parse().unwrap(), "198.18.0.1:3306".parse().unwrap()),
+            client_host: String::new(),
+            server_host: "db".into(),
+        };
+        d.evidence.witness.as_mut().unwrap().path = DropPath::Normal;
+        assert_eq!(
+            finding_text(&d),
+            "The kernel of db dropped the completed handshake of 198.18.7.7:40000 to 198.18.0.1:3306: the accept \
+             queue of its listener 0.0.0.0:3306 (mariadbd (pid 77)) was full (5 of 4, backlog against \
+             net.core.somaxconn=128, tcp_syncookies=1) at 2025-11-25T17:20:01Z, normal path: the server keeps the \
+             request in SYN_RECV and may still complete it once the queue drains. The client host is not monitored, \
+             so only the server's kernel saw this: the client believes it is connected and, since the server speaks \
+             first on port 3306, waits for a greeting that never comes unless it has a timeout."
         );
     }
 

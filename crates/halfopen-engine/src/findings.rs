@@ -46,6 +46,10 @@ impl FindingSet {
     /// are created in `hosts` when unknown.
     pub fn key_for(&self, f: &Finding, hosts: &mut Hosts, now: Clock) -> FKey {
         match &f.subject {
+            // The client of a dropped handshake is not monitored: the server holds the key.
+            Subject::Connection { tuple, server_host, .. } if f.kind == FindingKind::DroppedHandshake => {
+                FKey::Conn(f.kind, hosts.index(server_host, now), tuple.mirror())
+            }
             Subject::Connection {
                 tuple,
                 client_host,
@@ -182,8 +186,15 @@ impl FindingSet {
                     }
                 }
             }
-            FKey::Conn(FindingKind::ClientOnly, _, t) if s.finding.evidence.server_restarted.is_none() => {
-                let k = (s.server, t.remote_port());
+            // A dropped handshake is an orphan of an overflow too (its key is the server's view).
+            FKey::Conn(kind @ (FindingKind::ClientOnly | FindingKind::DroppedHandshake), _, t)
+                if s.finding.evidence.server_restarted.is_none() =>
+            {
+                let port = match kind {
+                    FindingKind::DroppedHandshake => t.local_port(),
+                    _ => t.remote_port(),
+                };
+                let k = (s.server, port);
                 let n = self.orphans_by_port.entry(k).or_insert(0);
                 *n = if add { *n + 1 } else { n.saturating_sub(1) };
                 if *n == 0 {

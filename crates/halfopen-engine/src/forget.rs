@@ -31,6 +31,7 @@ impl Engine {
             }
             self.hosts.vacate(h, now);
             self.deferred.forget(h);
+            self.witnesses.forget(h);
             self.stats.hosts_forgotten += 1;
             out.push(Action::Notice(Notice::HostForgotten { host: name }));
         }

@@ -164,6 +164,9 @@ impl Engine {
         }
         self.stats.reports += 1;
         self.hosts[h].last_report = Some(now);
+        // Facts of the server's kernel, whatever becomes of the table below.
+        let witnessed = std::mem::take(&mut r.witnessed);
+        self.on_witnessed(h, witnessed, now, &mut out);
         if !r.addresses.is_empty() {
             self.set_addresses(h, std::mem::take(&mut r.addresses), &mut out);
         }
@@ -214,8 +217,9 @@ impl Engine {
             // Findings restored from the store (or kept over a reconnect)
             // whose socket is not in the new table are gone.
             for key in self.findings.held_by(h) {
-                if let FKey::Conn(_, _, t) = key {
-                    if !self.hosts[h].table.contains(&t) {
+                // A dropped handshake is, by definition, not in its server's table.
+                if let FKey::Conn(k, _, t) = key {
+                    if k != halfopen_core::FindingKind::DroppedHandshake && !self.hosts[h].table.contains(&t) {
                         out.extend(self.findings.finish(&key, GoneReason::ClientClosed, now.wall_ms));
                     }
                 }

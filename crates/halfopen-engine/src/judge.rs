@@ -62,6 +62,8 @@ impl Engine {
 
     /// A socket appeared or changed on host `h`.
     pub(crate) fn on_upsert(&mut self, h: HostIdx, t: Tuple, e: Entry, now: Clock, out: &mut Vec<Action>) {
+        // A dropped handshake of this tuple healed (the server has it now).
+        self.witness_server_has(h, t, now, out);
         // Whatever its side and state, this host now holds the tuple: the
         // other end's candidate or finding for it is not one-sided.
         if let Some(o) = self.other_end(h, t) {

@@ -65,6 +65,7 @@ mod risk;
 mod stalled;
 mod table;
 mod target;
+mod witness;
 
 #[cfg(test)]
 mod tests;
@@ -123,6 +124,10 @@ pub struct EngineConfig {
     /// A host gone this long that nothing refers to any more (no finding,
     /// no candidate) is forgotten, ms.
     pub forget_after_ms: u64,
+    /// A dropped_handshake (a witnessed drop from an unmonitored client) is
+    /// gone this long after it was first seen, and witnessed drops are kept
+    /// this long to match client_only findings, ms.
+    pub dropped_handshake_ttl_ms: u64,
 }
 
 /// Default [`EngineConfig::max_hosts`].
@@ -132,6 +137,8 @@ pub const DEFAULT_MAX_HOSTS: usize = 10_000;
 pub const DEFAULT_MAX_SOCKETS_PER_HOST: usize = 2_000_000;
 /// Default [`EngineConfig::forget_after_ms`]: 7 days.
 pub const DEFAULT_FORGET_AFTER_MS: u64 = 7 * 86_400_000;
+/// Default [`EngineConfig::dropped_handshake_ttl_ms`]: 10 minutes.
+pub const DEFAULT_DROPPED_HANDSHAKE_TTL_MS: u64 = 600_000;
 
 /// Server-speaks-first ports: FTP, SSH, SMTP, POP3, NNTP, IMAP, submission, MySQL/MariaDB.
 pub const DEFAULT_GREETING_PORTS: &[u16] = &[21, 22, 25, 110, 119, 143, 587, 3306];
@@ -152,6 +159,7 @@ impl Default for EngineConfig {
             max_hosts: DEFAULT_MAX_HOSTS,
             max_sockets_per_host: DEFAULT_MAX_SOCKETS_PER_HOST,
             forget_after_ms: DEFAULT_FORGET_AFTER_MS,
+            dropped_handshake_ttl_ms: DEFAULT_DROPPED_HANDSHAKE_TTL_MS,
         }
     }
 }
@@ -262,6 +270,8 @@ pub struct EngineStats {
     pub conflicts_refused: u64,
     /// Current findings.
     pub findings: u64,
+    /// Drops the servers' kernels witnessed (eBPF sources), as reported.
+    pub witnessed_drops: u64,
 }
 
 /// The engine. See the crate documentation.
@@ -271,6 +281,7 @@ pub struct Engine {
     confirm: Confirmations,
     findings: FindingSet,
     deferred: Deferred,
+    witnesses: witness::Witnesses,
     next_session: u64,
     stats: EngineStats,
 }
@@ -283,6 +294,7 @@ impl Engine {
             confirm: Confirmations::default(),
             findings: FindingSet::default(),
             deferred: Deferred::default(),
+            witnesses: witness::Witnesses::default(),
             next_session: 1,
             stats: EngineStats::default(),
         }
@@ -298,6 +310,7 @@ impl Engine {
             confirmed,
             gone,
             findings: self.findings.len() as u64,
+            witnessed_drops: self.witnesses.received,
             ..self.stats
         }
     }
@@ -318,6 +331,11 @@ impl Engine {
         for f in findings {
             let key = self.findings.key_for(&f, &mut self.hosts, now);
             let server = self.hosts.index(f.subject.server_host(), now);
+            if let findings::FKey::Conn(FindingKind::DroppedHandshake, h, t) = key {
+                let ttl = self.cfg.dropped_handshake_ttl_ms;
+                self.witnesses
+                    .restored(join::SocketKey { host: h, tuple: t }, &f, now, ttl);
+            }
             self.findings.insert(key, f, server);
         }
     }
@@ -342,7 +360,12 @@ impl Engine {
         let views = page
             .into_iter()
             .map(|f| {
-                let client = f.subject.client_host().map(|c| self.hosts.find(c));
+                // A dropped_handshake's client is not monitored: no host to be stale.
+                let client = f
+                    .subject
+                    .client_host()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| self.hosts.find(c));
                 FindingView {
                     client_host_stale: client.is_some_and(|h| h.is_none_or(|h| self.hosts.is_stale(h, now, &self.cfg))),
                     client_host_gone: client.is_some_and(|h| h.is_some_and(|h| self.hosts.is_gone(h, now, &self.cfg))),

@@ -27,6 +27,15 @@ impl Seen {
                 if self.client_keepalive.is_none() {
                     self.client_keepalive = e.client_keepalive;
                 }
+                if e.witness.is_some() {
+                    self.orphans_witnessed += 1;
+                }
+            }
+            FindingKind::DroppedHandshake => {
+                self.dropped_handshakes += 1;
+                if let Some(w) = &e.witness {
+                    *self.dropped_paths.entry(w.path.as_str()).or_insert(0) += 1;
+                }
             }
             FindingKind::ServerOnly => {
                 if e.client_host_gone_since_ms.is_some() {

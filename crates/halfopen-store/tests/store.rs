@@ -131,7 +131,22 @@ fn every_kind_round_trips_with_its_evidence() {
         },
         ..finding(1, 0)
     };
-    for f in [&server_only, &stalled, &risk] {
+    // A handshake the server's kernel witnessed dropped, for a client no collector watches.
+    let mut dropped = finding(40005, 0);
+    dropped.kind = FindingKind::DroppedHandshake;
+    dropped.subject = Subject::Connection {
+        tuple: Tuple::new("198.18.7.7:40005".parse().unwrap(), "198.18.0.1:3306".parse().unwrap()),
+        client_host: String::new(),
+        server_host: "db".into(),
+    };
+    dropped.process = None;
+    dropped.evidence.witness = Some(halfopen_core::Witness {
+        at_ms: 1_700_000_000_400,
+        path: halfopen_core::DropPath::Normal,
+        queue: 5,
+        backlog: 4,
+    });
+    for f in [&server_only, &stalled, &risk, &dropped] {
         w.send(confirmed(f));
     }
     // A stalled greeting seen again updates its row.
@@ -141,14 +156,30 @@ fn every_kind_round_trips_with_its_evidence() {
     w.flush();
     let (cur, bad) = r.current().unwrap();
     assert!(bad.is_empty(), "{bad:?}");
-    assert_eq!(cur, vec![server_only.clone(), later, risk.clone()]);
+    assert_eq!(cur, vec![server_only.clone(), later, risk.clone(), dropped.clone()]);
     w.send(StoreCmd::Gone {
         finding: risk,
         at_ms: 50,
         reason: GoneReason::Recovered,
     });
+    w.send(StoreCmd::Gone {
+        finding: dropped.clone(),
+        at_ms: 60,
+        reason: GoneReason::Expired,
+    });
     w.flush();
     assert_eq!(r.current().unwrap().0.len(), 2);
+    // The new end reason reads back too.
+    let hist = r
+        .history(0, i64::MAX, &halfopen_history::Filter::default(), None, 100)
+        .unwrap()
+        .findings;
+    let h = hist
+        .iter()
+        .find(|s| s.finding.kind == FindingKind::DroppedHandshake)
+        .unwrap();
+    assert_eq!((h.gone_at_ms, h.gone_reason), (Some(60), Some(GoneReason::Expired)));
+    assert_eq!(h.finding, dropped);
     std::fs::remove_dir_all(&d).unwrap();
 }
 

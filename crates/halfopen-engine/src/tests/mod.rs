@@ -19,6 +19,7 @@ mod limits;
 mod paging;
 mod risk;
 mod stalled;
+mod witness;
 
 const S_IP: &str = "198.18.0.1";
 const C_IP: &str = "198.18.0.2";

@@ -3,7 +3,7 @@ use super::socket::{process_from_wire, process_to_wire, tuple_from_wire, tuple_t
 use crate::v1;
 use halfopen_core::{
     ip_from_wire, parse_endpoint, wire_bytes, CounterWindow, Evidence, Finding, FindingKind, FindingView,
-    KeepaliveSysctls, ListenerSample, NatPath, Restart, Subject,
+    KeepaliveSysctls, ListenerSample, NatPath, Restart, Subject, Witness,
 };
 use std::net::SocketAddr;
 
@@ -44,7 +44,27 @@ pub fn evidence_to_wire(e: &Evidence) -> v1::Evidence {
             intvl_s: k.intvl_s,
             probes: k.probes,
         }),
+        witness: e.witness.as_ref().map(witness_to_wire),
     }
+}
+
+pub fn witness_to_wire(w: &Witness) -> v1::Witness {
+    v1::Witness {
+        at_ms: w.at_ms,
+        path: w.path.as_str().to_string(),
+        queue: w.queue,
+        backlog: w.backlog,
+    }
+}
+
+/// None when the path is not one this version knows.
+pub fn witness_from_wire(w: &v1::Witness) -> Option<Witness> {
+    Some(Witness {
+        at_ms: w.at_ms,
+        path: w.path.parse().ok()?,
+        queue: w.queue,
+        backlog: w.backlog,
+    })
 }
 
 /// Evidence; a listener sample or NAT path whose address does not decode is dropped.
@@ -88,6 +108,7 @@ pub fn evidence_from_wire(e: &v1::Evidence) -> Evidence {
             intvl_s: k.intvl_s,
             probes: k.probes,
         }),
+        witness: e.witness.as_ref().and_then(witness_from_wire),
     }
 }
 
@@ -133,7 +154,10 @@ pub fn finding_from_wire(w: &v1::Finding) -> Option<(FindingView, String)> {
             host: w.server_host.clone(),
             addr: parse_endpoint(&w.listener)?,
         },
-        FindingKind::ClientOnly | FindingKind::ServerOnly | FindingKind::StalledGreeting => Subject::Connection {
+        FindingKind::ClientOnly
+        | FindingKind::ServerOnly
+        | FindingKind::StalledGreeting
+        | FindingKind::DroppedHandshake => Subject::Connection {
             tuple: tuple_from_wire(w.tuple.as_ref()?)?,
             client_host: w.client_host.clone(),
             server_host: w.server_host.clone(),
@@ -237,7 +261,27 @@ mod tests {
             },
             ..conn.clone()
         };
-        for f in [conn, risk] {
+        // A handshake dropped for an unmonitored client: no client host, the witness.
+        let dropped = Finding {
+            kind: FindingKind::DroppedHandshake,
+            subject: Subject::Connection {
+                tuple: Tuple::new("198.18.9.9:5000".parse().unwrap(), "198.18.0.1:3306".parse().unwrap()),
+                client_host: String::new(),
+                server_host: "db".into(),
+            },
+            process: None,
+            evidence: Evidence {
+                witness: Some(Witness {
+                    at_ms: 1_700_000_000_000,
+                    path: halfopen_core::DropPath::Cookie,
+                    queue: 5,
+                    backlog: 4,
+                }),
+                ..Default::default()
+            },
+            ..conn.clone()
+        };
+        for f in [conn, risk, dropped] {
             let v = FindingView {
                 finding: f,
                 client_host_stale: true,
@@ -260,5 +304,14 @@ mod tests {
             ..Default::default()
         };
         assert!(finding_from_wire(&w).is_none(), "a connection needs its tuple");
+        // A witness whose path this version does not know is left out, not made up.
+        let e = v1::Evidence {
+            witness: Some(v1::Witness {
+                path: "syn".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(evidence_from_wire(&e).witness, None);
     }
 }

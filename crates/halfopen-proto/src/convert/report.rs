@@ -5,8 +5,8 @@ use super::socket::{addrs_from_wire, addrs_to_wire, listener_from_wire, listener
 use super::socket::{process_to_wire, socket_from_wire, socket_to_wire, tuple_from_wire, tuple_to_wire};
 use crate::v1;
 use halfopen_core::{
-    FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket, TcpState, Tuple,
-    Wants,
+    DropWitness, FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket,
+    TcpState, Tuple, Wants,
 };
 
 pub fn hello_to_wire(h: &Hello) -> v1::Hello {
@@ -103,6 +103,14 @@ pub fn report_chunk_to_wire(
         };
         w.nat_state = state as i32;
         w.nat_error = error;
+        w.witnessed = r
+            .witnessed
+            .iter()
+            .map(|d| v1::DropWitness {
+                tuple: Some(tuple_to_wire(&d.tuple)),
+                witness: Some(super::finding::witness_to_wire(&d.evidence())),
+            })
+            .collect();
         w.stats = Some(v1::ScanStats {
             sockets: r.stats.sockets,
             scan_us: r.stats.scan_us,
@@ -144,6 +152,16 @@ pub fn report_from_wire(r: v1::Report) -> (Report, usize) {
             // chunk that is not the last): nothing is known to be translated.
             v1::NatState::Absent | v1::NatState::Unspecified => NatState::Absent,
         },
+        witnessed: decode_all(&r.witnessed, &mut bad, |d| {
+            let w = super::finding::witness_from_wire(d.witness.as_ref()?)?;
+            Some(DropWitness {
+                tuple: tuple_from_wire(d.tuple.as_ref()?)?,
+                at_ms: w.at_ms,
+                path: w.path,
+                queue: w.queue,
+                backlog: w.backlog,
+            })
+        }),
         stats: ReportStats {
             sockets: stats.sockets,
             scan_us: stats.scan_us,
@@ -291,6 +309,13 @@ mod tests {
             }],
             nat_removed: vec![],
             nat_state: NatState::Unknown("no CAP_NET_ADMIN".into()),
+            witnessed: vec![DropWitness {
+                tuple: rec(2).tuple.mirror(),
+                at_ms: 1_700_000_000_500,
+                path: halfopen_core::DropPath::Normal,
+                queue: 5,
+                backlog: 4,
+            }],
             stats: ReportStats {
                 sockets: 2,
                 scan_us: 10,
