@@ -85,6 +85,10 @@ pub struct SockEvent {
     /// Emitted by the rescue program because the main one was skipped by the kernel's
     /// recursion guard (diagnostic; the event is as good as any other).
     pub rescued: bool,
+    /// Not a transition: a SYN_SENT socket retransmitted its SYN (tracepoint
+    /// `tcp:tcp_retransmit_skb`), reported as SYN_SENT->SYN_SENT so that its local port, which
+    /// connect() picks after CLOSE->SYN_SENT, is known while it waits.
+    pub port_only: bool,
     /// CPU the transition ran on.
     pub cpu: u32,
 }
@@ -324,6 +328,7 @@ fn decode_sock(f: &Fields<'_>, clock: &ClockAnchor) -> Result<SockEvent, DecodeE
         tuple,
         owner,
         rescued: flags & raw::SOCK_RESCUED != 0,
+        port_only: flags & raw::SOCK_PORT != 0,
         cpu: f.u32(off!(R, cpu)),
     })
 }
@@ -463,7 +468,18 @@ mod tests {
         };
         assert_eq!(e.owner, None);
         assert!(e.rescued);
+        assert!(!e.port_only);
         assert_eq!(e.new, TcpState::Established);
+        // A retransmitted SYN: the socket's port, as SYN_SENT->SYN_SENT.
+        r.flags = raw::SOCK_PORT;
+        r.oldstate = 2;
+        r.newstate = 2;
+        r.sport = 40000;
+        let Event::Sock(e) = decode(&r.to_bytes(), &anchor()).unwrap() else {
+            panic!()
+        };
+        assert!(e.port_only && !e.rescued);
+        assert_eq!((e.old, e.new, e.tuple.local_port()), (TcpState::SynSent, TcpState::SynSent, 40000));
     }
 
     #[test]

@@ -268,6 +268,7 @@ impl Bpf {
         if opts.transitions {
             order.push(("on_state", &p.on_state));
             order.push(("on_state_rescue", &p.on_state_rescue));
+            order.push(("on_syn_retransmit", &p.on_syn_retransmit));
         }
         match witness {
             Some(WitnessHook::Fexit) => order.extend([
@@ -510,6 +511,7 @@ fn configure(
     let p = &mut open.progs;
     p.on_state.set_autoload(opts.transitions);
     p.on_state_rescue.set_autoload(opts.transitions);
+    p.on_syn_retransmit.set_autoload(opts.transitions);
     let fexit = witness == Some(WitnessHook::Fexit);
     for prog in [
         &mut p.fentry_cookie_v4,

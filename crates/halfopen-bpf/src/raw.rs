@@ -14,6 +14,9 @@ pub const SOCK_RESCUED: u32 = 1 << 0;
 /// `ho_sock_event.flags`: CLOSE->SYN_SENT inside connect() or CLOSE->LISTEN inside listen();
 /// tgid/tid/uid/gid/comm are the calling task's.
 pub const SOCK_OWNER: u32 = 1 << 1;
+/// `HO_SOCK_PORT`: not a transition but a SYN_SENT socket's SYN retransmitted (tracepoint
+/// `tcp:tcp_retransmit_skb`), reported as SYN_SENT->SYN_SENT with its local port.
+pub const SOCK_PORT: u32 = 1 << 2;
 
 /// `ho_drop_event.flags`: seen inside `cookie_v4_check`/`cookie_v6_check` on that CPU.
 pub const DROP_COOKIE_PATH: u32 = 1 << 0;

@@ -176,6 +176,7 @@ mod tests {
             tuple: Tuple::new(local.parse().unwrap(), remote.parse().unwrap()),
             owner: None,
             rescued: false,
+            port_only: false,
             cpu: 0,
         }
     }

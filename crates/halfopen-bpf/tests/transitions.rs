@@ -129,6 +129,8 @@ fn every_transition_of_real_connections_exactly_once() {
     collect(&mut bpf, &mut events, Duration::from_secs(15), |e| {
         e.len() >= expected_total
     });
+    // A SYN retransmitted on a busy machine reports the port again: not a transition.
+    events.retain(|e| !e.port_only);
 
     let mut per_socket: HashMap<(u64, u64), Vec<&SockEvent>> = HashMap::new();
     for e in &events {
@@ -180,6 +182,91 @@ fn every_transition_of_real_connections_exactly_once() {
     eprintln!("transitions: {} events, {lost:?}", events.len());
     assert_eq!(lost.transitions_lost(), 0, "{lost:?}");
     lab.teardown().unwrap();
+}
+
+/// A connect whose SYN the server drops stays in SYN_SENT: CLOSE->SYN_SENT came without the
+/// local port (connect() picks it after the state change); the retransmission of the SYN
+/// (after the initial RTO of 1 s) brings it, as SYN_SENT->SYN_SENT flagged `port_only`, and a
+/// table built from the events then holds the socket's full tuple.
+#[test]
+fn a_connect_whose_syn_is_dropped_learns_its_port_from_the_retransmission() {
+    if !require_root_or_skip("a_connect_whose_syn_is_dropped_learns_its_port_from_the_retransmission") {
+        return;
+    }
+    let _serial = serial();
+    let mut lab = Lab::new("bpfsyn").unwrap();
+    let server_ip = Ipv4Addr::new(198, 18, 34, 1);
+    let client = lab.add_host("client", Ipv4Addr::new(198, 18, 34, 2)).unwrap();
+    lab.add_host("server", server_ip).unwrap();
+    lab.nft(
+        "server",
+        "table inet t {\n chain in {\n  type filter hook input priority 0;\n  tcp dport 4100 drop\n }\n}\n",
+    )
+    .unwrap();
+    let c_ns = netns_cookie(&client.netns);
+    let mut bpf = Bpf::load(&LoadOptions {
+        witness: WitnessMode::Off,
+        only_netns: vec![c_ns],
+        ..Default::default()
+    })
+    .unwrap();
+    let addr = SocketAddr::from((server_ip, 4100));
+    // A non-blocking connect that stays in SYN_SENT.
+    let (cookie, local, sock) = in_netns(&client.netns, move || nonblocking_connect(server_ip, 4100));
+    assert_ne!(local.port(), 0);
+    let mut events = Vec::new();
+    collect(&mut bpf, &mut events, Duration::from_secs(5), |e| {
+        e.iter().any(|e| e.cookie == cookie && e.port_only)
+    });
+    let mine: Vec<&SockEvent> = events.iter().filter(|e| e.cookie == cookie).collect();
+    assert_eq!((mine[0].old, mine[0].new), (TcpState::Close, TcpState::SynSent));
+    assert_eq!(mine[0].tuple.local_port(), 0, "connect() picks the port after the state change");
+    let port = mine.iter().find(|e| e.port_only).expect("the retransmission names the port");
+    assert_eq!((port.old, port.new), (TcpState::SynSent, TcpState::SynSent));
+    assert_eq!(port.tuple, Tuple::new(local, addr));
+    let mut t = SocketTable::new();
+    for e in &mine {
+        t.apply(e);
+    }
+    let entry = t.get(c_ns, cookie).unwrap();
+    assert_eq!((entry.state, entry.tuple), (TcpState::SynSent, Tuple::new(local, addr)));
+    drop(sock);
+    lab.teardown().unwrap();
+}
+
+/// socket + a non-blocking connect(2) to `ip:port` (it stays in progress): the socket's
+/// cookie, local address and the socket.
+fn nonblocking_connect(ip: Ipv4Addr, port: u16) -> (u64, SocketAddr, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscalls on a socket this function owns; every pointer is to a live local.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let sock = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            (&raw const sa).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        let err = std::io::Error::last_os_error();
+        assert!(r == 0 || err.raw_os_error() == Some(libc::EINPROGRESS), "connect: {err}");
+        let mut local: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::getsockname(fd, (&raw mut local).cast(), &mut len), 0);
+        let local = SocketAddr::from((
+            Ipv4Addr::from(u32::from_be(local.sin_addr.s_addr)),
+            u16::from_be(local.sin_port),
+        ));
+        (socket_cookie(&sock), local, sock)
+    }
 }
 
 /// Dump states the comparison covers: all but TIME_WAIT, SYN_RECV, NEW_SYN_RECV, CLOSE (see

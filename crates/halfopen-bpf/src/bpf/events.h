@@ -16,6 +16,7 @@
 /* ho_sock_event.flags */
 #define HO_SOCK_RESCUED (1u << 0)   /* emitted by the rescue program */
 #define HO_SOCK_OWNER (1u << 1)     /* CLOSE->SYN_SENT/LISTEN: tgid/tid/uid/gid/comm are the connect()/listen() caller */
+#define HO_SOCK_PORT (1u << 2)      /* not a transition: a SYN_SENT socket's SYN retransmitted, with its local port */
 
 /* ho_drop_event.flags */
 #define HO_DROP_COOKIE_PATH (1u << 0)     /* inside cookie_v4_check/cookie_v6_check on this CPU */

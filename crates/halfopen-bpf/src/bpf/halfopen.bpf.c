@@ -279,6 +279,25 @@ int BPF_PROG(on_state_rescue, const struct sock *sk, const int oldstate, const i
 	return 0;
 }
 
+/*
+ * The local port of a connecting socket. CLOSE->SYN_SENT fires inside connect() before the
+ * kernel picks the port (inet_hash_connect), so a client whose SYN goes unanswered would stay
+ * in the table without it until its next transition. Its SYN is retransmitted after the
+ * initial RTO (1 s, include/net/tcp.h TCP_TIMEOUT_INIT): that firing carries the full tuple.
+ * Emitted as SYN_SENT->SYN_SENT with HO_SOCK_PORT. Retransmissions of other sockets return
+ * at once. Not rescued: a skipped firing is followed by the next retransmission.
+ */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(on_syn_retransmit, const struct sock *sk)
+{
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return 0;
+	__u64 netns = 0;
+	if (wanted(sk, &netns))
+		emit_transition(sk, netns, bpf_get_socket_cookie((void *)sk), TCP_SYN_SENT, TCP_SYN_SENT, HO_SOCK_PORT);
+	return 0;
+}
+
 /* ---- the drop witness ---- */
 
 static __always_inline void cookie_enter(void)
