@@ -479,7 +479,10 @@ mod tests {
             panic!()
         };
         assert!(e.port_only && !e.rescued);
-        assert_eq!((e.old, e.new, e.tuple.local_port()), (TcpState::SynSent, TcpState::SynSent, 40000));
+        assert_eq!(
+            (e.old, e.new, e.tuple.local_port()),
+            (TcpState::SynSent, TcpState::SynSent, 40000)
+        );
     }
 
     #[test]

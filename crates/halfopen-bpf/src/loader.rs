@@ -139,6 +139,8 @@ pub struct Bpf {
     witness: Option<WitnessHook>,
     transitions: bool,
     undecodable_total: u64,
+    /// Loaded with a namespace filter (`only_netns` not empty).
+    filtered: bool,
 }
 
 impl std::fmt::Debug for Bpf {
@@ -239,6 +241,7 @@ impl Bpf {
             witness,
             transitions: opts.transitions,
             undecodable_total: 0,
+            filtered: !opts.only_netns.is_empty(),
         };
         // SAFETY: the storage outlives the skeleton: Bpf's Drop drops the skeleton first.
         let storage_ref: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage };
@@ -338,6 +341,35 @@ impl Bpf {
         bpf.read_raw()?;
         take_log();
         Ok(bpf)
+    }
+
+    /// Reports network namespace `cookie` too, from now on. Only for programs loaded with a
+    /// namespace filter ([`LoadOptions::only_netns`] not empty; without one every namespace is
+    /// reported already, and this does nothing).
+    ///
+    /// Errors: [`BpfError::InvalidOption`] for cookie 0; [`BpfError::Read`] when the filter
+    /// map refuses it (full: [`crate::MAX_NETNS_FILTER`] namespaces).
+    pub fn allow_netns(&mut self, cookie: u64) -> Result<(), BpfError> {
+        if cookie == 0 {
+            return Err(BpfError::InvalidOption {
+                option: "only_netns",
+                reason: "0 is not a namespace cookie".into(),
+            });
+        }
+        if !self.filtered {
+            return Ok(());
+        }
+        let skel = self.skel.as_deref().ok_or(BpfError::Read {
+            what: "updating the namespace filter",
+            source: io::Error::other("the BPF object is not loaded"),
+        })?;
+        skel.maps
+            .netns_allow
+            .update(&cookie.to_ne_bytes(), &[1u8], MapFlags::ANY)
+            .map_err(|e| BpfError::Read {
+                what: "updating the namespace filter",
+                source: to_io(&e),
+            })
     }
 
     /// Which hook the drop witness uses (None: no witness loaded).

@@ -97,9 +97,19 @@ impl SocketTable {
         true
     }
 
-    /// Applies one transition.
+    /// Applies one transition. A [`SockEvent::port_only`] record changes no state: it completes
+    /// the tuple of a socket the table holds in SYN_SENT (a later state means the record is
+    /// stale: ignored), and adds a SYN_SENT socket the table missed.
     pub fn apply(&mut self, e: &SockEvent) -> Applied {
         let key = (e.netns_cookie, e.cookie);
+        if e.port_only {
+            if let Some(entry) = self.entries.get_mut(&key) {
+                if entry.state == TcpState::SynSent && complete(&e.tuple) {
+                    entry.tuple = e.tuple;
+                }
+                return Applied::Updated;
+            }
+        }
         if e.new == TcpState::Close {
             return match self.entries.remove(&key) {
                 Some(entry) if entry.state != e.old => Applied::Mismatched { had: entry.state },
@@ -136,6 +146,18 @@ impl SocketTable {
                 );
                 Applied::Inserted
             }
+        }
+    }
+
+    /// Sets the connecting task of a socket the table holds without one (an owner learnt
+    /// before a dump replaced the table). Returns whether it was set.
+    pub fn set_owner(&mut self, netns_cookie: u64, cookie: u64, owner: ConnectOwner) -> bool {
+        match self.entries.get_mut(&(netns_cookie, cookie)) {
+            Some(e) if e.owner.is_none() => {
+                e.owner = Some(owner);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -229,6 +251,25 @@ mod tests {
             t.apply(&ev(7, FinWait2, Close, "198.18.0.2:40000", "198.18.0.1:3306")),
             Applied::UnknownClosed
         );
+    }
+
+    #[test]
+    fn a_port_record_completes_a_connecting_socket_and_changes_no_state() {
+        use TcpState::*;
+        let mut t = SocketTable::new();
+        t.apply(&ev(7, Close, SynSent, "198.18.0.2:0", "198.18.0.1:3306"));
+        let mut port = ev(7, SynSent, SynSent, "198.18.0.2:40000", "198.18.0.1:3306");
+        port.port_only = true;
+        assert_eq!(t.apply(&port), Applied::Updated);
+        assert_eq!(t.get(1, 7).unwrap().tuple, port.tuple);
+        // Stale (the socket is established by now): ignored, the state stays.
+        t.apply(&ev(7, SynSent, Established, "198.18.0.2:40000", "198.18.0.1:3306"));
+        assert_eq!(t.apply(&port), Applied::Updated);
+        assert_eq!(t.get(1, 7).unwrap().state, Established);
+        // A connecting socket the table missed is added.
+        port.cookie = 8;
+        assert_eq!(t.apply(&port), Applied::Inserted);
+        assert_eq!(t.get(1, 8).unwrap().state, SynSent);
     }
 
     #[test]

@@ -220,8 +220,15 @@ fn a_connect_whose_syn_is_dropped_learns_its_port_from_the_retransmission() {
     });
     let mine: Vec<&SockEvent> = events.iter().filter(|e| e.cookie == cookie).collect();
     assert_eq!((mine[0].old, mine[0].new), (TcpState::Close, TcpState::SynSent));
-    assert_eq!(mine[0].tuple.local_port(), 0, "connect() picks the port after the state change");
-    let port = mine.iter().find(|e| e.port_only).expect("the retransmission names the port");
+    assert_eq!(
+        mine[0].tuple.local_port(),
+        0,
+        "connect() picks the port after the state change"
+    );
+    let port = mine
+        .iter()
+        .find(|e| e.port_only)
+        .expect("the retransmission names the port");
     assert_eq!((port.old, port.new), (TcpState::SynSent, TcpState::SynSent));
     assert_eq!(port.tuple, Tuple::new(local, addr));
     let mut t = SocketTable::new();
@@ -257,7 +264,10 @@ fn nonblocking_connect(ip: Ipv4Addr, port: u16) -> (u64, SocketAddr, std::os::fd
             std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
         );
         let err = std::io::Error::last_os_error();
-        assert!(r == 0 || err.raw_os_error() == Some(libc::EINPROGRESS), "connect: {err}");
+        assert!(
+            r == 0 || err.raw_os_error() == Some(libc::EINPROGRESS),
+            "connect: {err}"
+        );
         let mut local: libc::sockaddr_in = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         assert_eq!(libc::getsockname(fd, (&raw mut local).cast(), &mut len), 0);

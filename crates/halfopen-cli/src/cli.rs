@@ -56,9 +56,24 @@ pub enum Cmd {
         /// This host's name in reports and findings (default: the hostname).
         #[arg(long)]
         host_id: Option<String>,
-        /// Read /proc/net/tcp instead of netlink sock_diag (slower; for kernels without sock_diag).
-        #[arg(long)]
+        /// Where the socket table comes from: auto (eBPF where the build, the kernel and the
+        /// collector's capabilities allow it, else netlink; logged), bpf (state transitions between
+        /// sock_diag dumps, owners at connect(), and the kernel witnessing handshakes dropped on a full
+        /// accept queue; fails if unavailable), netlink (a sock_diag dump every interval), proc
+        /// (/proc/net/tcp every interval).
+        #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(["auto", "bpf", "netlink", "proc"])
+            .map(|s| s.parse::<halfopen_collector::source::SourceChoice>().expect("the possible values are the sources")))]
+        source: halfopen_collector::source::SourceChoice,
+        /// Read /proc/net/tcp instead of netlink sock_diag (slower; for kernels without sock_diag): the
+        /// same as --source proc.
+        #[arg(long, conflicts_with = "source")]
         proc_net: bool,
+        /// eBPF source: take a sock_diag dump at least this often, besides whenever events were lost.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        bpf_dump_every: Duration,
+        /// eBPF source: size of the transitions ring buffer (a power of two, at least 4KiB).
+        #[arg(long, hide = true, value_parser = parse_size)]
+        bpf_ring_size: Option<usize>,
         /// Send command lines as they are. By default secrets in them are replaced by *** before
         /// they leave the host (--password=, --token, -pSECRET for MySQL clients, URL credentials,
         /// NAME_PASSWORD=...).
@@ -124,6 +139,11 @@ pub enum Cmd {
         /// A host gone this long that no finding refers to is forgotten.
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         forget_hosts_after: Duration,
+        /// A dropped_handshake (a handshake the server's kernel witnessed dropped, from a client no
+        /// collector watches) is gone this long after it was seen, unless the server gains the
+        /// connection first; witnessed drops are kept this long to match client_only findings.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        dropped_handshake_ttl: Duration,
     },
     /// List the current half-open connections (client_only).
     #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]
@@ -134,7 +154,8 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// List every finding: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled, with why.
+    /// List every finding: client_only, server_only, stalled_greeting, listener_at_risk, accept_stalled,
+    /// dropped_handshake, with why.
     #[command(after_help = "Example: halfopen findings --kind stalled_greeting --json")]
     Findings {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]

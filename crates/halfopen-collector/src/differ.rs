@@ -142,6 +142,66 @@ impl Differ {
     }
 }
 
+impl Differ {
+    /// What changes to a table already reported make: `upserted` are the
+    /// current records of sockets that changed (a tuple twice: the later
+    /// record), `removed` tuples gone. Only differences from what was last
+    /// reported are sent; a removal of a tuple never reported is nothing.
+    /// For sources that see changes happen (eBPF): no whole table needed.
+    pub fn apply(&mut self, upserted: &[SocketRecord], removed: &[Tuple]) -> Delta {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let mut delta = Delta::default();
+        let fresh: std::collections::HashSet<Tuple> = upserted.iter().map(|r| r.tuple).collect();
+        for t in removed {
+            if !fresh.contains(t) && self.sent.remove(t).is_some() {
+                delta.removed.push(*t);
+            }
+        }
+        let mut changed: Vec<u32> = Vec::new();
+        for (i, r) in upserted.iter().enumerate() {
+            let i = i as u32;
+            let now = Sent::of(r, i, generation);
+            match self.sent.entry(r.tuple) {
+                Entry::Occupied(mut e) => {
+                    let s = e.get_mut();
+                    let changed_now = !s.same(&now) || s.changed == generation;
+                    if changed_now && s.changed != generation {
+                        changed.push(i);
+                    }
+                    // `seen` stays what the last whole diff saw: a later diff renews it.
+                    *s = Sent {
+                        changed: if changed_now { generation } else { s.changed },
+                        seen: s.seen,
+                        ..now
+                    };
+                }
+                Entry::Vacant(e) => {
+                    e.insert(Sent {
+                        changed: generation,
+                        ..now
+                    });
+                    changed.push(i);
+                }
+            }
+        }
+        delta.upserted = changed
+            .iter()
+            .map(|&i| {
+                let t = upserted[i as usize].tuple;
+                self.sent.get(&t).map_or(i, |s| s.idx)
+            })
+            .map(|i| upserted[i as usize])
+            .collect();
+        delta
+    }
+
+    /// Whether a socket as last reported matches `f` (tuple, state, side).
+    pub fn any(&self, f: impl Fn(&Tuple, TcpState, Side) -> bool) -> bool {
+        self.sent.iter().any(|(t, s)| f(t, s.state, s.side))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +283,37 @@ mod tests {
         assert_eq!(d.diff(&[late, closing], false).upserted, vec![closing]);
     }
 
+    #[test]
+    fn changes_applied_one_by_one_send_only_differences() {
+        let mut d = Differ::default();
+        let a = rec(1, TcpState::Established, 1);
+        let b = rec(2, TcpState::Established, 2);
+        d.diff(&[a, b], true);
+        // b closed, c connected, a reported again unchanged.
+        let c = rec(3, TcpState::SynSent, 3);
+        let delta = d.apply(&[a, c], &[b.tuple]);
+        assert_eq!(delta.upserted, vec![c]);
+        assert_eq!(delta.removed, vec![b.tuple]);
+        // c twice: its later record, once.
+        let c2 = rec(3, TcpState::Established, 3);
+        assert_eq!(d.apply(&[c, c2], &[]).upserted, vec![c2]);
+        // A removal of what was never reported is nothing; one whose tuple a new socket holds is an upsert.
+        let reused = rec(1, TcpState::Established, 9);
+        let delta = d.apply(&[reused], &[a.tuple, rec(77, TcpState::Established, 77).tuple]);
+        assert_eq!(
+            delta,
+            Delta {
+                upserted: vec![reused],
+                removed: vec![]
+            }
+        );
+        assert!(d.any(|t, st, side| t.local_port() == 3 && st == TcpState::Established && side == Side::Client));
+        assert!(!d.any(|t, _, _| t.local_port() == 2));
+        // A whole diff afterwards still removes what it does not see.
+        let delta = d.diff(&[c2], false);
+        assert_eq!(delta.removed, vec![reused.tuple]);
+    }
+
     fn arb_scan() -> impl Strategy<Value = Vec<SocketRecord>> {
         prop::collection::vec((0u16..40, 0usize..3, 0u64..4), 0..60).prop_map(|v| {
             v.into_iter()
@@ -235,6 +326,37 @@ mod tests {
     }
 
     proptest! {
+        /// Changes applied one by one, each followed by what the reconciler
+        /// does with the delta, keep the reconciler's replica equal to the
+        /// table the changes built, whatever their order.
+        #[test]
+        fn applied_changes_replay_to_the_table(steps in prop::collection::vec((arb_scan(), prop::collection::vec(0u16..40, 0..10)), 1..8)) {
+            let mut d = Differ::default();
+            let mut replica: BTreeMap<Tuple, SocketRecord> = BTreeMap::new();
+            let mut truth: BTreeMap<Tuple, SocketRecord> = BTreeMap::new();
+            for (ups, gone_ports) in steps {
+                let gone: Vec<Tuple> = gone_ports.iter().map(|p| rec(*p, TcpState::Established, 0).tuple).collect();
+                for t in &gone {
+                    truth.remove(t);
+                }
+                for r in &ups {
+                    truth.insert(r.tuple, *r);
+                }
+                let delta = d.apply(&ups, &gone);
+                for t in &delta.removed {
+                    prop_assert!(replica.remove(t).is_some(), "removed what was never sent");
+                }
+                for r in &delta.upserted {
+                    replica.insert(r.tuple, *r);
+                }
+                let same = |a: &SocketRecord, b: &SocketRecord| a.cookie == b.cookie && a.state == b.state && a.side == b.side && a.keepalive == b.keepalive;
+                prop_assert_eq!(replica.len(), truth.len());
+                for (t, r) in &truth {
+                    prop_assert!(replica.get(t).is_some_and(|x| same(x, r)), "{:?} differs", t);
+                }
+            }
+        }
+
         /// Applying each delta to a copy of the previous table gives the
         /// scan's table (its last record per tuple), whatever the sequence.
         #[test]

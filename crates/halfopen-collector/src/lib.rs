@@ -1,7 +1,9 @@
 //! halfopen-collector: the per-host agent.
 //!
 //! - [`source`]: [`source::TableSource`], where a socket table comes from
-//!   (the polling netlink or /proc/net source today).
+//!   (the polling netlink or /proc/net source), and `--source`'s choice.
+//! - [`bpf`]: the eBPF source: transitions between dumps, owners at
+//!   connect(), witnessed drops; [`choose`]: `--source auto` and its fallback.
 //! - [`differ`]: the delta between consecutive scans, pure.
 //! - [`worker`]: the thread that owns the source, the owner cache and the
 //!   differ, and turns scans into reports and lookup answers.
@@ -11,6 +13,8 @@
 //! - [`nat`]: the NAT'd connections of the conntrack table, kept current.
 //! - [`session`]: the gRPC stream to the reconciler, with reconnects.
 //! - [`snapshot`]: this host's table with owners, for `halfopen snapshot`.
+pub mod bpf;
+pub mod choose;
 pub mod differ;
 pub mod hostinfo;
 pub mod instance;

@@ -2,7 +2,8 @@
 //! a full table and then numbered deltas every interval, answers lookups,
 //! and reconnects with backoff whenever the reconciler is away. Nothing the
 //! reconciler does (absent, slow, restarting) stops the collector.
-use crate::source::Polling;
+use crate::choose::{BpfConfig, StartError};
+use crate::source::SourceChoice;
 use crate::worker::{Kernel, KernelError};
 use halfopen_core::{Hello, Report};
 use halfopen_proto::convert::*;
@@ -24,13 +25,18 @@ pub struct CollectorConfig {
     pub reconciler: String,
     pub interval: Duration,
     pub host_id: String,
-    pub force_proc: bool,
+    /// `--source`: auto (eBPF if possible, else netlink), bpf, netlink, proc.
+    pub source: SourceChoice,
+    /// Options of the eBPF source.
+    pub bpf: BpfConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Source(#[from] StartError),
     #[error(transparent)]
     Transport(#[from] TransportError),
 }
@@ -55,8 +61,7 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
         role: Role::Collector,
     };
     client.endpoint()?; // a bad URL is an error now, not a retry forever
-    let force_proc = cfg.force_proc;
-    let kernel = Kernel::start(move || Polling::open(force_proc))?;
+    let kernel = crate::choose::start(cfg.source, cfg.bpf)?;
     info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %cfg.reconciler, interval = ?cfg.interval, "collector starting");
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);

@@ -1,9 +1,10 @@
 //! Where a worker's socket table comes from: [`TableSource`], the seam
 //! between the collector and the kernel, and [`Polling`], the source that
 //! dumps the table every interval (netlink sock_diag, or /proc/net/tcp where
-//! the kernel refuses sock_diag). An event-driven source (eBPF) and one
-//! source per network namespace plug in behind the same trait.
-use halfopen_core::{Listener, SocketRecord, SourceKind, TcpState, Tuple};
+//! the kernel refuses sock_diag). The eBPF source ([`crate::bpf`]) follows
+//! the table as it changes behind the same trait ([`TableSource::changes`]);
+//! [`SourceChoice`] is what the operator asked for.
+use halfopen_core::{DropWitness, Listener, Process, SocketRecord, SourceKind, TcpState, Tuple};
 use halfopen_sockets::{ScanError, ScanStats, Scanner};
 
 /// Where a worker's socket table comes from (one network namespace).
@@ -31,6 +32,93 @@ pub trait TableSource: Send {
     /// A fresh kernel read of these tuples (never a cache): the records
     /// found, in any order; a tuple not found is absent in every state.
     fn lookup(&mut self, tuples: &[Tuple], out: &mut Vec<SocketRecord>) -> Result<(), ScanError>;
+
+    /// Whether this source follows changes ([`TableSource::changes`]).
+    fn follows(&self) -> bool {
+        false
+    }
+
+    /// For sources that see sockets change (eBPF): the records of the
+    /// sockets that changed since the previous `dump` or `changes` (sides
+    /// are decided by the caller) appended to `out`, and the tuples gone
+    /// appended to `removed`. `listeners` is this report's listener scan.
+    /// Polling sources say [`Changes::Unfollowed`].
+    fn changes(&mut self, listeners: &[Listener], out: &mut Vec<SocketRecord>, removed: &mut Vec<Tuple>) -> Changes {
+        let _ = (listeners, out, removed);
+        Changes::Unfollowed
+    }
+
+    /// Handshakes this namespace's kernel dropped on a full accept queue
+    /// since the previous call, one per tuple (eBPF source only).
+    fn witnessed(&mut self, out: &mut Vec<DropWitness>) {
+        let _ = out;
+    }
+
+    /// The process that called connect() on socket `cookie`, when the
+    /// source saw it happen (eBPF); None: find the owner through /proc.
+    fn connect_owner(&mut self, cookie: u64) -> Option<Process> {
+        let _ = cookie;
+        None
+    }
+}
+
+/// What [`TableSource::changes`] had for a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// The source does not follow changes: dump and diff.
+    Unfollowed,
+    /// What changed was appended.
+    Delta,
+    /// A dump is due (why): a loss, the start, the periodic one. Dump and diff.
+    Whole(String),
+}
+
+/// Which source `halfopen collector --source` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceChoice {
+    /// eBPF where this build, the kernel and the privileges allow it, else netlink.
+    #[default]
+    Auto,
+    /// eBPF, or fail.
+    Bpf,
+    /// netlink sock_diag every interval (/proc/net/tcp if the kernel refuses sock_diag).
+    Netlink,
+    /// /proc/net/tcp{,6} every interval.
+    Proc,
+}
+
+impl SourceChoice {
+    pub const ALL: [SourceChoice; 4] = [
+        SourceChoice::Auto,
+        SourceChoice::Bpf,
+        SourceChoice::Netlink,
+        SourceChoice::Proc,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceChoice::Auto => "auto",
+            SourceChoice::Bpf => "bpf",
+            SourceChoice::Netlink => "netlink",
+            SourceChoice::Proc => "proc",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SourceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SourceChoice::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown source {s:?} (sources: auto, bpf, netlink, proc)"))
+    }
 }
 
 /// The polling source: a [`Scanner`] read afresh at every call.

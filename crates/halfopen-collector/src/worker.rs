@@ -2,11 +2,12 @@
 //! the last table sent ([`Differ`]), so that the async side never blocks on
 //! the kernel. A report is these steps: listeners and the table, sides,
 //! listener owners and libwrap, host counters and sysctls, silent
-//! greeting-port clients, and the delta. Lookups are answered from a fresh
-//! kernel read taken after the request arrived.
+//! greeting-port clients, and the delta. A source that follows changes
+//! (eBPF) gives the delta without a dump, except when it needs one. Lookups
+//! are answered from a fresh kernel read taken after the request arrived.
 use crate::differ::{Delta, Differ};
 use crate::nat::NatReader;
-use crate::source::TableSource;
+use crate::source::{Changes, TableSource};
 use halfopen_core::{
     Listener, ListenerPorts, LookupAnswer, Report, ReportStats, Side, SilentSocket, SocketRecord, SourceKind, TcpState,
     Tuple, Wants,
@@ -121,6 +122,11 @@ struct Worker {
     reports: u64,
     /// Last count of each recurring problem, to log changes, not every interval.
     last_problem: HashMap<&'static str, String>,
+    /// This report's table came from the source's changes, not a dump
+    /// (`buf` holds only the changes then).
+    following: bool,
+    /// The listening addresses of the previous report (sides depend on them).
+    listening: Vec<std::net::SocketAddr>,
 }
 
 const LIBWRAP_REFRESH: u64 = 60;
@@ -140,6 +146,8 @@ impl Worker {
             libwrap: HashMap::new(),
             reports: 0,
             last_problem: HashMap::new(),
+            following: false,
+            listening: Vec::new(),
         }
     }
 
@@ -205,14 +213,69 @@ impl Worker {
         Ok(t0.elapsed().as_micros() as u64)
     }
 
+    /// A source that follows changes (eBPF): this report's listeners and
+    /// the delta from the sockets that changed, without a dump. None when
+    /// the source does not follow changes, needs a dump, the listening
+    /// addresses changed (sides may have) or the report is full: then
+    /// [`Worker::scan`] dumps.
+    fn follow(&mut self, full: bool) -> Result<Option<(u64, Delta)>, ScanError> {
+        self.following = false;
+        if full || !self.source.follows() {
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        self.listeners.clear();
+        self.source.listeners(&mut self.listeners)?;
+        let mut listening: Vec<std::net::SocketAddr> = self.listeners.iter().map(|l| l.addr).collect();
+        listening.sort_unstable();
+        listening.dedup();
+        self.buf.clear();
+        let mut removed = Vec::new();
+        match self.source.changes(&self.listeners, &mut self.buf, &mut removed) {
+            Changes::Unfollowed => return Ok(None),
+            Changes::Whole(why) => {
+                if why.contains("lost") || why.contains("repeated") || why.contains("stopped") {
+                    self.problem("the eBPF source took a dump", why);
+                } else {
+                    tracing::debug!("the eBPF source takes a dump: {why}");
+                }
+                return Ok(None);
+            }
+            Changes::Delta => {}
+        }
+        if listening != self.listening {
+            self.listening = listening;
+            return Ok(None);
+        }
+        for r in &mut self.buf {
+            r.side = self.ports.side_of(r.tuple.local());
+        }
+        let delta = self.differ.apply(&self.buf, &removed);
+        self.following = true;
+        Ok(Some((t0.elapsed().as_micros() as u64, delta)))
+    }
+
     fn report(&mut self, full: bool) -> Result<Report, ScanError> {
-        let scan_us = self.scan()?;
+        let (scan_us, followed) = match self.follow(full)? {
+            Some((us, delta)) => (us, Some(delta)),
+            None => {
+                let us = self.scan()?;
+                self.listening = self.listeners.iter().map(|l| l.addr).collect();
+                self.listening.sort_unstable();
+                self.listening.dedup();
+                (us, None)
+            }
+        };
         let taken_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let mut stats = ReportStats {
-            sockets: self.buf.len() as u64,
+            sockets: if self.following {
+                self.differ.len() as u64
+            } else {
+                self.buf.len() as u64
+            },
             scan_us,
             ..Default::default()
         };
@@ -243,9 +306,13 @@ impl Worker {
                 Vec::new()
             }
         };
-        let Delta { upserted, removed } = self.differ.diff(&self.buf, full);
+        let Delta { upserted, removed } = match followed {
+            Some(d) => d,
+            None => self.differ.diff(&self.buf, full),
+        };
         r.upserted = upserted;
         r.removed = removed;
+        self.source.witnessed(&mut r.witnessed);
         // After the sockets: every connection in the scan has its conntrack
         // entry already (made with its first packet).
         let nat = self.nat.delta(full);
@@ -308,9 +375,16 @@ impl Worker {
         // greeting port; without one the second dump would find nothing
         // (a connection made since then is seen next interval).
         let greeting = halfopen_sockets::filter::PortSet::new(&self.wants.greeting_ports);
-        let candidates = self.buf.iter().any(|r| {
-            r.state == TcpState::Established && r.side == Side::Client && greeting.contains(r.tuple.remote_port())
-        });
+        let candidates = if self.following {
+            // `buf` holds only what changed: the table as reported says.
+            self.differ.any(|t, state, side| {
+                state == TcpState::Established && side == Side::Client && greeting.contains(t.remote_port())
+            })
+        } else {
+            self.buf.iter().any(|r| {
+                r.state == TcpState::Established && r.side == Side::Client && greeting.contains(r.tuple.remote_port())
+            })
+        };
         if !candidates {
             return Ok(Vec::new());
         }
@@ -372,8 +446,20 @@ impl Worker {
         self.source.lookup(tuples, &mut self.buf)?;
         let found: HashMap<Tuple, SocketRecord> = self.buf.iter().map(|r| (r.tuple, *r)).collect();
         let mut procs = HashMap::new();
+        // Owners the source saw call connect() (eBPF): no walk for them.
+        let mut connected: HashMap<u64, halfopen_core::Process> = HashMap::new();
         if attribute {
-            let inodes: HashSet<u64> = found.values().map(|r| r.inode).filter(|&i| i != 0).collect();
+            for r in found.values().filter(|r| r.cookie != 0) {
+                if let Some(p) = self.source.connect_owner(r.cookie) {
+                    connected.insert(r.cookie, p);
+                }
+            }
+            let inodes: HashSet<u64> = found
+                .values()
+                .filter(|r| !connected.contains_key(&r.cookie))
+                .map(|r| r.inode)
+                .filter(|&i| i != 0)
+                .collect();
             if !inodes.is_empty() {
                 let inodes: Vec<u64> = inodes.into_iter().collect();
                 let (p, stats) = self.owners.resolve(&inodes);
@@ -388,7 +474,7 @@ impl Worker {
             .iter()
             .map(|t| {
                 let record = found.get(t);
-                let process = record.and_then(|r| procs.get(&r.inode).cloned());
+                let process = record.and_then(|r| connected.get(&r.cookie).or_else(|| procs.get(&r.inode)).cloned());
                 let mut a = LookupAnswer::from_record(*t, record, process);
                 a.translated = translated.get(t).copied();
                 a

@@ -39,7 +39,9 @@ pub use finding::{
 pub use history::{ClientProcessCount, Incident, IncidentEnd, ListenerPoint, Postmortem, Sample, StoredFinding};
 pub use host::HostView;
 pub use keepalive::KeepaliveSysctls;
-pub use model::{listener_accepts, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState};
+pub use model::{
+    listener_accepts, Listener, ListenerPorts, Process, Side, SocketRecord, TcpInfoLite, TcpState, INODE_UNREAD,
+};
 pub use redact::Redaction;
 pub use report::{
     DropWitness, FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket,

@@ -90,6 +90,12 @@ pub struct TcpInfoLite {
     pub rtt_us: u32,
 }
 
+/// [`SocketRecord::inode`] of a socket that has an inode the source did not
+/// read: the eBPF source follows sockets born since its last dump by their
+/// transitions, which do not carry it (a connecting socket, or a connection
+/// it saw leave the accept queue). Never 0, so never "in the accept queue".
+pub const INODE_UNREAD: u64 = u64::MAX;
+
 /// One TCP socket (not a listener) on one host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SocketRecord {
@@ -100,7 +106,8 @@ pub struct SocketRecord {
     /// sock_diag cookie (0 when unknown): identifies the socket, unlike the
     /// 4-tuple, which a new connection may reuse a moment after the old closed.
     pub cookie: u64,
-    /// 0 while the socket waits in an accept queue and for TIME_WAIT.
+    /// 0 while the socket waits in an accept queue and for TIME_WAIT;
+    /// [`INODE_UNREAD`] when the socket has one that the source did not read.
     pub inode: u64,
     pub uid: u32,
     /// A keepalive timer is armed on the socket.

@@ -3,7 +3,7 @@
 //! it, a stored finding as `history --json` prints it, an incident as
 //! `incidents --json` prints it.
 use crate::rfc3339;
-use halfopen_core::{Evidence, FindingView, Incident, StoredFinding};
+use halfopen_core::{Evidence, FindingKind, FindingView, Incident, StoredFinding};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -47,6 +47,23 @@ pub struct OrphanJson {
     /// Whether the client's side confirmed it (false for a leftover of a
     /// gone host, which only the server could confirm; None for a listener).
     pub confirmed_by_client: Option<bool>,
+    /// The server's kernel witnessed this connection's handshake being
+    /// dropped on a full accept queue (eBPF source on the server host):
+    /// when, by which path, and the queue against its backlog then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessJson>,
+}
+
+/// `witness` in a finding row.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct WitnessJson {
+    /// RFC 3339, the server host's clock.
+    pub at: String,
+    /// "cookie" (a SYN cookie answered: the server kept nothing) or
+    /// "normal" (a request socket remains and may still complete).
+    pub path: String,
+    pub queue: u32,
+    pub backlog: u32,
 }
 
 /// A listed finding and its explanation as printed.
@@ -83,7 +100,13 @@ pub fn orphan_json(v: &FindingView, explanation: String) -> OrphanJson {
         confirmed_by_client: f
             .kind
             .is_connection()
-            .then_some(f.evidence.client_host_gone_since_ms.is_none()),
+            .then_some(f.evidence.client_host_gone_since_ms.is_none() && f.kind != FindingKind::DroppedHandshake),
+        witness: f.evidence.witness.map(|w| WitnessJson {
+            at: rfc3339(w.at_ms),
+            path: w.path.as_str().to_string(),
+            queue: w.queue,
+            backlog: w.backlog,
+        }),
     }
 }
 
@@ -95,8 +118,8 @@ pub struct HistoryJson {
     pub finding: OrphanJson,
     /// RFC 3339; null while current.
     pub gone_at: Option<String>,
-    /// closed, other_end_has_it, replaced, greeted, recovered, host_gone;
-    /// null while current.
+    /// closed, other_end_has_it, replaced, greeted, recovered, host_gone,
+    /// expired; null while current.
     pub gone_reason: Option<String>,
     /// Its incident's id (`HOST:PORT@START`); null for rows from before
     /// incidents.

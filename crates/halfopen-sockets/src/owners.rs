@@ -332,6 +332,24 @@ fn read_process(proc_fd: BorrowedFd<'_>, pid: u32, buf: &mut Vec<u8>, errs: &mut
     Some(p)
 }
 
+/// comm, cmdline (redacted as [`set_redaction`] says) and real uid of
+/// process `pid`, read from /proc/PID alone (no walk): for an owner learnt
+/// another way (the eBPF source records the process that called
+/// connect()). None when the process is gone or unreadable; what went wrong
+/// is counted in the stats.
+pub fn process_of(pid: u32) -> (Option<Process>, ResolveStats) {
+    let mut stats = ResolveStats::default();
+    let mut errs = Errors { stats: &mut stats };
+    let p = match open_dir_at(None, c"/proc") {
+        Ok(fd) => read_process(fd.as_fd(), pid, &mut Vec::new(), &mut errs),
+        Err(e) => {
+            errs.note("opening", c"/proc", &e);
+            None
+        }
+    };
+    (p, stats)
+}
+
 /// The real uid from a /proc/<pid>/status: the first number of the "Uid:" line.
 fn status_real_uid(status: &[u8]) -> Option<u32> {
     let line = status.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"Uid:"))?;
@@ -533,6 +551,19 @@ impl Owners {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_is_read_by_pid_alone() {
+        let (p, stats) = process_of(std::process::id());
+        let p = p.expect("this process");
+        assert_eq!(p.pid, std::process::id());
+        assert!(!p.comm.is_empty() && !p.cmdline.is_empty(), "{p:?}");
+        assert_eq!(stats.other_errors, 0, "{stats:?}");
+        // A pid that cannot exist (above pid_max's ceiling of 2^22): gone, counted as vanished.
+        let (gone, stats) = process_of(u32::MAX);
+        assert_eq!(gone, None);
+        assert_eq!(stats.vanished, 1, "{stats:?}");
+    }
 
     #[test]
     fn real_uid_from_status() {

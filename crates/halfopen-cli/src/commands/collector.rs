@@ -2,7 +2,13 @@
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
 
-pub async fn run(reconciler: String, interval: Duration, host_id: Option<String>, proc_net: bool) -> Result<()> {
+pub async fn run(
+    reconciler: String,
+    interval: Duration,
+    host_id: Option<String>,
+    source: halfopen_collector::source::SourceChoice,
+    bpf: halfopen_collector::choose::BpfConfig,
+) -> Result<()> {
     let host_id = match host_id {
         Some(h) if !h.trim().is_empty() => h,
         Some(_) => bail!("--host-id must not be empty"),
@@ -12,7 +18,8 @@ pub async fn run(reconciler: String, interval: Duration, host_id: Option<String>
         reconciler,
         interval,
         host_id,
-        force_proc: proc_net,
+        source,
+        bpf,
     };
     halfopen_collector::run(cfg, super::shutdown_signal()).await?;
     Ok(())

@@ -25,7 +25,10 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             reconciler,
             interval,
             host_id,
+            source,
             proc_net,
+            bpf_dump_every,
+            bpf_ring_size,
             show_secrets,
             redact_flags,
         } => {
@@ -33,7 +36,16 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
                 enabled: !show_secrets,
                 extra_flags: redact_flags,
             });
-            collector::run(reconciler, interval, host_id, proc_net).await
+            let source = if proc_net {
+                halfopen_collector::source::SourceChoice::Proc
+            } else {
+                source
+            };
+            let bpf = halfopen_collector::choose::BpfConfig {
+                dump_every: bpf_dump_every,
+                ring_bytes: bpf_ring_size.map(|b| b.min(u32::MAX as usize) as u32),
+            };
+            collector::run(reconciler, interval, host_id, source, bpf).await
         }
         Cmd::Reconciler {
             listen,
@@ -52,6 +64,7 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             max_sessions_per_peer,
             max_message_size,
             forget_hosts_after,
+            dropped_handshake_ttl,
         } => {
             reconciler::run(reconciler::Args {
                 listen,
@@ -72,6 +85,7 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
                 max_sessions_per_peer,
                 max_message_size,
                 forget_hosts_after,
+                dropped_handshake_ttl,
             })
             .await
         }

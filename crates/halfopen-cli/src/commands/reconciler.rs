@@ -21,6 +21,7 @@ pub struct Args {
     pub max_sessions_per_peer: usize,
     pub max_message_size: usize,
     pub forget_hosts_after: Duration,
+    pub dropped_handshake_ttl: Duration,
 }
 
 pub async fn run(a: Args) -> Result<()> {
@@ -41,6 +42,7 @@ pub async fn run(a: Args) -> Result<()> {
             max_hosts: a.max_hosts,
             max_sockets_per_host: a.max_sockets_per_host,
             forget_after_ms: a.forget_hosts_after.as_millis() as u64,
+            dropped_handshake_ttl_ms: a.dropped_handshake_ttl.as_millis() as u64,
             ..Default::default()
         },
         tick: Duration::from_millis(200),

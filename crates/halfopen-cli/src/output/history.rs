@@ -74,6 +74,8 @@ pub fn history_csv(rows: &[HistoryJson]) -> Result<String, csv::Error> {
         "gone_reason",
         "incident",
         "explanation",
+        "witness_at",
+        "witness_path",
     ])?;
     let opt = |v: Option<String>| v.unwrap_or_default();
     for r in rows {
@@ -96,6 +98,8 @@ pub fn history_csv(rows: &[HistoryJson]) -> Result<String, csv::Error> {
             opt(r.gone_reason.clone()),
             opt(r.incident.clone()),
             f.explanation.clone(),
+            opt(f.witness.as_ref().map(|w| w.at.clone())),
+            opt(f.witness.as_ref().map(|w| w.path.clone())),
         ])?;
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;

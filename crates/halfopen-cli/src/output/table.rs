@@ -249,6 +249,21 @@ fn orphans_table_raw(rows: &[OrphanJson], c: &Coverage) -> String {
                     r.confirmed_at
                 );
             }
+            let witnessed: Vec<_> = list.iter().filter_map(|r| r.witness.as_ref()).collect();
+            if let Some(first) = witnessed.iter().min_by(|a, b| a.at.cmp(&b.at)) {
+                let cookie = witnessed.iter().filter(|w| w.path == "cookie").count();
+                let _ = writeln!(
+                    s,
+                    "    witnessed: the server's kernel dropped {} of these on a full accept queue (first at {}, \
+                     queue {} of {}; {} on the SYN-cookie path, {} on the normal path)",
+                    witnessed.len(),
+                    first.at,
+                    first.queue,
+                    first.backlog,
+                    cookie,
+                    witnessed.len() - cookie
+                );
+            }
             if let Some(e) = list.first().map(|r| &r.explanation).filter(|e| !e.is_empty()) {
                 let _ = writeln!(s, "    why: {e}");
             }

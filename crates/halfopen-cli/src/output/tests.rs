@@ -102,19 +102,38 @@ fn rows(fs: Vec<(Finding, &str)>) -> Vec<OrphanJson> {
         .collect()
 }
 
+/// The server's kernel witnessed the drop (eBPF), `ms` after T0.
+fn witnessed(mut f: Finding, ms: i64, path: halfopen_core::DropPath) -> Finding {
+    f.evidence.witness = Some(halfopen_core::Witness {
+        at_ms: T0 - 900 + ms,
+        path,
+        queue: 5,
+        backlog: 4,
+    });
+    f
+}
+
 fn orphans() -> Vec<OrphanJson> {
     rows(vec![
         (
-            conn(
-                FindingKind::ClientOnly,
-                "198.18.0.2:40001",
-                "[::ffff:198.18.0.1]:3306",
-                Some(42),
+            witnessed(
+                conn(
+                    FindingKind::ClientOnly,
+                    "198.18.0.2:40001",
+                    "[::ffff:198.18.0.1]:3306",
+                    Some(42),
+                ),
+                0,
+                halfopen_core::DropPath::Cookie,
             ),
             "The server host db has no trace of this connection.",
         ),
         (
-            conn(FindingKind::ClientOnly, "198.18.0.2:40002", "198.18.0.1:3306", Some(42)),
+            witnessed(
+                conn(FindingKind::ClientOnly, "198.18.0.2:40002", "198.18.0.1:3306", Some(42)),
+                3,
+                halfopen_core::DropPath::Normal,
+            ),
             "The server host db has no trace of this connection.",
         ),
         (
@@ -170,12 +189,32 @@ fn every_kind() -> Vec<OrphanJson> {
         },
         ..conn(FindingKind::ClientOnly, "198.18.0.2:1", "198.18.0.1:3306", None)
     };
+    let mut dropped = witnessed(
+        conn(
+            FindingKind::DroppedHandshake,
+            "198.18.7.7:40011",
+            "198.18.0.1:3306",
+            None,
+        ),
+        0,
+        halfopen_core::DropPath::Cookie,
+    );
+    dropped.subject = Subject::Connection {
+        tuple: Tuple::new("198.18.7.7:40011".parse().unwrap(), "198.18.0.1:3306".parse().unwrap()),
+        client_host: String::new(),
+        server_host: "db".into(),
+    };
+    dropped.cookie = 0;
     rows(vec![
         (
             conn(FindingKind::ClientOnly, "198.18.0.2:40001", "198.18.0.1:3306", Some(42)),
             "The server host db has no trace of this connection.",
         ),
         (server_only, "The client host app has no trace of this connection."),
+        (
+            dropped,
+            "The kernel of db dropped the completed handshake of 198.18.7.7:40011 to 198.18.0.1:3306.",
+        ),
         (stalled, "The client has received nothing for 12 s"),
         (
             risk,

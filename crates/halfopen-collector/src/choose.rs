@@ -1,0 +1,103 @@
+//! `halfopen collector --source`: which [`crate::source::TableSource`] the
+//! worker runs, and why. `auto` takes the eBPF source where this build, the
+//! kernel and the collector's privileges allow it, and netlink otherwise;
+//! either way it logs which and why (the reason eBPF was not taken, or the
+//! drop witness's hook).
+use crate::bpf::{BpfHub, BpfSource, DEFAULT_DUMP_EVERY};
+use crate::source::{Polling, SourceChoice};
+use crate::worker::{Kernel, KernelError};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Why the eBPF source cannot run here, or the error that `--source bpf`
+/// reports.
+#[derive(Debug, thiserror::Error)]
+pub enum BpfUnavailable {
+    #[error("this build of halfopen has no eBPF programs (built without the cargo feature `bpf`)")]
+    NotCompiledIn,
+    #[error(
+        "the collector lacks {0} (the eBPF source needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN; see deploy/README.md)"
+    )]
+    Capabilities(String),
+    #[error("the kernel gives no network namespace cookie (SO_NETNS_COOKIE, Linux 5.14+){0}")]
+    NoNetnsCookie(String),
+    #[error("loading the eBPF programs: {0}")]
+    Load(#[from] halfopen_bpf::BpfError),
+    #[error("starting the eBPF source: {0}")]
+    Kernel(#[from] KernelError),
+}
+
+/// Options of the eBPF source.
+#[derive(Clone, Copy, Debug)]
+pub struct BpfConfig {
+    /// A sock_diag dump at least this often.
+    pub dump_every: Duration,
+    /// Size of the transitions ring (None: halfopen-bpf's default, 16 MiB).
+    pub ring_bytes: Option<u32>,
+}
+
+impl Default for BpfConfig {
+    fn default() -> Self {
+        BpfConfig {
+            dump_every: DEFAULT_DUMP_EVERY,
+            ring_bytes: None,
+        }
+    }
+}
+
+/// Starts the worker on the source `choice` asks for (see the module
+/// documentation). Errors: `--source bpf` that cannot run (why), or a
+/// polling source that cannot read the kernel.
+pub fn start(choice: SourceChoice, bpf: BpfConfig) -> Result<Kernel, StartError> {
+    match choice {
+        SourceChoice::Proc => Ok(Kernel::start(|| Polling::open(true))?),
+        SourceChoice::Netlink => Ok(Kernel::start(|| Polling::open(false))?),
+        SourceChoice::Bpf => start_bpf(bpf).map_err(StartError::Bpf),
+        SourceChoice::Auto => match start_bpf(bpf) {
+            Ok(k) => Ok(k),
+            Err(why) => {
+                info!("source netlink (--source auto): the eBPF source is not available: {why}");
+                Ok(Kernel::start(|| Polling::open(false))?)
+            }
+        },
+    }
+}
+
+/// Why the collector could not start its source.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--source bpf: {0}")]
+    Bpf(BpfUnavailable),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+fn start_bpf(cfg: BpfConfig) -> Result<Kernel, BpfUnavailable> {
+    if !halfopen_bpf::COMPILED_IN {
+        return Err(BpfUnavailable::NotCompiledIn);
+    }
+    // Asked first so that the reason is plain; the kernel's answer decides.
+    if let Some(missing) = halfopen_bpf::insufficient_capabilities() {
+        return Err(BpfUnavailable::Capabilities(missing));
+    }
+    let netns = match halfopen_sockets::netns::current_cookie() {
+        Ok(Some(c)) => c.0,
+        Ok(None) => return Err(BpfUnavailable::NoNetnsCookie(String::new())),
+        Err(e) => return Err(BpfUnavailable::NoNetnsCookie(format!(": {e}"))),
+    };
+    let hub = BpfHub::start(netns, cfg.ring_bytes)?;
+    let witness = hub.witness_hook();
+    let kernel = Kernel::start(move || BpfSource::open(hub, netns, cfg.dump_every))?;
+    match witness {
+        Some(h) => info!(
+            "source bpf: TCP transitions from tracepoint sock:inet_sock_set_state, a sock_diag dump every {:?} and \
+             whenever events are lost; dropped handshakes witnessed by {h:?}",
+            cfg.dump_every
+        ),
+        None => warn!(
+            "source bpf: TCP transitions followed, but this kernel allows no drop witness (fexit, kprobes and the \
+             kfree_skb drop reasons all refused): dropped handshakes are not witnessed"
+        ),
+    }
+    Ok(kernel)
+}
