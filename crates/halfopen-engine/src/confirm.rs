@@ -43,6 +43,9 @@ pub(crate) struct Candidate {
     phase: Phase,
     /// The other host is gone: only the holder is asked.
     leftover: bool,
+    /// Not asked again before this (mono ms): the other end held only a
+    /// request socket when last asked.
+    retry_at: u64,
 }
 
 impl Candidate {
@@ -54,6 +57,7 @@ impl Candidate {
             first_seen: now,
             phase: Phase::Wait,
             leftover: false,
+            retry_at: 0,
         }
     }
 
@@ -188,7 +192,7 @@ impl Engine {
                 drop.push((key, cand.other.host));
                 continue;
             }
-            if now.mono_ms >= cand.first_seen.mono_ms + self.cfg.grace_ms {
+            if now.mono_ms >= cand.first_seen.mono_ms + self.cfg.grace_ms && now.mono_ms >= cand.retry_at {
                 if cand.leftover {
                     holders.entry(key.host).or_default().push(key);
                 } else {
@@ -344,6 +348,17 @@ impl Engine {
                     self.confirm.remove(&key);
                 }
                 Some(r) if r.socket.is_none() => next.entry(key.host).or_default().push(key),
+                // Only a request socket (SYN_RECV): the server has not completed this handshake (its
+                // final ACK was dropped on a full accept queue without SYN cookies). Not one-sided
+                // yet, nor healthy: asked again later, until it completes (the server's table gains
+                // the connection) or expires. A source that follows transitions (eBPF) has no
+                // request sockets in its table, so no change of the table would bring it back.
+                Some(r) if r.socket.is_some_and(|s| matches!(s.state, TcpState::SynRecv | TcpState::NewSynRecv)) => {
+                    if let Some(c) = self.confirm.candidates.get_mut(&key) {
+                        c.phase = Phase::Wait;
+                        c.retry_at = now.mono_ms + self.cfg.grace_ms.max(1_000);
+                    }
+                }
                 // Present in some state: not one-sided.
                 Some(_) => {
                     self.stats.cleared_by_other_lookup += 1;

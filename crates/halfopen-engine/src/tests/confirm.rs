@@ -87,15 +87,43 @@ fn server_holding_it_in_any_state_clears_the_candidate() {
     w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
     w.e.report(c, w.sessions[&c], full(1, vec![cl]), clk(0));
     let a = w.e.tick(clk(1500));
-    // The server's fresh scan has it in SYN_RECV (handshake without cookies).
+    // The server's fresh scan has it in TIME_WAIT.
     let tables = HashMap::from([
-        (s, HashMap::from([(cl.tuple.mirror(), (TcpState::SynRecv, 1))])),
+        (s, HashMap::from([(cl.tuple.mirror(), (TcpState::TimeWait, 1))])),
         (c, HashMap::from([(cl.tuple, (TcpState::Established, 7))])),
     ]);
     let a2 = answer(&mut w.e, a, &tables, &w.sessions, clk(1600));
     assert!(a2.is_empty(), "{a2:?}");
     assert_eq!(w.e.candidate_count(), 0);
     assert_eq!(w.e.stats().cleared_by_other_lookup, 1);
+}
+
+#[test]
+fn a_request_socket_on_the_server_is_asked_about_again_until_it_expires() {
+    let mut w = two_hosts();
+    let (s, c) = (w.s, w.c);
+    let cl = rec(sa(C_IP, 40001), sa(S_IP, 3306), Side::Client, TcpState::Established, 7);
+    w.e.report(s, w.sessions[&s], full(1, vec![]), clk(0));
+    w.e.report(c, w.sessions[&c], full(1, vec![cl]), clk(0));
+    let a = w.e.tick(clk(1500));
+    // The server holds a request socket (SYN_RECV: the final ACK was dropped, no SYN cookies):
+    // neither one-sided nor healthy yet.
+    let mut tables = HashMap::from([
+        (s, HashMap::from([(cl.tuple.mirror(), (TcpState::SynRecv, 1))])),
+        (c, HashMap::from([(cl.tuple, (TcpState::Established, 7))])),
+    ]);
+    let a2 = answer(&mut w.e, a, &tables, &w.sessions, clk(1600));
+    assert!(a2.is_empty(), "{a2:?}");
+    assert_eq!(w.e.candidate_count(), 1, "kept");
+    assert!(looked_up(&w.e.tick(clk(2000))).is_empty(), "not at once");
+    let a = w.e.tick(clk(2700));
+    assert_eq!(looked_up(&a), vec![cl.tuple.mirror()], "asked again");
+    // The request expired (the server gave up its SYN-ACKs): now one-sided.
+    tables.insert(s, HashMap::new());
+    let a = answer(&mut w.e, a, &tables, &w.sessions, clk(2800));
+    let a = answer(&mut w.e, a, &tables, &w.sessions, clk(2900));
+    assert_eq!(confirmed(&a).len(), 1, "{a:?}");
+    assert_eq!(w.e.stats().cleared_by_other_lookup, 0);
 }
 
 #[test]
