@@ -418,8 +418,9 @@ fn drain(
             let feeds = lock(&feeds);
             route(&feeds, &mut socks, |f, evs| f.apply(evs), |e| e.netns_cookie);
             for d in drops.drain(..) {
-                if let Some(f) = feeds.get(&d.netns_cookie) {
-                    lock(&f.state).drop_witnessed(d);
+                match feeds.get(&d.netns_cookie) {
+                    Some(f) => lock(&f.state).drop_witnessed(d),
+                    None => debug!(netns = d.netns_cookie, "a drop witnessed in a namespace no source serves: {d}"),
                 }
             }
         }
@@ -428,6 +429,7 @@ fn drain(
             match bpf.lost() {
                 Ok(now) => {
                     let d = now.since(&seen);
+                    debug!(lost = ?now, activity = ?bpf.activity().ok(), "eBPF counters");
                     seen = now;
                     lost(&feeds, &d);
                 }
@@ -734,6 +736,7 @@ impl TableSource for BpfSource {
     fn witnessed(&mut self, out: &mut Vec<DropWitness>) {
         let mut s = lock(&self.feed.state);
         out.extend(s.drops.drain().map(|(_, d)| {
+            debug!("witnessed: {d}");
             DropWitness {
                 tuple: d.tuple,
                 at_ms: d
