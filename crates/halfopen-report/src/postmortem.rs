@@ -28,12 +28,12 @@ pub enum ReportError {
     Plot(#[from] crate::plot::PlotError),
 }
 
-/// `--format json`: the fields of `incidents --json` (flattened, same names),
-/// then the story, then every finding as `history --json` prints it and the
-/// samples.
+/// `--format json`: `incident` is the row `incidents --json` prints for it
+/// (nested, not flattened: its `findings` is a count, and `findings` here
+/// is the rows), then the story, then every finding as `history --json`
+/// prints it and the samples.
 #[derive(Serialize)]
 struct PostmortemJson<'a> {
-    #[serde(flatten)]
     incident: IncidentJson,
     title: &'a str,
     summary: &'a str,
@@ -41,7 +41,7 @@ struct PostmortemJson<'a> {
     affected: &'a Affected,
     why: &'a Why,
     changes: &'a [Change],
-    /// How it ended, in detail (`ended` above is the one word).
+    /// How it ended, in detail (`incident.ended` is the one word).
     ending: &'a Ending,
     findings: Vec<crate::rows::HistoryJson>,
     samples: &'a [Sample],
@@ -254,7 +254,7 @@ fn text(pm: &Postmortem, st: &Story, now_ms: i64) -> String {
                 .client_hosts
                 .iter()
                 .take(LISTED_PROCESSES)
-                .map(|(h, n)| format!("{h} {}", num(*n)))
+                .map(|h| format!("{} {}", h.client_host, num(h.connections)))
                 .collect();
             let more = a.client_hosts.len().saturating_sub(LISTED_PROCESSES);
             let tail = if more > 0 { format!(", and {more} more") } else { String::new() };

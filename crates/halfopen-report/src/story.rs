@@ -48,6 +48,13 @@ pub struct AffectedProcess {
     pub connections: u64,
 }
 
+/// A client host and its connections in the incident.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostCount {
+    pub client_host: String,
+    pub connections: u64,
+}
+
 /// The server side: host, listener and the process that owns it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ServerSide {
@@ -66,7 +73,7 @@ pub struct Affected {
     /// Every client process, most connections first.
     pub processes: Vec<AffectedProcess>,
     /// Connections per client host, most first.
-    pub client_hosts: Vec<(String, u64)>,
+    pub client_hosts: Vec<HostCount>,
     pub server: ServerSide,
 }
 
@@ -781,8 +788,18 @@ pub fn story(pm: &Postmortem, series: &Series, now_ms: i64) -> Story {
             .then_with(|| a.client_host.cmp(&b.client_host))
             .then_with(|| a.pid.cmp(&b.pid))
     });
-    let mut client_hosts_v: Vec<(String, u64)> = per_host.into_iter().collect();
-    client_hosts_v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut client_hosts_v: Vec<HostCount> = per_host
+        .into_iter()
+        .map(|(client_host, connections)| HostCount {
+            client_host,
+            connections,
+        })
+        .collect();
+    client_hosts_v.sort_by(|a, b| {
+        b.connections
+            .cmp(&a.connections)
+            .then_with(|| a.client_host.cmp(&b.client_host))
+    });
     let affected = Affected {
         connections: processes.iter().map(|p| p.connections).sum(),
         processes,
