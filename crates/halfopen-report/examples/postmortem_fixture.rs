@@ -11,27 +11,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| ".".into()));
     let which = args.next().unwrap_or_else(|| "realistic".into());
-    let mut spec = fixture::Spec::default();
-    let pm = match which.as_str() {
-        "realistic" => fixture::build(&spec),
-        "ongoing" => {
-            spec.open = 40;
-            spec.now_s = 700;
-            fixture::build(&spec)
-        }
-        "no-samples" => {
-            spec.samples = false;
-            fixture::build(&spec)
-        }
-        "one" => {
-            spec.clients.truncate(1);
-            spec.clients[0].connections = 1;
-            spec.at_risk = false;
-            fixture::build(&spec)
-        }
-        "big" => fixture::build(&fixture::big(50_000, 9)),
-        "hostile" => fixture::hostile(),
+    let spec = match which.as_str() {
+        "realistic" | "hostile" => fixture::Spec::default(),
+        "ongoing" => fixture::Spec::ongoing(),
+        "no-samples" => fixture::Spec::no_samples(),
+        "one" => fixture::Spec::one(),
+        "big" => fixture::big(50_000, 9),
         other => return Err(format!("unknown fixture {other}").into()),
+    };
+    let pm = if which == "hostile" {
+        fixture::hostile()
+    } else {
+        fixture::build(&spec)
     };
     let now = fixture::now_ms(&spec);
     std::fs::create_dir_all(&dir)?;

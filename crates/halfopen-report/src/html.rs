@@ -60,7 +60,10 @@ fn inline_svg(svg: &str) -> String {
                 .filter(|a| !a.starts_with("width=") && !a.starts_with("height="))
                 .collect::<Vec<_>>()
                 .join(" ");
-            s.replace_range(i..i + end, &format!("{cleaned} role=\"img\" aria-label=\"incident plot\""));
+            s.replace_range(
+                i..i + end,
+                &format!("{cleaned} role=\"img\" aria-label=\"incident plot\""),
+            );
         }
     }
     s

@@ -293,7 +293,10 @@ fn marks<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     let end = sr.end_ms.unwrap_or(sr.now_ms).clamp(sr.from_ms, sr.to_ms);
     let start = sr.start_ms.clamp(sr.from_ms, sr.to_ms);
-    chart.draw_series(std::iter::once(Rectangle::new([(start, 0.0), (end, ymax)], BAND.mix(0.55).filled())))?;
+    chart.draw_series(std::iter::once(Rectangle::new(
+        [(start, 0.0), (end, ymax)],
+        BAND.mix(0.55).filled(),
+    )))?;
     chart.draw_series(std::iter::once(PathElement::new(
         vec![(start, 0.0), (start, ymax)],
         START.stroke_width(2),
@@ -411,9 +414,9 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pm: &Postmortem, sr: 
             span(sr.now_ms - sr.start_ms)
         ),
     };
-    let peak = sr
-        .peak
-        .map_or(String::new(), |(t, p)| format!("; peak {} at once at {}", num(p), clock(t)));
+    let peak = sr.peak.map_or(String::new(), |(t, p)| {
+        format!("; peak {} at once at {}", num(p), clock(t))
+    });
     title.draw(&Text::new(format!("{when}{peak}"), (16, 46), font(17)))?;
     title.draw(&Text::new(
         format!("incident {}", inc.id),
@@ -524,7 +527,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pm: &Postmortem, sr: 
         let qmax = sr.queue.iter().map(|q| q.queue.max(q.backlog)).max().unwrap_or(0);
         let (ymax, ylabels) = count_axis(u64::from(qmax));
         let caption = match sr.listener {
-            Some(l) => format!("Accept queue of listener {l} on {}, against its backlog", inc.server_host),
+            Some(l) => format!(
+                "Accept queue of listener {l} on {}, against its backlog",
+                inc.server_host
+            ),
             None => format!("Accept queue of the listener on {}", inc.server_host),
         };
         let mut chart = ChartBuilder::on(&panels[1])
@@ -607,10 +613,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pm: &Postmortem, sr: 
             .margin_top(8)
             .margin_right(14)
             .margin_bottom(6)
-            .caption(
-                "Dropped connection attempts and SYN cookies, per second",
-                font(18),
-            )
+            .caption("Dropped connection attempts and SYN cookies, per second", font(18))
             .x_label_area_size(48)
             .y_label_area_size(Y_LABELS)
             .build_cartesian_2d(axis, 0f64..ymax)?;
@@ -639,9 +642,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pm: &Postmortem, sr: 
         // The listener's drops as bars, one per rate bin; the host's
         // counters as lines through the bins' middles.
         let w = sr.rate_bin_ms;
-        let mid = |v: &[(i64, f64)]| -> Vec<(i64, f64)> {
-            v.iter().map(|(t, x)| ((*t + w / 2).min(sr.to_ms), *x)).collect()
-        };
+        let mid =
+            |v: &[(i64, f64)]| -> Vec<(i64, f64)> { v.iter().map(|(t, x)| ((*t + w / 2).min(sr.to_ms), *x)).collect() };
         chart.draw_series(
             sr.drops
                 .iter()

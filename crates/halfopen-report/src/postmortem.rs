@@ -257,8 +257,17 @@ fn text(pm: &Postmortem, st: &Story, now_ms: i64) -> String {
                 .map(|h| format!("{} {}", h.client_host, num(h.connections)))
                 .collect();
             let more = a.client_hosts.len().saturating_sub(LISTED_PROCESSES);
-            let tail = if more > 0 { format!(", and {more} more") } else { String::new() };
-            s.push_str(&wrap(&format!("By host: {}{tail}", hosts.join(", ")), WIDTH, "  ", "    "));
+            let tail = if more > 0 {
+                format!(", and {more} more")
+            } else {
+                String::new()
+            };
+            s.push_str(&wrap(
+                &format!("By host: {}{tail}", hosts.join(", ")),
+                WIDTH,
+                "  ",
+                "    ",
+            ));
         }
     }
     let cmd = a.server.cmdline.as_deref().filter(|c| !c.is_empty());
@@ -284,7 +293,13 @@ fn text(pm: &Postmortem, st: &Story, now_ms: i64) -> String {
         let _ = writeln!(s, "  {EXAMPLES_HEADING}:");
         for e in &st.why.examples {
             s.push_str(&wrap(
-                &format!("{} ({} in all), e.g. {}: {}", e.kind, num(e.count), e.subject, e.explanation),
+                &format!(
+                    "{} ({} in all), e.g. {}: {}",
+                    e.kind,
+                    num(e.count),
+                    e.subject,
+                    e.explanation
+                ),
                 WIDTH,
                 "  - ",
                 "    ",
@@ -358,7 +373,10 @@ fn markdown(pm: &Postmortem, st: &Story, now_ms: i64) -> String {
         let _ = writeln!(s, "No client connection: the findings are about the listener.\n");
     } else {
         let _ = writeln!(s, "{}:\n", m(&affected_line(a)));
-        let _ = writeln!(s, "| connections | client process | host | command line |\n|---:|---|---|---|");
+        let _ = writeln!(
+            s,
+            "| connections | client process | host | command line |\n|---:|---|---|---|"
+        );
         for p in a.processes.iter().take(LISTED_PROCESSES) {
             let who = match (&p.process, p.pid) {
                 (Some(c), Some(pid)) => format!("{} (pid {pid})", m(c)),

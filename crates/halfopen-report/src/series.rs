@@ -311,7 +311,13 @@ pub fn series(pm: &Postmortem, now_ms: i64) -> Series {
 
     // The listener and the host's counters.
     let listener = pick_listener(&samples, inc.server);
-    let interval_ms = median(samples.windows(2).map(|w| w[1].at_ms - w[0].at_ms).filter(|d| *d > 0).collect());
+    let interval_ms = median(
+        samples
+            .windows(2)
+            .map(|w| w[1].at_ms - w[0].at_ms)
+            .filter(|d| *d > 0)
+            .collect(),
+    );
     let mut queue = Vec::new();
     let mut drop_incs: Vec<(i64, u64)> = Vec::new();
     let mut drops_total: Option<u64> = None;
@@ -345,10 +351,7 @@ pub fn series(pm: &Postmortem, now_ms: i64) -> Series {
             prev_drops = Some(d);
         }
     }
-    let rate_bin_ms = interval_ms
-        .unwrap_or(1_000)
-        .max((to_ms - from_ms) / RATE_BINS)
-        .max(1);
+    let rate_bin_ms = interval_ms.unwrap_or(1_000).max((to_ms - from_ms) / RATE_BINS).max(1);
     let mut rates: BTreeMap<&'static str, Vec<(i64, f64)>> = BTreeMap::new();
     if !samples.is_empty() {
         for name in RATE_COUNTERS {

@@ -132,7 +132,7 @@ pub fn num(n: u64) -> String {
     let s = n.to_string();
     let mut o = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             o.push(',');
         }
         o.push(c);
@@ -259,9 +259,7 @@ fn client_hosts(fs: &[&StoredFinding]) -> BTreeSet<String> {
 /// "listener 0.0.0.0:3306 on db-1".
 pub fn describe(f: &Finding) -> String {
     match &f.subject {
-        Subject::Connection {
-            tuple, client_host, ..
-        } => {
+        Subject::Connection { tuple, client_host, .. } => {
             let p = f.process.as_ref();
             format!(
                 "{} -> {} ({})",
@@ -439,7 +437,8 @@ fn postmortem_fact(fact: &str, window_s: u64) -> Option<String> {
 pub fn story(pm: &Postmortem, series: &Series, now_ms: i64) -> Story {
     let inc = &pm.incident;
     let fs: Vec<&StoredFinding> = pm.findings.iter().collect();
-    let by_kind = |k: FindingKind| -> Vec<&StoredFinding> { fs.iter().copied().filter(|f| f.finding.kind == k).collect() };
+    let by_kind =
+        |k: FindingKind| -> Vec<&StoredFinding> { fs.iter().copied().filter(|f| f.finding.kind == k).collect() };
     let port = inc.server.port();
     let target = format!("{}:{port}", inc.server_host);
     let until = inc.end_ms.unwrap_or(now_ms);
@@ -541,7 +540,10 @@ pub fn story(pm: &Postmortem, series: &Series, now_ms: i64) -> Story {
         } else if u64::from(l.queue) * 5 >= u64::from(l.backlog) * 4 {
             format!("The listener's accept queue reached {}/{}", l.queue, l.backlog)
         } else {
-            format!("The listener's accept queue stayed below its backlog (at most {}/{})", l.queue, l.backlog)
+            format!(
+                "The listener's accept queue stayed below its backlog (at most {}/{})",
+                l.queue, l.backlog
+            )
         };
         let dropped = match series.drops_total {
             Some(d) if d > 0 => format!(" and the kernel dropped {} connection attempts on it", num(d)),
@@ -550,7 +552,11 @@ pub fn story(pm: &Postmortem, series: &Series, now_ms: i64) -> Story {
         };
         summary.push_str(&format!(" {q}{dropped}"));
         if cookies > 0 {
-            summary.push_str(&format!("; SYN cookies were sent {} time{}.", num(cookies), plural(cookies)));
+            summary.push_str(&format!(
+                "; SYN cookies were sent {} time{}.",
+                num(cookies),
+                plural(cookies)
+            ));
         } else if overflows > 0 {
             summary.push_str("; no SYN cookie was sent.");
         } else {
@@ -642,7 +648,11 @@ pub fn story(pm: &Postmortem, series: &Series, now_ms: i64) -> Story {
         at(
             first.finding.first_seen_ms,
             "first_sighting",
-            format!("Incident starts: first {}, {}", first.finding.kind, describe(&first.finding)),
+            format!(
+                "Incident starts: first {}, {}",
+                first.finding.kind,
+                describe(&first.finding)
+            ),
         );
     }
     if let Some(c) = fs
@@ -730,7 +740,10 @@ pub fn story(pm: &Postmortem, series: &Series, now_ms: i64) -> Story {
         .map(|s| (s.at_ms, s))
         .collect();
     if let Some(t) = series.overflow_first {
-        let d = host_samples.get(&t).map(|s| counter_summary(&s.deltas)).unwrap_or_default();
+        let d = host_samples
+            .get(&t)
+            .map(|s| counter_summary(&s.deltas))
+            .unwrap_or_default();
         at(
             t,
             "counters_rising",
@@ -748,11 +761,19 @@ pub fn story(pm: &Postmortem, series: &Series, now_ms: i64) -> Story {
         }
     }
     if let Some((t, p)) = series.peak {
-        at(t, "peak", format!("Peak: {} one-sided connection{} at once", num(p), plural(p)));
+        at(
+            t,
+            "peak",
+            format!("Peak: {} one-sided connection{} at once", num(p), plural(p)),
+        );
     }
     match inc.end_ms {
         Some(e) => at(e, "end", format!("Incident over: {}", end_phrase(inc.ended))),
-        None => at(now_ms, "still_open", format!("Now: {}", ending.sentence.trim_end_matches('.'))),
+        None => at(
+            now_ms,
+            "still_open",
+            format!("Now: {}", ending.sentence.trim_end_matches('.')),
+        ),
     }
     // Stable: by time, then in the order the story tells them.
     tl.sort_by_key(|m| m.at_ms);
@@ -895,7 +916,10 @@ mod tests {
     #[test]
     fn postmortem_facts_are_about_the_incident_not_now() {
         assert_eq!(
-            postmortem_fact("listener 0.0.0.0:3306 owned by mysqld (pid 1): accept queue 129 of 128 now", 998),
+            postmortem_fact(
+                "listener 0.0.0.0:3306 owned by mysqld (pid 1): accept queue 129 of 128 now",
+                998
+            ),
             Some("listener 0.0.0.0:3306 owned by mysqld (pid 1): accept queue 129 of 128 at its fullest".into())
         );
         assert_eq!(

@@ -20,11 +20,24 @@ fn the_page_stands_alone() {
     assert!(h.starts_with("<!DOCTYPE html>"));
     assert!(!h.contains("http://") && !h.contains("https://"), "a network reference");
     assert!(!h.contains("<script"), "a script");
-    assert!(!h.contains("<link") && !h.contains("@import") && !h.contains("url("), "an external resource");
+    assert!(
+        !h.contains("<link") && !h.contains("@import") && !h.contains("url("),
+        "an external resource"
+    );
     assert!(h.contains("<svg viewBox="), "the plot inline");
     assert_eq!(h.matches("<svg").count(), 1);
-    assert!(h.contains("default-src 'none'"), "the CSP that forbids loading anything");
-    for section in ["What happened", "Timeline (UTC, 2026-11-30)", "Who was affected", "Why", "What to change", "How it ended"] {
+    assert!(
+        h.contains("default-src 'none'"),
+        "the CSP that forbids loading anything"
+    );
+    for section in [
+        "What happened",
+        "Timeline (UTC, 2026-11-30)",
+        "Who was affected",
+        "Why",
+        "What to change",
+        "How it ended",
+    ] {
         assert!(h.contains(&format!("<h2>{section}</h2>")), "no section {section}");
     }
 }
@@ -59,7 +72,10 @@ fn chromium_renders_the_page_to_a_non_blank_screenshot() {
         .status()
         .is_ok_and(|s| s.success());
     if !have {
-        assert!(!ci(), "chromium is missing: install Debian's `chromium` package (CI needs it for this test)");
+        assert!(
+            !ci(),
+            "chromium is missing: install Debian's `chromium` package (CI needs it for this test)"
+        );
         eprintln!("skipping: chromium is not installed (Debian package `chromium`)");
         return;
     }
@@ -86,9 +102,16 @@ fn chromium_renders_the_page_to_a_non_blank_screenshot() {
     let info = dec.next_frame(&mut buf).unwrap();
     assert_eq!((info.width, info.height), (1200, 2000));
     let step = info.color_type.samples();
-    let px: Vec<[u8; 3]> = buf[..info.buffer_size()].chunks(step).map(|p| [p[0], p[1], p[2]]).collect();
+    let px: Vec<[u8; 3]> = buf[..info.buffer_size()]
+        .chunks(step)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
     let colours: HashSet<[u8; 3]> = px.iter().copied().collect();
-    assert!(colours.len() > 500, "only {} colours: the page did not render", colours.len());
+    assert!(
+        colours.len() > 500,
+        "only {} colours: the page did not render",
+        colours.len()
+    );
     // The plot's colours made it to the screen: the first client process's
     // blue area and the drops' orange bars.
     let near = |p: &[u8; 3], c: [u8; 3]| p.iter().zip(c).all(|(a, b)| a.abs_diff(b) < 40);

@@ -66,24 +66,22 @@ fn the_png_is_a_picture() {
     let white = px.iter().filter(|p| **p == [255, 255, 255]).count();
     assert!(white < px.len() * 9 / 10, "mostly white: {white} of {}", px.len());
     // The first client process's colour (Okabe-Ito blue) fills its area.
-    let blue = px.iter().filter(|p| **p == [0, 114, 178] || p[2] > 150 && p[0] < 60).count();
+    let blue = px
+        .iter()
+        .filter(|p| **p == [0, 114, 178] || p[2] > 150 && p[0] < 60)
+        .count();
     assert!(blue > 10_000, "{blue} blue pixels");
 }
 
 #[test]
 fn edge_cases_draw() {
-    let mut no_samples = Spec::default();
-    no_samples.samples = false;
-    let mut one = Spec::default();
-    one.clients.truncate(1);
-    one.clients[0].connections = 1;
-    one.at_risk = false;
-    one.samples = false;
-    let mut ongoing = Spec::default();
-    ongoing.open = 40;
-    ongoing.now_s = 700;
-    let mut listener_only = Spec::default();
-    listener_only.clients.clear();
+    let no_samples = Spec::no_samples();
+    let one = Spec {
+        samples: false,
+        ..Spec::one()
+    };
+    let ongoing = Spec::ongoing();
+    let listener_only = Spec::listener_only();
     for (name, spec, want) in [
         (
             "no samples",
@@ -117,7 +115,11 @@ fn fifty_thousand_findings_draw_small() {
     assert!(texts.iter().any(|t| t == "16,665  3 other processes"), "{texts:?}");
     let png = plot(&pm, PlotFormat::Png).unwrap();
     assert!(png_pixels(&png).len() == (WIDTH * HEIGHT) as usize);
-    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -127,5 +129,8 @@ fn hostile_names_make_well_formed_svg() {
     assert!(!s.contains("<script"), "a script element in the SVG");
     assert!(!s.contains('\u{1b}'), "an escape character in the SVG (not XML)");
     let texts = svg_texts(&svg);
-    assert!(texts.iter().any(|t| t.starts_with("140  <script>alert(1)")), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.starts_with("140  <script>alert(1)")),
+        "{texts:?}"
+    );
 }

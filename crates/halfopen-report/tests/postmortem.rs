@@ -83,11 +83,12 @@ fn json_of_the_realistic_incident() {
         .collect();
     assert_eq!(
         keys,
-        [
-            "incident", "title", "summary", "timeline", "affected", "why", "changes", "ending", "findings", "samples"
-        ]
+        ["incident", "title", "summary", "timeline", "affected", "why", "changes", "ending", "findings", "samples"]
     );
-    insta::assert_snapshot!("json", first_elements(&first_elements(&out, "findings", 2), "samples", 2));
+    insta::assert_snapshot!(
+        "json",
+        first_elements(&first_elements(&out, "findings", 2), "samples", 2)
+    );
 }
 
 #[test]
@@ -106,19 +107,17 @@ fn the_summary_says_what_when_who_and_how_it_ended() {
         assert!(flat.contains(want), "missing {want:?} in\n{t}");
     }
     // The engine's reasoning, not ours: its cause and its backlog advice.
-    assert!(t.contains("The accept queue overflowed and SYN cookies answered"), "{t}");
+    assert!(
+        t.contains("The accept queue overflowed and SYN cookies answered"),
+        "{t}"
+    );
     assert!(t.contains("back_log (mysqld): 128 -> "), "{t}");
     assert_eq!(pm.incident.ended, IncidentEnd::ClientClosed);
 }
 
 #[test]
 fn the_plotted_peak_is_the_incidents_peak() {
-    for spec in [Spec::default(), fixture::big(5_000, 9), {
-        let mut s = Spec::default();
-        s.open = 40;
-        s.now_s = 700;
-        s
-    }] {
+    for spec in [Spec::default(), fixture::big(5_000, 9), Spec::ongoing()] {
         let pm = fixture::build(&spec);
         let sr = series(&pm, fixture::now_ms(&spec));
         assert_eq!(sr.peak.map(|p| p.1), Some(pm.incident.peak));
@@ -130,16 +129,20 @@ fn the_plotted_peak_is_the_incidents_peak() {
 
 #[test]
 fn an_ongoing_incident_is_told_as_still_open() {
-    let mut spec = Spec::default();
-    spec.open = 40;
-    spec.now_s = 700;
+    let spec = Spec::ongoing();
     let pm = fixture::build(&spec);
     assert_eq!(pm.incident.ended, IncidentEnd::Ongoing);
     let t = render(&pm, Format::Text, fixture::now_ms(&spec)).unwrap();
     let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(flat.contains("Since 2026-11-30 02:15:02 UTC (11 min 40 s so far), 300 connections"), "{t}");
+    assert!(
+        flat.contains("Since 2026-11-30 02:15:02 UTC (11 min 40 s so far), 300 connections"),
+        "{t}"
+    );
     assert!(flat.contains("have been half-open"), "{t}");
-    assert!(flat.contains("It is still open: 81 connections still half-open at 02:26:42 UTC."), "{t}");
+    assert!(
+        flat.contains("It is still open: 81 connections still half-open at 02:26:42 UTC."),
+        "{t}"
+    );
     assert!(flat.contains("client_only: 81 still current"), "{t}");
     let j: serde_json::Value =
         serde_json::from_str(&render(&pm, Format::Json, fixture::now_ms(&spec)).unwrap()).unwrap();
@@ -151,28 +154,33 @@ fn an_ongoing_incident_is_told_as_still_open() {
 
 #[test]
 fn without_samples_the_report_says_what_the_evidence_shows() {
-    let mut spec = Spec::default();
-    spec.samples = false;
+    let spec = Spec::no_samples();
     let pm = fixture::build(&spec);
     let t = render(&pm, Format::Text, fixture::now_ms(&spec)).unwrap();
     let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
     // The queue from the findings' evidence; the counters from the
     // evidence's windows (a lower bound, as halfopen-history sums them).
     assert!(flat.contains("The listener's accept queue was full (129/128)"), "{t}");
-    assert!(!flat.contains("connection attempts on it"), "no sample, no sk_drops total: {t}");
-    assert!(!t.contains("The accept queue is full:"), "no queue timeline without samples: {t}");
+    assert!(
+        !flat.contains("connection attempts on it"),
+        "no sample, no sk_drops total: {t}"
+    );
+    assert!(
+        !t.contains("The accept queue is full:"),
+        "no queue timeline without samples: {t}"
+    );
 }
 
 #[test]
 fn one_finding_makes_a_whole_report() {
-    let mut spec = Spec::default();
-    spec.clients.truncate(1);
-    spec.clients[0].connections = 1;
-    spec.at_risk = false;
+    let spec = Spec::one();
     let pm = fixture::build(&spec);
     let t = render(&pm, Format::Text, fixture::now_ms(&spec)).unwrap();
     let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(flat.contains("1 connection from php-fpm on app-1 to db-1:3306 was half-open"), "{t}");
+    assert!(
+        flat.contains("1 connection from php-fpm on app-1 to db-1:3306 was half-open"),
+        "{t}"
+    );
     assert!(flat.contains("Peak 1 at once"), "{t}");
     assert!(!flat.contains("Last new client_only"), "{t}");
     for f in [Format::Markdown, Format::Json, Format::Html] {
@@ -182,8 +190,7 @@ fn one_finding_makes_a_whole_report() {
 
 #[test]
 fn a_listener_only_incident_recovers() {
-    let mut spec = Spec::default();
-    spec.clients.clear();
+    let spec = Spec::listener_only();
     let pm = fixture::build(&spec);
     assert_eq!(pm.incident.ended, IncidentEnd::Recovered);
     let t = render(&pm, Format::Text, fixture::now_ms(&spec)).unwrap();
@@ -193,19 +200,35 @@ fn a_listener_only_incident_recovers() {
         "{t}"
     );
     assert!(flat.contains("It ended when the listener recovered."), "{t}");
-    assert!(flat.contains("No client connection: the findings are about the listener."), "{t}");
+    assert!(
+        flat.contains("No client connection: the findings are about the listener."),
+        "{t}"
+    );
 }
 
 #[test]
 fn healed_and_closed_connections_end_mixed() {
     let mut pm = fixture::realistic();
-    for f in pm.findings.iter_mut().filter(|f| f.finding.kind == FindingKind::ClientOnly).take(12) {
+    for f in pm
+        .findings
+        .iter_mut()
+        .filter(|f| f.finding.kind == FindingKind::ClientOnly)
+        .take(12)
+    {
         f.gone_reason = Some(GoneReason::ServerHasIt);
     }
-    pm.incident = halfopen_history::summarize(&pm.incident.id, &pm.findings, &pm.samples, fixture::now_ms(&Spec::default()));
+    pm.incident = halfopen_history::summarize(
+        &pm.incident.id,
+        &pm.findings,
+        &pm.samples,
+        fixture::now_ms(&Spec::default()),
+    );
     let t = render(&pm, Format::Text, fixture::now_ms(&Spec::default())).unwrap();
     let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(flat.contains("It ended with 12 connections healed and 288 closed by their clients."), "{t}");
+    assert!(
+        flat.contains("It ended with 12 connections healed and 288 closed by their clients."),
+        "{t}"
+    );
     assert!(
         flat.contains("client_only: 288 closed by the client, 12 healed (the other end has it now)"),
         "{t}"
@@ -232,7 +255,11 @@ fn a_huge_incident_is_aggregated_never_listed() {
     assert!(sr.one_sided.len() <= halfopen_report::series::BINS + 1);
     // Generous for a debug build on two shared cores; a per-finding drawing
     // would take minutes.
-    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -255,14 +282,23 @@ fn hostile_process_names_are_inert_in_every_human_form() {
         .count();
     assert_eq!(raw, 0, "unescaped '<' in Markdown: {md}");
     assert!(md.contains("\\<script\\>alert(1)\\</script\\>"), "{md}");
-    assert!(md.contains("\\| \\* \\_ \\`"), "table and emphasis characters escaped: {md}");
+    assert!(
+        md.contains("\\| \\* \\_ \\`"),
+        "table and emphasis characters escaped: {md}"
+    );
 
     let h = render(&pm, Format::Html, now).unwrap();
     assert!(!h.contains("<script"), "a script element in the HTML");
     assert!(!h.contains("<img"), "an img element in the HTML");
     assert!(!h.contains('\u{1b}'), "an escape character in the HTML");
-    assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "escaped name missing");
-    assert!(h.contains("&lt;img src=x onerror=alert(2)&gt;"), "escaped cmdline missing");
+    assert!(
+        h.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "escaped name missing"
+    );
+    assert!(
+        h.contains("&lt;img src=x onerror=alert(2)&gt;"),
+        "escaped cmdline missing"
+    );
 
     // JSON keeps the data as it was (escaped by JSON itself).
     let j = render(&pm, Format::Json, now).unwrap();

@@ -76,6 +76,45 @@ impl Default for Spec {
     }
 }
 
+impl Spec {
+    /// Still open at 700 s, the last 40 connections still held.
+    pub fn ongoing() -> Spec {
+        Spec {
+            open: 40,
+            now_s: 700,
+            ..Spec::default()
+        }
+    }
+
+    /// No sample kept: only the findings' evidence.
+    pub fn no_samples() -> Spec {
+        Spec {
+            samples: false,
+            ..Spec::default()
+        }
+    }
+
+    /// One client_only finding, nothing else.
+    pub fn one() -> Spec {
+        let mut clients = php_fpm();
+        clients.truncate(1);
+        clients[0].connections = 1;
+        Spec {
+            clients,
+            at_risk: false,
+            ..Spec::default()
+        }
+    }
+
+    /// Only the listener_at_risk finding.
+    pub fn listener_only() -> Spec {
+        Spec {
+            clients: Vec::new(),
+            ..Spec::default()
+        }
+    }
+}
+
 /// The realistic incident of the module header.
 pub fn realistic() -> Postmortem {
     build(&Spec::default())
@@ -85,7 +124,10 @@ pub fn realistic() -> Postmortem {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -205,7 +247,11 @@ pub fn build(spec: &Spec) -> Postmortem {
             let (a, b) = c.closes;
             let close_s = a + (b - a) * (k as i64 + 1) / c.connections.max(1) as i64;
             let open = n + spec.open >= total;
-            let jitter = if k + 1 == c.connections { 0 } else { rng.below(900) as i64 };
+            let jitter = if k + 1 == c.connections {
+                0
+            } else {
+                rng.below(900) as i64
+            };
             let gone_ms = (!open)
                 .then(|| (T0 + close_s * 1000 - jitter).max(first_ms + 5_000))
                 .filter(|g| *g <= T0 + spec.now_s * 1000);
