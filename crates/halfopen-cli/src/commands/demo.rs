@@ -245,10 +245,7 @@ fn postmortem(lab: &Lab, fleet: &Fleet, exe: &str, burst: &halfopen_lab::LabChil
         let list = fleet.query(lab, &["incidents", "--since", "1h"])?;
         let mine = list
             .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|i| server_is_db(i))
-            .last()
+            .and_then(|v| v.iter().rev().find(|i| server_is_db(i)))
             .cloned();
         match mine {
             Some(i) if i["ended"] != "ongoing" || Instant::now() > deadline => {
