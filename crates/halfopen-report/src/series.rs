@@ -395,3 +395,95 @@ pub fn series(pm: &Postmortem, now_ms: i64) -> Series {
         overflow_last: over.last().copied(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halfopen_core::{Incident, IncidentEnd, ListenerPoint};
+
+    fn sample(at_ms: i64, addr: &str, queue: u32, drops: Option<u64>, cookies: u64) -> Sample {
+        Sample {
+            host: "db".into(),
+            at_ms,
+            deltas: [("TcpExt.SyncookiesSent".to_string(), cookies)].into(),
+            listeners: vec![
+                ListenerPoint {
+                    addr: addr.parse().unwrap(),
+                    queue,
+                    backlog: 4,
+                    drops,
+                },
+                ListenerPoint {
+                    addr: "0.0.0.0:22".parse().unwrap(),
+                    queue: 0,
+                    backlog: 128,
+                    drops: Some(1_000_000),
+                },
+            ],
+        }
+    }
+
+    fn pm(samples: Vec<Sample>) -> Postmortem {
+        Postmortem {
+            incident: Incident {
+                id: "db:3306@x".into(),
+                server_host: "db".into(),
+                // What the client dialed; the samples have the wildcard.
+                server: "198.18.0.1:3306".parse().unwrap(),
+                start_ms: 1_000,
+                end_ms: Some(4_000),
+                peak: 0,
+                findings: 0,
+                kinds: Default::default(),
+                client_processes: Vec::new(),
+                counters: Default::default(),
+                finding_ids: Vec::new(),
+                ended: IncidentEnd::Recovered,
+            },
+            findings: Vec::new(),
+            samples,
+        }
+    }
+
+    #[test]
+    fn drops_are_increases_between_samples_and_survive_a_recreated_listener() {
+        let s = series(
+            &pm(vec![
+                sample(0, "0.0.0.0:3306", 1, Some(10), 0),
+                sample(1_000, "0.0.0.0:3306", 5, Some(15), 2),
+                sample(2_000, "0.0.0.0:3306", 5, Some(3), 4),
+                sample(3_000, "0.0.0.0:3306", 2, Some(8), 0),
+                // Another host's sample is not this incident's.
+                Sample {
+                    host: "app".into(),
+                    ..sample(3_500, "0.0.0.0:3306", 99, Some(0), 99)
+                },
+            ]),
+            10_000,
+        );
+        assert_eq!(s.listener, Some("0.0.0.0:3306".parse().unwrap()), "picked by port");
+        assert_eq!(
+            s.drops_total,
+            Some(5 + 3 + 5),
+            "15-10, then 3 from a new socket, then 8-3"
+        );
+        assert_eq!(s.fullest.map(|q| (q.queue, q.backlog)), Some((5, 4)));
+        assert_eq!(s.queue.len(), 4);
+        assert_eq!(s.interval_ms, Some(1_000));
+        assert_eq!(s.rate_bin_ms, 1_000, "one report per bin on a short axis");
+        let cookies: Vec<f64> = s.rates["TcpExt.SyncookiesSent"].iter().map(|x| x.1).collect();
+        assert_eq!(&cookies[..4], &[0.0, 2.0, 4.0, 0.0]);
+        let drops: Vec<f64> = s.drops.iter().map(|x| x.1).collect();
+        assert_eq!(&drops[..4], &[0.0, 5.0, 3.0, 5.0]);
+        assert!(s.peak.is_none() && s.groups.is_empty() && s.one_sided.is_empty());
+        assert_eq!((s.from_ms, s.to_ms), (0, 4_000));
+    }
+
+    #[test]
+    fn without_samples_the_axis_is_the_incident_padded() {
+        let s = series(&pm(Vec::new()), 10_000);
+        assert_eq!((s.from_ms, s.to_ms), (-4_000, 9_000));
+        assert!(s.queue.is_empty() && s.drops.is_empty() && s.rates.is_empty());
+        assert_eq!(s.drops_total, None);
+    }
+}
