@@ -316,50 +316,7 @@ fn server_process(pm: &Postmortem) -> Option<Process> {
 fn seen(pm: &Postmortem) -> Seen {
     let mut s = Seen::default();
     for f in &pm.findings {
-        let f = &f.finding;
-        *s.by_kind.entry(f.kind.as_str()).or_insert(0) += 1;
-        let e = &f.evidence;
-        match f.kind {
-            FindingKind::ClientOnly => {
-                if let Some(r) = &e.server_restarted {
-                    s.orphans_of_restart += 1;
-                    if s.restart.as_ref().is_none_or(|x| x.at_ms < r.at_ms) {
-                        s.restart = Some(r.clone());
-                    }
-                }
-                if f.keepalive {
-                    s.orphans_with_keepalive += 1;
-                }
-                if s.client_keepalive.is_none() {
-                    s.client_keepalive = e.client_keepalive;
-                }
-            }
-            FindingKind::ServerOnly => {
-                if e.client_host_gone_since_ms.is_some() {
-                    s.leftovers += 1;
-                    if let Some(c) = f.subject.client_host() {
-                        s.gone_hosts.insert(c.to_string());
-                    }
-                }
-                if f.keepalive {
-                    s.server_only_with_keepalive += 1;
-                }
-            }
-            FindingKind::StalledGreeting => {
-                if e.in_accept_queue == Some(true) {
-                    s.stalled_queued += 1;
-                } else {
-                    s.stalled_accepted += 1;
-                }
-            }
-            FindingKind::AcceptStalled => {
-                let this = (e.accept_wait_ms.unwrap_or(0), e.queued.unwrap_or(0));
-                if s.accept_stall.is_none_or(|x| this.0 > x.0) {
-                    s.accept_stall = Some(this);
-                }
-            }
-            FindingKind::ListenerAtRisk => {}
-        }
+        s.add(&f.finding);
     }
     s
 }
