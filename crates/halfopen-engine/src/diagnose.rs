@@ -58,8 +58,8 @@ pub fn backlog_setting(comm: &str) -> (&'static str, &'static str) {
 
 /// Suggested accept-queue size for a listener that overflowed.
 pub fn suggested_backlog(current: u32, lost: u64) -> u32 {
-    let want = (current as u64 * 4).max(lost * 2).max(511);
-    want.next_power_of_two().min(65_535) as u32
+    let want = (current as u64 * 4).max(lost.saturating_mul(2)).max(511);
+    want.min(65_535).next_power_of_two().min(65_535) as u32
 }
 
 /// The full diagnosis of a listener: facts, causes and concrete changes.

@@ -87,3 +87,63 @@ fn a_finding_keeps_its_place_in_the_listing_when_its_evidence_changes() {
     }
     assert_eq!(rest, ["app-2"], "app-1's finding was on the first page already");
 }
+
+/// A collector whose TCP counters jump by a counter's whole range (any
+/// reading it sends is taken as absolute; `counter_delta` reads a drop near
+/// 2^64 as a wrap).
+fn counter_jumps(readings: &[u64]) -> Scenario {
+    let mut db = Collector::new(0, "db-9", &["198.18.9.1"]);
+    db.listeners.push(Listener {
+        addr: "0.0.0.0:3306".parse().unwrap(),
+        queue: 1,
+        backlog: 128,
+        inode: 5,
+        uid: 27,
+        process: None,
+        libwrap: false,
+    });
+    let reading = |v: u64| [("TcpExt.ListenOverflows".to_string(), v)].into_iter().collect();
+    db.counters = reading(readings[0]);
+    let mut s = Scenario::new(vec![db]);
+    s.hello(0);
+    s.full(0, 16_384);
+    for &v in &readings[1..] {
+        s.hosts[0].counters = reading(v);
+        s.delta(0, 0, Vec::new(), Vec::new());
+    }
+    s
+}
+
+/// collector_session: the engine summed a host's counter increases over
+/// its risk window with `+=`, which overflows (a panic in debug builds,
+/// a wrong small sum in release) when a collector's readings go 0,
+/// 2^64-1, 2^64-2 (two increases of 2^64-1 each).
+#[test]
+fn counter_increases_add_up_without_overflowing() {
+    let s = counter_jumps(&[0, u64::MAX, u64::MAX - 1]);
+    let f = s.w.driver.engine.findings(s.w.driver.now);
+    assert_eq!(f.len(), 1, "the listener is at risk: {f:?}");
+    let window = f[0].finding.evidence.counters.as_ref().expect("counter evidence");
+    assert_eq!(window.get("TcpExt.ListenOverflows"), u64::MAX, "the sum saturates");
+}
+
+/// collector_session: `explain` suggested an accept queue of
+/// `2 * lost` rounded up to a power of two, which overflows for
+/// increases from 2^62 up (a panic in debug builds; in release `lost * 2`
+/// wraps, or `next_power_of_two` gives 0 and the advice was a backlog of
+/// 0). The advice is capped at 65535 as for any large loss.
+#[test]
+fn explain_after_a_counter_jump_suggests_the_largest_backlog() {
+    for jump in [(1 << 62) + 1, 1 << 63, u64::MAX - 1] {
+        let s = counter_jumps(&[0, jump]);
+        let target = halfopen_core::ExplainTarget::Host("db-9".into());
+        let d = s.w.driver.engine.explain(&target, s.w.driver.now).unwrap();
+        let suggested: Vec<&str> = d
+            .iter()
+            .flat_map(|d| &d.changes)
+            .filter(|c| c.setting.starts_with("listen() backlog"))
+            .map(|c| c.suggested.as_str())
+            .collect();
+        assert_eq!(suggested, ["65535"], "after a jump of {jump}: {d:#?}");
+    }
+}
