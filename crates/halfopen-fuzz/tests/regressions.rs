@@ -147,3 +147,22 @@ fn explain_after_a_counter_jump_suggests_the_largest_backlog() {
         assert_eq!(suggested, ["65535"], "after a jump of {jump}: {d:#?}");
     }
 }
+
+/// proc_net_tcp: an address field of the right length in bytes but with a
+/// multi-byte character across a word boundary was sliced at a byte that
+/// is not a char boundary: a panic where an error belongs.
+#[test]
+fn a_non_ascii_address_in_proc_net_tcp_is_an_error() {
+    use halfopen_sockets::procnet::{parse_line, ParseError};
+    use halfopen_sockets::Family;
+    let addr = "0000000é00000000000000000000000";
+    assert_eq!(addr.len(), 32);
+    let line = format!(
+        "   0: {addr}:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1"
+    );
+    assert_eq!(parse_line(&line, Family::V6), Err(ParseError::Invalid("local_address")));
+    assert_eq!(
+        parse_line(&line.replace(addr, "000000é"), Family::V4),
+        Err(ParseError::Invalid("local_address"))
+    );
+}
