@@ -166,3 +166,26 @@ fn a_non_ascii_address_in_proc_net_tcp_is_an_error() {
         Err(ParseError::Invalid("local_address"))
     );
 }
+
+/// pod_log_dir and cgroup: a pod uid was any 32 to 36 characters with 32
+/// hex digits and dashes anywhere, although its documentation (and the
+/// targets' check) say a UUID (8-4-4-4-12) or a static pod's 32-digit hash.
+#[test]
+fn a_pod_uid_is_a_uuid_or_a_32_digit_hash() {
+    use halfopen_sockets::containers::{parse_cgroup, parse_pod_log_dir, ContainerRef};
+    assert_eq!(
+        parse_pod_log_dir("kube-system_etcd-node-1_1b2c3d4e5f60-718293a4b5c6d7e8f901"),
+        None
+    );
+    let hash = parse_pod_log_dir("kube-system_etcd-node-1_1b2c3d4e5f60718293a4b5c6d7e8f901").unwrap();
+    assert_eq!(hash.uid, "1b2c3d4e5f60718293a4b5c6d7e8f901");
+    let uuid = parse_pod_log_dir("default_web_0A1B2C3D-4E5F-6789-ABCD-EF0123456789").unwrap();
+    assert_eq!(uuid.uid, "0a1b2c3d-4e5f-6789-abcd-ef0123456789");
+    let cgroup = |uid: &str| format!("0::/kubepods/besteffort/pod{uid}/\n");
+    assert_eq!(parse_cgroup(&cgroup("0a1b2c3d-4e5f77839-abcd-f1087644679")), None);
+    assert_eq!(parse_cgroup(&cgroup("0a1b2c3d-4e5ffffffffffffff3456789")), None);
+    assert!(matches!(
+        parse_cgroup(&cgroup("0a1b2c3d-4e5f-6789-abcd-ef0123456789")),
+        Some(ContainerRef::Pod { .. })
+    ));
+}
