@@ -59,6 +59,9 @@ pub enum Cmd {
         /// Read /proc/net/tcp instead of netlink sock_diag (slower; for kernels without sock_diag).
         #[arg(long)]
         proc_net: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; suggested port 9478).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Run the central reconciler: join every host's table, confirm and record findings.
     #[command(after_help = "Example: halfopen reconciler --listen 0.0.0.0:7077 --db /var/lib/halfopen/halfopen.db")]
@@ -99,6 +102,9 @@ pub enum Cmd {
         /// Findings on one listener (host and port) closer than this in time are one incident.
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         incident_gap: Duration,
+        /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; suggested port 9477).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// List the current half-open connections (client_only).
     #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]

@@ -39,6 +39,9 @@ pub(crate) struct FindingSet {
     by_server: HashMap<HostIdx, usize>,
     confirmed: u64,
     gone: u64,
+    /// Confirmed since start, per kind; ended since start, per kind and reason.
+    confirmed_by_kind: HashMap<FindingKind, u64>,
+    gone_by_kind: HashMap<(FindingKind, GoneReason), u64>,
 }
 
 impl FindingSet {
@@ -78,6 +81,14 @@ impl FindingSet {
         (self.confirmed, self.gone)
     }
 
+    /// Findings confirmed since the engine started, per kind, and ended,
+    /// per kind and reason (sorted; only pairs that happened).
+    pub fn counts_by_kind(&self) -> (&HashMap<FindingKind, u64>, Vec<(FindingKind, GoneReason, u64)>) {
+        let mut gone: Vec<_> = self.gone_by_kind.iter().map(|(&(k, r), &n)| (k, r, n)).collect();
+        gone.sort_by_key(|&(k, r, _)| (k, r.as_str()));
+        (&self.confirmed_by_kind, gone)
+    }
+
     /// Puts a finding in place (replacing one with the same key). Returns the
     /// one it replaced.
     pub fn insert(&mut self, key: FKey, finding: Finding, server: HostIdx) -> Option<Finding> {
@@ -94,6 +105,7 @@ impl FindingSet {
     /// A newly confirmed finding: in place, counted, and the action saying so.
     pub fn confirm(&mut self, key: FKey, finding: Finding, server: HostIdx) -> Action {
         self.confirmed += 1;
+        *self.confirmed_by_kind.entry(finding.kind).or_insert(0) += 1;
         self.insert(key, finding.clone(), server);
         Action::Confirmed(finding)
     }
@@ -112,6 +124,7 @@ impl FindingSet {
         let s = self.by_key.remove(key)?;
         self.index(key, &s, false);
         self.gone += 1;
+        *self.gone_by_kind.entry((s.finding.kind, reason)).or_insert(0) += 1;
         Some(Action::Gone {
             finding: s.finding,
             at_ms,
@@ -241,6 +254,16 @@ mod tests {
         set.finish(&ks, GoneReason::Greeted, 6).unwrap();
         assert!(set.stalled_of(app).is_empty());
         assert_eq!(set.counts(), (3, 3));
+        let (confirmed, gone) = set.counts_by_kind();
+        assert_eq!(confirmed.get(&FindingKind::ClientOnly), Some(&2));
+        assert_eq!(confirmed.get(&FindingKind::StalledGreeting), Some(&1));
+        assert_eq!(
+            gone,
+            vec![
+                (FindingKind::ClientOnly, GoneReason::ClientClosed, 2),
+                (FindingKind::StalledGreeting, GoneReason::Greeted, 1)
+            ]
+        );
         assert_eq!(set.len(), 0);
         // An orphan of a server restart does not point at the listener.
         let mut restarted = finding(FindingKind::ClientOnly, 40004);

@@ -1,7 +1,9 @@
 //! Serving: opens the store and restores its current findings, starts the
-//! engine actor and its ticker, and serves both gRPC services until shutdown.
+//! engine actor and its ticker, serves both gRPC services until shutdown,
+//! and the Prometheus metrics when asked to.
 use crate::actor::{self, ActorHandle, Input, STORE_QUEUE};
 use crate::ingest::IngestService;
+use crate::metrics::ReconcilerMetrics;
 use crate::query::{QueryService, CONCURRENT_READS};
 use halfopen_engine::{Engine, EngineConfig};
 use halfopen_proto::transport::{self, MAX_INGEST_MESSAGE_BYTES, MAX_QUERY_RESPONSE_BYTES};
@@ -25,6 +27,8 @@ pub enum ServeError {
     Thread(std::io::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Metrics(#[from] halfopen_telemetry::TelemetryError),
 }
 
 #[derive(Clone, Debug)]
@@ -38,11 +42,13 @@ pub struct ServeConfig {
     pub retention: Option<Duration>,
     /// Findings on one listener closer than this are one incident.
     pub incident_gap: Duration,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`; None: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The engine (with what the store remembers) and its actor, and the
 /// store's writer (for retention).
-fn start(cfg: &ServeConfig) -> Result<(ActorHandle, Option<StoreWriter>), ServeError> {
+fn start(cfg: &ServeConfig, metrics: Arc<ReconcilerMetrics>) -> Result<(ActorHandle, Option<StoreWriter>), ServeError> {
     let mut engine = Engine::new(cfg.engine.clone());
     let store = match &cfg.db {
         Some(path) => {
@@ -69,7 +75,10 @@ fn start(cfg: &ServeConfig) -> Result<(ActorHandle, Option<StoreWriter>), ServeE
         None => None,
     };
     let writer = store.clone();
-    Ok((actor::start(engine, store).map_err(ServeError::Thread)?, writer))
+    Ok((
+        actor::start(engine, store, metrics).map_err(ServeError::Thread)?,
+        writer,
+    ))
 }
 
 /// How often retention runs.
@@ -113,7 +122,14 @@ pub async fn serve(
     cfg: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (actor, writer) = start(&cfg)?;
+    let mut registry = halfopen_telemetry::new_registry("reconciler");
+    let metrics = ReconcilerMetrics::register(&mut registry);
+    let (actor, writer) = start(&cfg, metrics)?;
+    // Kept until serving ends; dropping it stops the endpoint.
+    let _metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(halfopen_telemetry::serve(addr, Arc::new(registry)).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Bind {

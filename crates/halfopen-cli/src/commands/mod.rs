@@ -26,7 +26,8 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             interval,
             host_id,
             proc_net,
-        } => collector::run(reconciler, interval, host_id, proc_net).await,
+            metrics_listen,
+        } => collector::run(reconciler, interval, host_id, proc_net, metrics_listen).await,
         Cmd::Reconciler {
             listen,
             db,
@@ -39,6 +40,7 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             accept_stall_after,
             retention,
             incident_gap,
+            metrics_listen,
         } => {
             reconciler::run(reconciler::Args {
                 listen,
@@ -54,6 +56,7 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
                     crate::cli::Retention::For(d) => Some(d),
                 },
                 incident_gap,
+                metrics_listen,
             })
             .await
         }

@@ -16,6 +16,7 @@ pub struct Args {
     pub accept_stall_after: Duration,
     pub retention: Option<Duration>,
     pub incident_gap: Duration,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(a: Args) -> Result<()> {
@@ -38,6 +39,7 @@ pub async fn run(a: Args) -> Result<()> {
         tick: Duration::from_millis(200),
         retention: a.retention,
         incident_gap: a.incident_gap,
+        metrics_listen: a.metrics_listen,
     };
     halfopen_reconciler::serve(cfg, super::shutdown_signal()).await?;
     Ok(())
