@@ -247,7 +247,7 @@ mod tests {
     /// as a scrape shows it after a known sequence of events.
     #[test]
     fn exposition_after_scans_owner_failures_and_a_reconnect() {
-        let mut r = new_registry("collector");
+        let mut r = new_registry("collector", &[("host", "db-1")]);
         let m = CollectorMetrics::register(&mut r);
         // 180 orphans' client ends in many ports: one series.
         let mut scan: Vec<SocketRecord> = (0..180)
@@ -276,7 +276,7 @@ mod tests {
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| !l.starts_with("halfopen_collector_scan_duration_seconds_sum"))
-            .filter(|l| !l.starts_with("halfopen_collector_last_report_timestamp_seconds "))
+            .filter(|l| !l.starts_with("halfopen_collector_last_report_timestamp_seconds{"))
             .collect();
         // A family's series come in hash order: sorted here (but a
         // histogram's buckets, which come in order).
@@ -291,7 +291,7 @@ mod tests {
         insta::assert_snapshot!("collector_openmetrics", stable);
         let ts: f64 = text
             .lines()
-            .find_map(|l| l.strip_prefix("halfopen_collector_last_report_timestamp_seconds "))
+            .find_map(|l| l.strip_prefix("halfopen_collector_last_report_timestamp_seconds{host=\"db-1\"} "))
             .unwrap()
             .parse()
             .unwrap();

@@ -61,7 +61,7 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
         role: Role::Collector,
     };
     client.endpoint()?; // a bad URL is an error now, not a retry forever
-    let mut registry = halfopen_telemetry::new_registry("collector");
+    let mut registry = halfopen_telemetry::new_registry("collector", &[("host", &cfg.host_id)]);
     let metrics = CollectorMetrics::register(&mut registry);
     // Kept until the collector stops; dropping it stops the endpoint.
     let _metrics_server = match cfg.metrics_listen {

@@ -81,12 +81,17 @@ impl FindingSet {
         (self.confirmed, self.gone)
     }
 
-    /// Findings confirmed since the engine started, per kind, and ended,
-    /// per kind and reason (sorted; only pairs that happened).
-    pub fn counts_by_kind(&self) -> (&HashMap<FindingKind, u64>, Vec<(FindingKind, GoneReason, u64)>) {
+    /// Findings of `kind` confirmed since the engine started.
+    pub fn confirmed_of(&self, kind: FindingKind) -> u64 {
+        self.confirmed_by_kind.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Findings that ended since the engine started, per kind and reason
+    /// (sorted; only pairs that happened).
+    pub fn gone_by_kind(&self) -> Vec<(FindingKind, GoneReason, u64)> {
         let mut gone: Vec<_> = self.gone_by_kind.iter().map(|(&(k, r), &n)| (k, r, n)).collect();
         gone.sort_by_key(|&(k, r, _)| (k, r.as_str()));
-        (&self.confirmed_by_kind, gone)
+        gone
     }
 
     /// Puts a finding in place (replacing one with the same key). Returns the
@@ -254,11 +259,10 @@ mod tests {
         set.finish(&ks, GoneReason::Greeted, 6).unwrap();
         assert!(set.stalled_of(app).is_empty());
         assert_eq!(set.counts(), (3, 3));
-        let (confirmed, gone) = set.counts_by_kind();
-        assert_eq!(confirmed.get(&FindingKind::ClientOnly), Some(&2));
-        assert_eq!(confirmed.get(&FindingKind::StalledGreeting), Some(&1));
+        assert_eq!(set.confirmed_of(FindingKind::ClientOnly), 2);
+        assert_eq!(set.confirmed_of(FindingKind::StalledGreeting), 1);
         assert_eq!(
-            gone,
+            set.gone_by_kind(),
             vec![
                 (FindingKind::ClientOnly, GoneReason::ClientClosed, 2),
                 (FindingKind::StalledGreeting, GoneReason::Greeted, 1)

@@ -129,7 +129,6 @@ impl Engine {
             .collect();
         findings.sort();
 
-        let (confirmed, gone) = self.findings.counts_by_kind();
         MetricsSnapshot {
             stats: self.stats(),
             candidates: self.candidate_count() as u64,
@@ -137,9 +136,9 @@ impl Engine {
             findings,
             confirmed: FindingKind::ALL
                 .iter()
-                .map(|k| (*k, confirmed.get(k).copied().unwrap_or(0)))
+                .map(|&k| (k, self.findings.confirmed_of(k)))
                 .collect(),
-            gone,
+            gone: self.findings.gone_by_kind(),
         }
     }
 }

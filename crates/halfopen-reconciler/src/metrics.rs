@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn exposition_of_an_incident() {
-        let mut r = new_registry("reconciler");
+        let mut r = new_registry("reconciler", &[]);
         let m = ReconcilerMetrics::register(&mut r);
         let (tx, _rx) = tokio::sync::mpsc::channel::<Input>(actor::ENGINE_QUEUE);
         m.watch_queue(tx.downgrade());
@@ -478,7 +478,7 @@ mod tests {
 
     #[test]
     fn series_of_what_went_away_leave_the_scrape() {
-        let mut r = new_registry("reconciler");
+        let mut r = new_registry("reconciler", &[]);
         let m = ReconcilerMetrics::register(&mut r);
         m.publish(incident());
         let before = encode(&r, Format::PrometheusText).unwrap();
@@ -530,7 +530,7 @@ mod tests {
     /// scrape answers at once, from the last snapshot, and shows the queue.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_scrape_never_waits_behind_engine_work() {
-        let mut registry = new_registry("reconciler");
+        let mut registry = new_registry("reconciler", &[]);
         let metrics = ReconcilerMetrics::register(&mut registry);
         let engine = actor::start(Engine::new(EngineConfig::default()), None, metrics.clone()).unwrap();
         let server = halfopen_telemetry::serve("127.0.0.1:0".parse().unwrap(), Arc::new(registry))

@@ -122,7 +122,7 @@ pub async fn serve(
     cfg: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let mut registry = halfopen_telemetry::new_registry("reconciler");
+    let mut registry = halfopen_telemetry::new_registry("reconciler", &[]);
     let metrics = ReconcilerMetrics::register(&mut registry);
     let (actor, writer) = start(&cfg, metrics)?;
     // Kept until serving ends; dropping it stops the endpoint.

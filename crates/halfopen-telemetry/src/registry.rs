@@ -4,6 +4,7 @@
 use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 
 /// An exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,9 +40,15 @@ impl Format {
 /// `halfopen_build_info{component, version}` (1), so that dashboards can
 /// tell what runs where.
 ///
-/// `component` is the service ("reconciler", "collector").
-pub fn new_registry(component: &'static str) -> Registry {
-    let mut r = Registry::with_prefix("halfopen");
+/// `component` is the service ("reconciler", "collector"); `labels` are put
+/// on every series of the registry (the collector's `host`, so that its
+/// series join the reconciler's `halfopen_host_*{host}`).
+pub fn new_registry(component: &'static str, labels: &[(&'static str, &str)]) -> Registry {
+    let labels: Vec<(Cow<'static, str>, Cow<'static, str>)> = labels
+        .iter()
+        .map(|(k, v)| (Cow::Borrowed(*k), Cow::Owned(v.to_string())))
+        .collect();
+    let mut r = Registry::with_prefix_and_labels("halfopen", labels.into_iter());
     r.register(
         "build",
         "halfopen build information: the service and its version",
@@ -86,7 +93,7 @@ mod tests {
 
     #[test]
     fn the_registry_carries_the_prefix_and_the_build_info() {
-        let r = new_registry("collector");
+        let r = new_registry("collector", &[]);
         let om = encode(&r, Format::OpenMetrics).unwrap();
         let version = env!("CARGO_PKG_VERSION");
         assert_eq!(
@@ -106,5 +113,14 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("# EOF"), "{text}");
+        // Labels of the registry go on every series.
+        let r = new_registry("collector", &[("host", "db-1")]);
+        let text = encode(&r, Format::PrometheusText).unwrap();
+        assert!(
+            text.contains(&format!(
+                "halfopen_build_info{{host=\"db-1\",component=\"collector\",version=\"{version}\"}} 1\n"
+            )),
+            "{text}"
+        );
     }
 }

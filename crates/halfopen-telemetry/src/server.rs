@@ -165,7 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_the_registry_in_the_format_asked_for_and_nothing_else() {
-        let mut r = new_registry("reconciler");
+        let mut r = new_registry("reconciler", &[]);
         let c: Counter = Counter::default();
         r.register("things", "Things done", c.clone());
         c.inc_by(7);
@@ -211,7 +211,7 @@ mod tests {
     async fn an_address_in_use_is_a_bind_error_naming_it() {
         let held = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = held.local_addr().unwrap();
-        let e = serve(addr, Arc::new(new_registry("collector"))).await.unwrap_err();
+        let e = serve(addr, Arc::new(new_registry("collector", &[]))).await.unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with(&format!("cannot serve metrics on {addr}: ")), "{msg}");
         assert!(msg.to_lowercase().contains("in use"), "{msg}");
