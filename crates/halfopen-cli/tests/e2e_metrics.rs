@@ -229,6 +229,43 @@ fn empty_dashboard_queries(lab: &Lab) -> BTreeSet<String> {
         .collect()
 }
 
+/// Polls `expr` every 500 ms until `done` holds for its result; returns
+/// that result, or fails after a minute showing the last one.
+fn watch(lab: &Lab, what: &str, expr: &str, done: impl Fn(&[Series]) -> bool) -> Vec<Series> {
+    let start = std::time::Instant::now();
+    loop {
+        let r = query(lab, expr);
+        if done(&r) {
+            return r;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "timed out after {TIMEOUT:?} waiting for {what}: {expr} is {r:?}\nlogs in {}",
+            lab.log_dir().display()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The single value of a result, if it has exactly one series.
+fn one(r: &[Series]) -> Option<f64> {
+    match r {
+        [(_, v)] => Some(*v),
+        _ => None,
+    }
+}
+
+/// The query for an alert while it fires.
+fn alert(name: &str) -> String {
+    format!("ALERTS{{alertname=\"{name}\",alertstate=\"firing\"}}")
+}
+
+/// The labels of the one series of a result.
+fn labels_of(r: Vec<Series>) -> BTreeMap<String, String> {
+    assert_eq!(r.len(), 1, "{r:?}");
+    r.into_iter().next().unwrap().0
+}
+
 fn firing(lab: &Lab, alert: &str) -> Vec<BTreeMap<String, String>> {
     query(lab, &format!("ALERTS{{alertname=\"{alert}\",alertstate=\"firing\"}}"))
         .into_iter()
@@ -284,9 +321,8 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
     }
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
     let _prometheus_data = start_prometheus(&mut lab, &hosts);
-    wait_for("both hosts up in Prometheus", TIMEOUT, || {
-        let up = query(&lab, "halfopen_host_up == 1");
-        (up.len() == 2).then_some(())
+    watch(&lab, "both hosts up in Prometheus", "halfopen_host_up == 1", |r| {
+        r.len() == 2
     });
 
     // A listener that never accepts, in Prometheus before anything reaches
@@ -298,7 +334,7 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
         &["--backlog", "1", "--accept-delay", "1h"],
     );
     let drops = r#"halfopen_listener_drops_total{host="db",listener="0.0.0.0:3307"}"#;
-    let before = wait_for("the listener in Prometheus", TIMEOUT, || scalar(&lab, drops));
+    let before = one(&watch(&lab, "the listener in Prometheus", drops, |r| r.len() == 1)).unwrap();
     let _dropped = burst(&mut lab, "app", "198.18.0.1:3307", 20);
 
     // The incident (a burst right after the server listens, as in e2e.rs).
@@ -320,11 +356,20 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
 
     // What Prometheus holds equals what `halfopen orphans` lists.
     let client_only = r#"sum(halfopen_findings{kind="client_only"})"#;
-    let (n, seen) = wait_for("Prometheus to count the orphans halfopen lists", TIMEOUT, || {
+    let start = std::time::Instant::now();
+    let (n, seen) = loop {
         let listed = fleet.orphans(&lab).unwrap().len();
-        let seen = scalar(&lab, client_only)?;
-        (seen == listed as f64 && listed == truth.len()).then_some((listed, seen))
-    });
+        let seen = scalar(&lab, client_only);
+        if seen == Some(listed as f64) && listed == truth.len() {
+            break (listed, listed as f64);
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "Prometheus never counted what halfopen lists: ss {}, halfopen orphans {listed}, Prometheus {seen:?}",
+            truth.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     println!("halfopen orphans lists {n}; Prometheus: {client_only} = {seen}");
     let by_listener = query(&lab, r#"halfopen_findings{kind="client_only"}"#);
     assert_eq!(by_listener.len(), 1, "one series for {n} client ports: {by_listener:?}");
@@ -333,9 +378,10 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
     assert_eq!(labels["listener"], "0.0.0.0:3306");
     assert_eq!(labels["job"], "halfopen-reconciler");
     assert!(scalar(&lab, r#"halfopen_findings_confirmed_total{kind="client_only"}"#).unwrap() >= n as f64);
-    let after = wait_for("the full listener's drops to rise", TIMEOUT, || {
-        scalar(&lab, drops).filter(|a| *a > before)
-    });
+    let after = one(&watch(&lab, "the full listener's drops to rise", drops, |r| {
+        one(r).is_some_and(|a| a > before)
+    }))
+    .unwrap();
     println!("listener drops (sk_drops) of db 0.0.0.0:3307: {before} -> {after}");
     let app_clients = scalar(
         &lab,
@@ -348,22 +394,40 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
     );
     assert!(scalar(&lab, r#"halfopen_collector_reports_total{host="db",kind="full"}"#).unwrap() >= 1.0);
     assert!(scalar(&lab, "sum(halfopen_collector_scan_duration_seconds_count)").unwrap() > 0.0);
-    wait_for("the store's writes in Prometheus", TIMEOUT, || {
-        scalar(&lab, "halfopen_store_commands_written_total").filter(|w| *w >= n as f64)
-    });
+    watch(
+        &lab,
+        "the store's writes in Prometheus",
+        "halfopen_store_commands_written_total",
+        |r| one(r).is_some_and(|w| w >= n as f64),
+    );
 
     // The alerts fire in the lab.
-    let orphan_alert = wait_for("the orphan alert to fire", TIMEOUT, || {
-        firing(&lab, "HalfopenOrphanConnections").pop()
-    });
+    let orphan_alert = labels_of(watch(
+        &lab,
+        "the orphan alert to fire",
+        &alert("HalfopenOrphanConnections"),
+        |r| !r.is_empty(),
+    ));
     assert_eq!(orphan_alert["server_host"], "db");
     assert_eq!(orphan_alert["listener"], "0.0.0.0:3306");
     assert_eq!(orphan_alert["severity"], "warning");
-    let drop_alert = wait_for("the listener-drop alert to fire", TIMEOUT, || {
-        firing(&lab, "HalfopenListenerDropping").pop()
-    });
-    assert_eq!(drop_alert["host"], "db");
-    assert_eq!(drop_alert["listener"], "0.0.0.0:3307");
+    // For the full listener (and, when Prometheus saw its drops rise too,
+    // the incident's), never for another.
+    let dropping = |r: &[Series]| -> BTreeSet<(String, String)> {
+        r.iter()
+            .map(|(l, _)| (l["host"].clone(), l["listener"].clone()))
+            .collect()
+    };
+    let drop_alerts = watch(
+        &lab,
+        "the listener-drop alert to fire for the full listener",
+        &alert("HalfopenListenerDropping"),
+        |r| dropping(r).contains(&("db".into(), "0.0.0.0:3307".into())),
+    );
+    let expected: BTreeSet<(String, String)> = [("db", "0.0.0.0:3306"), ("db", "0.0.0.0:3307")]
+        .map(|(h, l)| (h.to_string(), l.to_string()))
+        .into();
+    assert!(dropping(&drop_alerts).is_subset(&expected), "{drop_alerts:?}");
     assert!(firing(&lab, "HalfopenCollectorDown").is_empty());
     assert!(firing(&lab, "HalfopenCollectorStale").is_empty());
     assert!(firing(&lab, "HalfopenEngineStuck").is_empty());
@@ -385,23 +449,28 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
 
     // The client exits: the findings end, and their series go.
     inc.burst.kill().unwrap();
-    wait_for("the client_only series to go", TIMEOUT, || {
-        query(&lab, r#"halfopen_findings{kind="client_only"}"#)
-            .is_empty()
-            .then_some(())
-    });
+    watch(
+        &lab,
+        "the client_only series to go",
+        r#"halfopen_findings{kind="client_only"}"#,
+        |r| r.is_empty(),
+    );
     assert!(fleet.orphans(&lab).unwrap().is_empty());
-    let gone = wait_for("the ended findings to be counted", TIMEOUT, || {
-        scalar(
-            &lab,
-            r#"halfopen_findings_gone_total{kind="client_only",reason="closed"}"#,
-        )
-        .filter(|g| *g >= n as f64)
-    });
-    assert_eq!(gone, n as f64);
-    wait_for("the orphan alert to resolve", TIMEOUT, || {
-        firing(&lab, "HalfopenOrphanConnections").is_empty().then_some(())
-    });
+    let gone = watch(
+        &lab,
+        "the ended findings to be counted",
+        r#"halfopen_findings_gone_total{kind="client_only"}"#,
+        |r| r.iter().map(|(_, v)| v).sum::<f64>() >= n as f64,
+    );
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0].0["reason"], "closed");
+    assert_eq!(gone[0].1, n as f64);
+    watch(
+        &lab,
+        "the orphan alert to resolve",
+        &alert("HalfopenOrphanConnections"),
+        |r| r.is_empty(),
+    );
 
     // Every dashboard query runs, and each shows something at one of the two
     // moments (a rate needs two samples of a series that just appeared).
@@ -420,22 +489,27 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
 
     // db's collector dies: db goes down, and its alert fires.
     fleet.collector("db").unwrap().kill().unwrap();
-    wait_for("db down in Prometheus", TIMEOUT, || {
-        (scalar(&lab, r#"halfopen_host_up{host="db"}"#) == Some(0.0)
-            && scalar(&lab, r#"halfopen_host_connected{host="db"}"#) == Some(0.0))
-        .then_some(())
-    });
-    let down = wait_for("the collector-down alert to fire", TIMEOUT, || {
-        firing(&lab, "HalfopenCollectorDown").pop()
-    });
+    watch(
+        &lab,
+        "db down in Prometheus",
+        r#"halfopen_host_up{host="db"} + halfopen_host_connected{host="db"}"#,
+        |r| one(r) == Some(0.0),
+    );
+    let down = labels_of(watch(
+        &lab,
+        "the collector-down alert to fire",
+        &alert("HalfopenCollectorDown"),
+        |r| !r.is_empty(),
+    ));
     assert_eq!(down["host"], "db");
     assert_eq!(scalar(&lab, r#"halfopen_host_up{host="app"}"#), Some(1.0));
     // Its listeners are no longer known: their series are gone, not frozen.
-    wait_for("db's listener series to go", TIMEOUT, || {
-        query(&lab, r#"halfopen_listener_drops_total{host="db"}"#)
-            .is_empty()
-            .then_some(())
-    });
+    watch(
+        &lab,
+        "db's listener series to go",
+        r#"halfopen_listener_drops_total{host="db"}"#,
+        |r| r.is_empty(),
+    );
     drop(fleet);
     lab.teardown().unwrap();
 }
