@@ -69,6 +69,9 @@ pub enum Cmd {
         /// Also hide the value of this flag in command lines (repeatable; without dashes: db-pw).
         #[arg(long = "redact-flag", value_name = "NAME")]
         redact_flags: Vec<String>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; suggested port 9478).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Run the central reconciler: join every host's table, confirm and record findings.
     #[command(after_help = "Example: halfopen reconciler --listen 0.0.0.0:7077 --db /var/lib/halfopen/halfopen.db")]
@@ -126,6 +129,9 @@ pub enum Cmd {
         /// A host gone this long that no finding refers to is forgotten.
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         forget_hosts_after: Duration,
+        /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; suggested port 9477).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// List the current half-open connections (client_only).
     #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]

@@ -2,6 +2,7 @@
 //! a full table and then numbered deltas every interval, answers lookups,
 //! and reconnects with backoff whenever the reconciler is away. Nothing the
 //! reconciler does (absent, slow, restarting) stops the collector.
+use crate::metrics::CollectorMetrics;
 use crate::source::Polling;
 use crate::worker::{Kernel, KernelError};
 use halfopen_core::{Hello, Report};
@@ -9,7 +10,8 @@ use halfopen_proto::convert::*;
 use halfopen_proto::transport::{self, ClientConfig, Role, TransportError};
 use halfopen_proto::v1;
 use halfopen_sockets::local_addresses;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -25,6 +27,8 @@ pub struct CollectorConfig {
     pub interval: Duration,
     pub host_id: String,
     pub force_proc: bool,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`; None: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,8 @@ pub enum CollectorError {
     Kernel(#[from] KernelError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Metrics(#[from] halfopen_telemetry::TelemetryError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,16 +61,26 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
         role: Role::Collector,
     };
     client.endpoint()?; // a bad URL is an error now, not a retry forever
+    let mut registry = halfopen_telemetry::new_registry("collector", &[("host", &cfg.host_id)]);
+    let metrics = CollectorMetrics::register(&mut registry);
+    // Kept until the collector stops; dropping it stops the endpoint.
+    let _metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(halfopen_telemetry::serve(addr, Arc::new(registry)).await?),
+        None => None,
+    };
     let force_proc = cfg.force_proc;
-    let kernel = Kernel::start(move || Polling::open(force_proc))?;
+    let kernel = Kernel::start_with(move || Polling::open(force_proc), metrics.clone())?;
     info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %cfg.reconciler, interval = ?cfg.interval, "collector starting");
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);
+    let mut attempts = 0u64;
     loop {
         let started = Instant::now();
+        attempts += 1;
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            r = session(&cfg, &client, &kernel) => {
+            r = session(&cfg, &client, &kernel, &metrics, attempts > 1) => {
+                metrics.session_ended();
                 match r {
                     Ok(()) => {}
                     Err(SessionError::Status(s)) if s.code() == tonic::Code::FailedPrecondition => error!(
@@ -94,7 +110,17 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
     }
 }
 
-async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) -> Result<(), SessionError> {
+/// One session; `again`: not the collector's first attempt (counted as a reconnect).
+async fn session(
+    cfg: &CollectorConfig,
+    client: &ClientConfig,
+    kernel: &Kernel,
+    metrics: &CollectorMetrics,
+    again: bool,
+) -> Result<(), SessionError> {
+    if again {
+        metrics.reconnecting();
+    }
     let mut client = transport::ingest_client(client.connect().await?);
     let (tx, rx) = mpsc::channel::<v1::CollectorMessage>(64);
     let mut addrs = local_addresses().map_err(KernelError::from)?;
@@ -112,6 +138,7 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
         .map_err(|_| SessionError::Closed)?;
     let mut inbound = client.collect(ReceiverStream::new(rx)).await?.into_inner();
     info!(reconciler = %cfg.reconciler, "connected");
+    metrics.session_opened();
 
     let mut seq = 0u64;
     let mut need_full = true;
@@ -134,9 +161,11 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
                 let new_addrs = local_addresses().map_err(KernelError::from)?;
                 let changed = if new_addrs != addrs { addrs = new_addrs; Some(addrs.clone()) } else { None };
                 debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.stats.sockets, scan_us = data.stats.scan_us, "report");
+                let full = data.full;
                 for m in report_stream(&mut seq, data, changed) {
                     tx.send(m).await.map_err(|_| SessionError::Closed)?;
                 }
+                metrics.report_sent(full);
                 need_full = false;
             }
             m = inbound.message() => {
@@ -160,6 +189,7 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
                         tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
                             .await
                             .map_err(|_| SessionError::Closed)?;
+                        metrics.lookup_answered(answers.len());
                     }
                     Some(v1::reconciler_message::Msg::Config(c)) => {
                         let wants = wants_from_wire(&c);

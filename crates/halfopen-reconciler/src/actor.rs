@@ -3,13 +3,18 @@
 //! from a bounded queue. Nothing else touches them, so nothing is locked.
 //! A long engine call (a 500,000-socket full table, a page of 50,000
 //! findings) never blocks the async runtime, and a full queue slows the
-//! collectors through flow control instead of growing memory.
+//! collectors through flow control instead of growing memory. After a
+//! tick (at most once a second) it publishes what it holds for the metrics
+//! endpoint ([`crate::metrics`]), which never queues anything here.
+use crate::metrics::{Published, ReconcilerMetrics, StoreCounts};
 use halfopen_core::{Finding, Hello, LookupAnswer, Report, Tuple, Wants};
 use halfopen_engine::explain::finding_text;
 use halfopen_engine::{Action, Clock, ConnectError, Engine, HostIdx, Notice};
 use halfopen_store::{StoreCmd, StoreWriter};
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 use tracing::{debug, error, info, warn};
@@ -24,6 +29,9 @@ pub const OUTBOX: usize = 1024;
 /// Store commands waiting for the writer (a 50,000-orphan incident is
 /// 50,000 confirmations and later as many ends).
 pub const STORE_QUEUE: usize = 200_000;
+
+/// The metrics snapshot is published after a tick, at most this often.
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// What the reconciler sends a collector, before it is put on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,16 +121,29 @@ struct EngineActor {
     outboxes: HashMap<HostIdx, (u64, Outbox)>,
     store: Option<StoreWriter>,
     start: Instant,
+    metrics: Arc<ReconcilerMetrics>,
+    /// When the metrics snapshot was last published.
+    published: Option<Instant>,
+    /// Lookup replies received (for the metrics).
+    lookup_replies: u64,
 }
 
-/// Starts the engine thread.
-pub fn start(engine: Engine, store: Option<StoreWriter>) -> std::io::Result<ActorHandle> {
+/// Starts the engine thread, which publishes into `metrics`.
+pub fn start(
+    engine: Engine,
+    store: Option<StoreWriter>,
+    metrics: Arc<ReconcilerMetrics>,
+) -> std::io::Result<ActorHandle> {
     let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
+    metrics.watch_queue(tx.downgrade());
     let actor = EngineActor {
         engine,
         outboxes: HashMap::new(),
         store,
         start: Instant::now(),
+        metrics,
+        published: None,
+        lookup_replies: 0,
     };
     std::thread::Builder::new()
         .name("halfopen-engine".into())
@@ -135,6 +156,7 @@ impl EngineActor {
     /// a bug; it is logged and the engine keeps serving with the state it
     /// has (the best there is).
     fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        self.publish(self.clock());
         while let Some(input) = rx.blocking_recv() {
             let now = self.clock();
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(input, now)));
@@ -156,6 +178,7 @@ impl EngineActor {
     }
 
     fn handle(&mut self, input: Input, now: Clock) {
+        let tick = matches!(input, Input::Tick(_));
         let actions = match input {
             Input::Connect {
                 hello,
@@ -186,7 +209,10 @@ impl EngineActor {
                 session,
                 id,
                 answers,
-            } => self.engine.lookup_reply(host, session, id, answers, now),
+            } => {
+                self.lookup_replies += 1;
+                self.engine.lookup_reply(host, session, id, answers, now)
+            }
             Input::Disconnect { host, session } => {
                 if self.outboxes.get(&host).map(|x| x.0) == Some(session) {
                     self.outboxes.remove(&host);
@@ -204,6 +230,31 @@ impl EngineActor {
             }
         };
         self.dispatch(actions);
+        if tick && self.published.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY) {
+            self.publish(now);
+        }
+    }
+
+    /// Publishes what the engine holds now for the metrics endpoint.
+    fn publish(&mut self, now: Clock) {
+        let store = self.store.as_ref().map(|s| {
+            let st = s.stats();
+            StoreCounts {
+                written: st.written.load(Ordering::Relaxed),
+                refused: st.refused_full.load(Ordering::Relaxed),
+                failed: st.failed.load(Ordering::Relaxed),
+                samples: st.samples.load(Ordering::Relaxed),
+                pruned: st.pruned.load(Ordering::Relaxed),
+            }
+        });
+        self.metrics.publish(Published {
+            engine: self.engine.metrics_snapshot(now),
+            sessions: self.outboxes.len() as u64,
+            lookup_replies: self.lookup_replies,
+            store,
+            at_wall_ms: now.wall_ms,
+        });
+        self.published = Some(Instant::now());
     }
 
     fn dispatch(&mut self, actions: Vec<Action>) {

@@ -4,9 +4,11 @@
 //!   outboxes and the store writer, fed by a bounded queue of typed inputs.
 //! - `ingest`: the `Ingest` gRPC service, one task per collector session.
 //! - `query`: the `Query` gRPC service the CLI calls.
+//! - [`metrics`]: the Prometheus metrics, published by the engine thread.
 //! - `serve`: opening the store, restoring, the ticker, serving.
 pub mod actor;
 mod ingest;
+pub mod metrics;
 mod query;
 mod serve;
 

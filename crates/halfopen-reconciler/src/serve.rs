@@ -1,7 +1,9 @@
 //! Serving: opens the store and restores its current findings, starts the
-//! engine actor and its ticker, and serves both gRPC services until shutdown.
+//! engine actor and its ticker, serves both gRPC services until shutdown,
+//! and the Prometheus metrics when asked to.
 use crate::actor::{self, ActorHandle, Input, STORE_QUEUE};
 use crate::ingest::{IngestService, IngestStats, SessionLimits};
+use crate::metrics::ReconcilerMetrics;
 use crate::query::{QueryService, CONCURRENT_READS};
 use halfopen_engine::{Engine, EngineConfig};
 use halfopen_proto::transport::{self, MAX_INGEST_MESSAGE_BYTES, MAX_QUERY_RESPONSE_BYTES};
@@ -25,6 +27,8 @@ pub enum ServeError {
     Thread(std::io::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Metrics(#[from] halfopen_telemetry::TelemetryError),
 }
 
 #[derive(Clone, Debug)]
@@ -42,11 +46,13 @@ pub struct ServeConfig {
     pub sessions: SessionLimits,
     /// Largest message a collector may send, bytes.
     pub max_message_bytes: usize,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`; None: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The engine (with what the store remembers) and its actor, and the
 /// store's writer (for retention).
-fn start(cfg: &ServeConfig) -> Result<(ActorHandle, Option<StoreWriter>), ServeError> {
+fn start(cfg: &ServeConfig, metrics: Arc<ReconcilerMetrics>) -> Result<(ActorHandle, Option<StoreWriter>), ServeError> {
     let mut engine = Engine::new(cfg.engine.clone());
     let store = match &cfg.db {
         Some(path) => {
@@ -73,7 +79,10 @@ fn start(cfg: &ServeConfig) -> Result<(ActorHandle, Option<StoreWriter>), ServeE
         None => None,
     };
     let writer = store.clone();
-    Ok((actor::start(engine, store).map_err(ServeError::Thread)?, writer))
+    Ok((
+        actor::start(engine, store, metrics).map_err(ServeError::Thread)?,
+        writer,
+    ))
 }
 
 /// How often retention runs.
@@ -117,7 +126,16 @@ pub async fn serve(
     cfg: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (actor, writer) = start(&cfg)?;
+    let mut registry = halfopen_telemetry::new_registry("reconciler", &[]);
+    let metrics = ReconcilerMetrics::register(&mut registry);
+    let ingest_stats = Arc::new(IngestStats::default());
+    metrics.watch_ingest(ingest_stats.clone());
+    let (actor, writer) = start(&cfg, metrics)?;
+    // Kept until serving ends; dropping it stops the endpoint.
+    let _metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(halfopen_telemetry::serve(addr, Arc::new(registry)).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -137,7 +155,7 @@ pub async fn serve(
     let ingest = IngestServer::new(IngestService {
         actor: actor.clone(),
         limits: cfg.sessions.clone(),
-        stats: Arc::new(IngestStats::default()),
+        stats: ingest_stats,
     })
     .max_decoding_message_size(cfg.max_message_bytes)
     .max_encoding_message_size(MAX_INGEST_MESSAGE_BYTES);

@@ -35,6 +35,7 @@ async fn start(
         incident_gap: Duration::from_secs(300),
         sessions,
         max_message_bytes,
+        metrics_listen: None,
     };
     tokio::spawn(async move {
         serve(cfg, async {

@@ -1,8 +1,15 @@
 //! `halfopen collector`: the per-host agent, until SIGINT/SIGTERM.
 use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-pub async fn run(reconciler: String, interval: Duration, host_id: Option<String>, proc_net: bool) -> Result<()> {
+pub async fn run(
+    reconciler: String,
+    interval: Duration,
+    host_id: Option<String>,
+    proc_net: bool,
+    metrics_listen: Option<SocketAddr>,
+) -> Result<()> {
     let host_id = match host_id {
         Some(h) if !h.trim().is_empty() => h,
         Some(_) => bail!("--host-id must not be empty"),
@@ -13,6 +20,7 @@ pub async fn run(reconciler: String, interval: Duration, host_id: Option<String>
         interval,
         host_id,
         force_proc: proc_net,
+        metrics_listen,
     };
     halfopen_collector::run(cfg, super::shutdown_signal()).await?;
     Ok(())

@@ -28,12 +28,13 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             proc_net,
             show_secrets,
             redact_flags,
+            metrics_listen,
         } => {
             halfopen_sockets::owners::set_redaction(halfopen_core::Redaction {
                 enabled: !show_secrets,
                 extra_flags: redact_flags,
             });
-            collector::run(reconciler, interval, host_id, proc_net).await
+            collector::run(reconciler, interval, host_id, proc_net, metrics_listen).await
         }
         Cmd::Reconciler {
             listen,
@@ -52,6 +53,7 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             max_sessions_per_peer,
             max_message_size,
             forget_hosts_after,
+            metrics_listen,
         } => {
             reconciler::run(reconciler::Args {
                 listen,
@@ -72,6 +74,7 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
                 max_sessions_per_peer,
                 max_message_size,
                 forget_hosts_after,
+                metrics_listen,
             })
             .await
         }

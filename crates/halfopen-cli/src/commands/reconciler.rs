@@ -21,6 +21,7 @@ pub struct Args {
     pub max_sessions_per_peer: usize,
     pub max_message_size: usize,
     pub forget_hosts_after: Duration,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(a: Args) -> Result<()> {
@@ -50,6 +51,7 @@ pub async fn run(a: Args) -> Result<()> {
             max_sessions_per_peer: a.max_sessions_per_peer,
         },
         max_message_bytes: a.max_message_size,
+        metrics_listen: a.metrics_listen,
     };
     halfopen_reconciler::serve(cfg, super::shutdown_signal()).await?;
     Ok(())
