@@ -109,7 +109,22 @@ struct EngineActor {
     outboxes: HashMap<HostIdx, (u64, Outbox)>,
     store: Option<StoreWriter>,
     start: Instant,
+    refusals: Refusals,
 }
+
+/// Records the store's queue refused: logged at the first, then at most
+/// once a minute; and how many the last catch-up covered.
+#[derive(Default)]
+struct Refusals {
+    /// Refusals not yet logged.
+    unlogged: u64,
+    last_log: Option<Instant>,
+    /// The writer's refusal count when the last catch-up was queued.
+    caught_up_to: u64,
+}
+
+/// Refusals of the store's queue are logged at most this often.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Starts the engine thread.
 pub fn start(engine: Engine, store: Option<StoreWriter>) -> std::io::Result<ActorHandle> {
@@ -119,6 +134,7 @@ pub fn start(engine: Engine, store: Option<StoreWriter>) -> std::io::Result<Acto
         outboxes: HashMap::new(),
         store,
         start: Instant::now(),
+        refusals: Refusals::default(),
     };
     std::thread::Builder::new()
         .name("halfopen-engine".into())
@@ -192,6 +208,7 @@ impl EngineActor {
             Input::Tick(done) => {
                 let a = self.engine.tick(now);
                 let _ = done.send(());
+                self.catch_up(now);
                 a
             }
             Input::Query(f) => {
@@ -241,19 +258,69 @@ impl EngineActor {
         }
     }
 
-    fn record(&self, cmd: StoreCmd) {
-        if let Some(s) = &self.store {
-            let what = match &cmd {
-                StoreCmd::Sample(_) => "sample",
-                StoreCmd::Prune { .. } => "retention run",
-                _ => "finding",
-            };
-            if !s.send(cmd) {
-                error!(
-                    what,
-                    "the store's queue is full or its writer has stopped: this is not recorded"
-                );
-            }
+    fn record(&mut self, cmd: StoreCmd) {
+        let Some(s) = &self.store else { return };
+        if s.send(cmd) {
+            return;
+        }
+        // Logged at the first refusal, then once a minute with the count: an
+        // incident of thousands of findings is not thousands of lines.
+        let r = &mut self.refusals;
+        r.unlogged += 1;
+        if r.last_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+            let st = s.stats().health();
+            error!(
+                refused = r.unlogged,
+                refused_total = st.refused,
+                queued = st.pending,
+                error = st.error.as_deref().unwrap_or(""),
+                "the database writer's queue is full (writes fail or are slow): records are refused; the current \
+                 findings are written again once it catches up, refused samples are lost"
+            );
+            r.unlogged = 0;
+            r.last_log = Some(Instant::now());
+        }
+    }
+
+    /// After refusals, once the writer works again and its queue has room:
+    /// records the engine's current findings again (idempotent in the
+    /// store) and ends the rows whose end was refused, so that the database
+    /// catches up with what is current. Checked every tick (cheap: atomics).
+    fn catch_up(&mut self, now: Clock) {
+        let Some(s) = &self.store else { return };
+        let st = s.stats();
+        let refused = st.refused_full.load(std::sync::atomic::Ordering::Relaxed);
+        let r = &mut self.refusals;
+        if refused == r.caught_up_to || st.is_failing() {
+            return;
+        }
+        let (pending, cap) = (
+            st.pending.load(std::sync::atomic::Ordering::Relaxed),
+            st.capacity.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        if pending > cap / 2 {
+            return;
+        }
+        let current: Vec<(Finding, String)> = self
+            .engine
+            .findings(now)
+            .into_iter()
+            .map(|v| {
+                let text = finding_text(&v.finding);
+                (v.finding, text)
+            })
+            .collect();
+        let n = current.len();
+        if s.send(StoreCmd::CatchUp {
+            current,
+            at_ms: now.wall_ms,
+        }) {
+            info!(
+                current = n,
+                refused = refused - r.caught_up_to,
+                "the database writer has room again: recording the current findings again so it catches up"
+            );
+            r.caught_up_to = refused;
         }
     }
 

@@ -9,14 +9,30 @@ use halfopen_proto::convert::{
 use halfopen_proto::v1;
 use halfopen_proto::v1::ingest_server::Ingest;
 use std::pin::Pin;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{error, info, warn};
 
 pub struct IngestService {
     pub(crate) actor: ActorHandle,
+    /// Becomes true when the reconciler shuts down: every session ends
+    /// (its stream closes with UNAVAILABLE), so that the server's graceful
+    /// shutdown, which waits for open streams, ends too.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// What a collector is told when the reconciler shuts down: it reconnects
+/// with backoff (to this reconciler once it is back, or another).
+pub const SHUTTING_DOWN: &str = "reconciler shutting down";
+
+/// Resolves once `rx` says the reconciler is shutting down (at once if it
+/// already is; never if the sender is gone without saying so).
+async fn stopping(mut rx: watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 fn to_wire(m: ToCollector) -> v1::ReconcilerMessage {
@@ -76,9 +92,18 @@ impl Ingest for IngestService {
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         info!(host = %host_id, session, peer = ?peer, source = %source, "collector connected");
         let actor = self.actor.clone();
+        let stop_in = stopping(self.shutdown.clone());
         tokio::spawn(async move {
+            tokio::pin!(stop_in);
             loop {
-                match inbound.message().await {
+                let next = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = &mut stop_in => {
+                        info!(host = %host_id, session, "session ended: the reconciler is shutting down");
+                        break;
+                    }
+                };
+                match next {
                     Ok(Some(m)) => {
                         let queued = match m.msg {
                             Some(v1::collector_message::Msg::Report(r)) => {
@@ -132,7 +157,27 @@ impl Ingest for IngestService {
             // fails only when the engine has stopped: nothing left to tell
             let _ = actor.tell(Input::Disconnect { host: h, session }).await;
         });
-        let out = ReceiverStream::new(rx).map(|m| Ok(to_wire(m)));
+        // The outbound stream ends with UNAVAILABLE at shutdown (a stream
+        // that never ends would hold the server's graceful shutdown forever).
+        let (out_tx, out_rx) = mpsc::channel::<Result<v1::ReconcilerMessage, Status>>(1);
+        let stop_out = stopping(self.shutdown.clone());
+        tokio::spawn(async move {
+            let mut rx = rx;
+            tokio::pin!(stop_out);
+            loop {
+                tokio::select! {
+                    m = rx.recv() => match m {
+                        Some(m) => if out_tx.send(Ok(to_wire(m))).await.is_err() { return },
+                        None => return,
+                    },
+                    _ = &mut stop_out => {
+                        let _ = out_tx.send(Err(Status::unavailable(SHUTTING_DOWN))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        let out = ReceiverStream::new(out_rx);
         Ok(Response::new(Box::pin(out) as Outbound))
     }
 }

@@ -11,4 +11,4 @@ mod query;
 mod serve;
 
 pub use halfopen_engine::{EngineConfig, DEFAULT_GREETING_PORTS};
-pub use serve::{serve, ServeConfig, ServeError};
+pub use serve::{accept_loop, serve, AcceptStats, ServeConfig, ServeError};
