@@ -76,7 +76,11 @@ fn rows(db: &Path, filter: &str) -> i64 {
         .arg(format!("SELECT count(*) FROM findings WHERE {filter}"))
         .output()
         .expect("sqlite3 (apt-get install sqlite3)");
-    assert!(out.status.success(), "sqlite3: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -219,13 +223,22 @@ fn sigterm_stops_the_reconciler_promptly_with_every_finding_written() {
 
     // The collectors were told, and keep trying; SIGTERM stops them at once.
     let app = fleet.collector("app").unwrap().clone();
-    wait_for("the collector to hear the reconciler is shutting down", Duration::from_secs(10), || {
-        app.read_stderr().unwrap().contains("reconciler shutting down").then_some(())
-    });
+    wait_for(
+        "the collector to hear the reconciler is shutting down",
+        Duration::from_secs(10),
+        || {
+            app.read_stderr()
+                .unwrap()
+                .contains("reconciler shutting down")
+                .then_some(())
+        },
+    );
     assert!(app.try_wait().unwrap().is_none(), "the collector keeps running");
     let began = Instant::now();
     app.signal(Signal::SIGTERM).unwrap();
-    let status = app.wait_with_timeout(Duration::from_secs(5)).expect("the collector exits within 5 s");
+    let status = app
+        .wait_with_timeout(Duration::from_secs(5))
+        .expect("the collector exits within 5 s");
     println!("collector stopped {:?} after SIGTERM ({status})", began.elapsed());
     assert!(status.success(), "{status}");
     lab.teardown().unwrap();
@@ -242,7 +255,9 @@ fn a_collector_killed_and_restarted_drops_its_old_table_and_agrees_again() {
 
     fleet.collector("app").unwrap().kill().unwrap();
     wait_for("app to be disconnected", Duration::from_secs(30), || {
-        names(&coverage(&lab, &fleet)["disconnected"]).contains("app").then_some(())
+        names(&coverage(&lab, &fleet)["disconnected"])
+            .contains("app")
+            .then_some(())
     });
     // While app's collector is away its clients close: what it held cannot
     // be checked, and nothing new is judged against it.
@@ -295,7 +310,10 @@ fn a_host_partitioned_from_the_reconciler_is_stale_judged_by_nobody_and_recovers
             );
         }
     });
-    assert!(seen_unfresh, "db never showed as stale or disconnected during the partition");
+    assert!(
+        seen_unfresh,
+        "db never showed as stale or disconnected during the partition"
+    );
 
     lab.nft("db", "delete table inet halfopen_partition").unwrap();
     fleet.wait_for_collectors(&lab, TIMEOUT).unwrap();
@@ -342,7 +360,11 @@ fn a_full_disk_keeps_the_live_view_says_so_and_every_finding_is_written_when_spa
     let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
     let (truth, _) = wait_for_agreement(&lab, &fleet, "app", "db", server, TIMEOUT);
     println!("{} orphans", truth.len());
-    assert!(truth.len() >= 300, "the incident is too small to fill the disk: {}", truth.len());
+    assert!(
+        truth.len() >= 300,
+        "the incident is too small to fill the disk: {}",
+        truth.len()
+    );
 
     let c = wait_for("the coverage to say the write fails", TIMEOUT, || {
         let c = coverage(&lab, &fleet);
@@ -354,7 +376,10 @@ fn a_full_disk_keeps_the_live_view_says_so_and_every_finding_is_written_when_spa
     println!("written while the disk is full: {written_before} of {}", truth.len());
     assert!(written_before < truth.len() as i64, "the disk did not fill");
     let table = text(&lab, &fleet, &["orphans"]);
-    assert!(table.contains("Not recorded: the database write is failing since"), "{table}");
+    assert!(
+        table.contains("Not recorded: the database write is failing since"),
+        "{table}"
+    );
     assert!(text(&lab, &fleet, &["hosts"]).contains("Not recorded:"));
     let log = fleet.reconciler.read_stderr().unwrap();
     assert!(log.contains("the disk holding the database is full"), "{log}");
@@ -415,7 +440,10 @@ fn a_database_locked_for_20_s_by_another_client_loses_nothing() {
     let _inc = incident(&mut lab, "db", "0.0.0.0:3306", "app", "198.18.0.1:3306", 150);
     let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
     let (truth, _) = wait_for_agreement(&lab, &fleet, "app", "db", server, TIMEOUT);
-    assert!(locked_at.elapsed() < Duration::from_secs(20), "confirmed after the lock ended: proves nothing");
+    assert!(
+        locked_at.elapsed() < Duration::from_secs(20),
+        "confirmed after the lock ended: proves nothing"
+    );
     let c = coverage(&lab, &fleet);
     assert_eq!(c["store"]["failing"], true, "{c}");
     assert!(c["store"]["error"].as_str().unwrap().contains("locked"), "{c}");
@@ -433,7 +461,9 @@ fn a_database_locked_for_20_s_by_another_client_loses_nothing() {
 }
 
 fn rfc3339(s: &str) -> Option<std::time::SystemTime> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(std::time::SystemTime::from)
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(std::time::SystemTime::from)
 }
 
 /// The RFC 3339 time at the start of a log line (tracing's default format).
@@ -503,7 +533,11 @@ fn a_collector_whose_clock_is_ten_minutes_off_changes_nothing() {
     for f in &found {
         let seen = rfc3339(f["first_seen"].as_str().unwrap()).unwrap();
         let age = now.duration_since(seen).unwrap_or_default();
-        assert!(age < Duration::from_secs(120), "first_seen {} is {age:?} old", f["first_seen"]);
+        assert!(
+            age < Duration::from_secs(120),
+            "first_seen {} is {age:?} old",
+            f["first_seen"]
+        );
     }
     no_finding_about(&lab, &fleet, 8080, Duration::from_secs(5), |_| {});
     churn_summary(&churn);
@@ -536,7 +570,10 @@ fn collectors_stay_bounded_while_the_reconciler_is_away_for_minutes_and_reconnec
     }
     fleet.reconciler.signal(Signal::SIGCONT).unwrap();
     for (i, (host, _)) in pids.iter().enumerate() {
-        println!("{host} collector RSS: {} KiB at start, at most {} KiB while the reconciler was away", start[i], max[i]);
+        println!(
+            "{host} collector RSS: {} KiB at start, at most {} KiB while the reconciler was away",
+            start[i], max[i]
+        );
         assert!(
             max[i] <= 2 * start[i] + 8 * 1024,
             "{host}: RSS grew from {} to {} KiB",
@@ -575,7 +612,9 @@ fn at_its_file_limit_the_reconciler_does_not_spin_logs_and_keeps_serving() {
         reconciler: reconciler.clone(),
         collectors: Vec::new(),
     };
-    wait_for("the reconciler to answer", Duration::from_secs(20), || fleet.hosts(&lab).ok());
+    wait_for("the reconciler to answer", Duration::from_secs(20), || {
+        fleet.hosts(&lab).ok()
+    });
     fleet.add_collector(&mut lab, "db", "1s").unwrap();
     fleet.add_collector(&mut lab, "app", "1s").unwrap();
     fleet.wait_for_collectors(&lab, TIMEOUT).unwrap();
@@ -585,19 +624,26 @@ fn at_its_file_limit_the_reconciler_does_not_spin_logs_and_keeps_serving() {
     flood
         .wait_for_line(|l| l.contains("\"established\""), Duration::from_secs(30))
         .unwrap();
-    wait_for("the reconciler to log the refused accepts", Duration::from_secs(20), || {
-        reconciler
-            .read_stderr()
-            .unwrap()
-            .contains("cannot accept connections")
-            .then_some(())
-    });
+    wait_for(
+        "the reconciler to log the refused accepts",
+        Duration::from_secs(20),
+        || {
+            reconciler
+                .read_stderr()
+                .unwrap()
+                .contains("cannot accept connections")
+                .then_some(())
+        },
+    );
     let pid = reconciler.pid();
     let cpu0 = cpu_seconds(pid);
     std::thread::sleep(Duration::from_secs(5));
     let cpu = cpu_seconds(pid) - cpu0;
     println!("reconciler CPU at its file limit: {cpu:.2} s in 5 s");
-    assert!(cpu < 1.0, "the reconciler spins at its file limit: {cpu:.2} s of CPU in 5 s");
+    assert!(
+        cpu < 1.0,
+        "the reconciler spins at its file limit: {cpu:.2} s of CPU in 5 s"
+    );
     let log = reconciler.read_stderr().unwrap();
     assert!(log.contains("open-file limit"), "{log}");
     let lines = log.matches("cannot accept connections").count();
@@ -606,7 +652,9 @@ fn at_its_file_limit_the_reconciler_does_not_spin_logs_and_keeps_serving() {
 
     // Once the flood is gone, it answers; the collectors' sessions lived on.
     flood.kill().unwrap();
-    wait_for("hosts to answer after the flood", Duration::from_secs(30), || fleet.hosts(&lab).ok());
+    wait_for("hosts to answer after the flood", Duration::from_secs(30), || {
+        fleet.hosts(&lab).ok()
+    });
     fleet.wait_for_collectors(&lab, TIMEOUT).unwrap();
     let logs = reconciler.read_stderr().unwrap();
     assert_eq!(
