@@ -214,6 +214,10 @@ fn sigterm_stops_the_reconciler_promptly_with_every_finding_written() {
     let log = fleet.reconciler.read_stderr().unwrap();
     println!("reconciler stopped {took:?} after SIGTERM ({status})");
     assert!(status.success(), "{status}\n{log}");
+    // The sessions ended because they were told, not because the 3 s grace
+    // for open connections ran out.
+    assert!(took < Duration::from_secs(3), "{took:?}\n{log}");
+    assert!(!log.contains("connections still open"), "{log}");
     assert!(log.contains("database flushed"), "{log}");
     assert_eq!(
         rows(&db, CURRENT_ORPHANS),
@@ -382,6 +386,9 @@ fn a_full_disk_keeps_the_live_view_says_so_and_every_finding_is_written_when_spa
     );
     assert!(text(&lab, &fleet, &["hosts"]).contains("Not recorded:"));
     let log = fleet.reconciler.read_stderr().unwrap();
+    for l in log.lines().filter(|l| l.contains("database")) {
+        println!("reconciler: {}", l.chars().take(400).collect::<String>());
+    }
     assert!(log.contains("the disk holding the database is full"), "{log}");
     let lines = log.matches("database writes fail").count();
     assert!(lines <= 2, "said once, not per record: {lines} lines");
@@ -399,7 +406,14 @@ fn a_full_disk_keeps_the_live_view_says_so_and_every_finding_is_written_when_spa
         (c["store"]["failing"] == false).then_some(c)
     });
     assert_eq!(c["store"]["dropped"], 0, "{c}");
-    assert!(fleet.reconciler.read_stderr().unwrap().contains("database caught up"));
+    let log = fleet.reconciler.read_stderr().unwrap();
+    for l in log
+        .lines()
+        .filter(|l| l.contains("caught up") || l.contains("succeed again"))
+    {
+        println!("reconciler: {}", l.chars().take(400).collect::<String>());
+    }
+    assert!(log.contains("database caught up"), "{log}");
     assert!(!text(&lab, &fleet, &["orphans"]).contains("Not recorded"));
     lab.teardown().unwrap();
     drop(fs);

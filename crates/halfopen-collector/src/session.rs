@@ -135,7 +135,9 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
                 let changed = if new_addrs != addrs { addrs = new_addrs; Some(addrs.clone()) } else { None };
                 debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.stats.sockets, scan_us = data.stats.scan_us, "report");
                 for m in report_stream(&mut seq, data, changed) {
-                    tx.send(m).await.map_err(|_| SessionError::Closed)?;
+                    if tx.send(m).await.is_err() {
+                        return Err(why_closed(&mut inbound).await);
+                    }
                 }
                 need_full = false;
             }
@@ -157,9 +159,12 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
                             Err(e) => return Err(e.into()),
                         };
                         let reply = lookup_reply_to_wire(l.id, &answers);
-                        tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
+                        if tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
                             .await
-                            .map_err(|_| SessionError::Closed)?;
+                            .is_err()
+                        {
+                            return Err(why_closed(&mut inbound).await);
+                        }
                     }
                     Some(v1::reconciler_message::Msg::Config(c)) => {
                         let wants = wants_from_wire(&c);
@@ -174,6 +179,21 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
                     None => {}
                 }
             }
+        }
+    }
+}
+
+/// The request stream was dropped: the call has ended. Its status (e.g.
+/// UNAVAILABLE "reconciler shutting down") is the reason, when it arrives
+/// within a second; else the session just closed.
+async fn why_closed(inbound: &mut tonic::Streaming<v1::ReconcilerMessage>) -> SessionError {
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        // Messages still buffered before the status are of no use now.
+        match tokio::time::timeout_at(until, inbound.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Err(status)) => return SessionError::Status(status),
+            Ok(Ok(None)) | Err(_) => return SessionError::Closed,
         }
     }
 }

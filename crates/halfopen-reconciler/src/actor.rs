@@ -121,6 +121,8 @@ struct Refusals {
     last_log: Option<Instant>,
     /// The writer's refusal count when the last catch-up was queued.
     caught_up_to: u64,
+    /// A catch-up that was itself refused is tried again after this.
+    retry_at: Option<Instant>,
 }
 
 /// Refusals of the store's queue are logged at most this often.
@@ -291,7 +293,7 @@ impl EngineActor {
         let st = s.stats();
         let refused = st.refused_full.load(std::sync::atomic::Ordering::Relaxed);
         let r = &mut self.refusals;
-        if refused == r.caught_up_to || st.is_failing() {
+        if refused == r.caught_up_to || st.is_failing() || r.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
         let (pending, cap) = (
@@ -321,6 +323,9 @@ impl EngineActor {
                 "the database writer has room again: recording the current findings again so it catches up"
             );
             r.caught_up_to = refused;
+            r.retry_at = None;
+        } else {
+            r.retry_at = Some(Instant::now() + std::time::Duration::from_secs(5));
         }
     }
 
