@@ -692,3 +692,33 @@ fn the_collector_units_capabilities_name_other_users_sockets_and_no_fewer_do() {
     drop(client);
     drop(holder);
 }
+
+/// Stopping and file limits: both units give the graceful shutdown (at most
+/// 3 s to close connections + 1 s to drain the engine + 10 s to flush the
+/// database, serve.rs) room before systemd kills, and so do the Kubernetes
+/// pods; the reconciler may hold a connection per collector.
+#[test]
+fn units_and_pods_leave_room_for_a_graceful_stop_and_enough_files() {
+    for unit in ["halfopen-reconciler.service", "halfopen-collector.service"] {
+        let u = read_unit(unit);
+        assert_eq!(unit_values(&u, "TimeoutStopSec"), ["20s"], "{unit}");
+        let nofile: u64 = unit_values(&u, "LimitNOFILE")
+            .first()
+            .unwrap_or_else(|| panic!("{unit} sets no LimitNOFILE"))
+            .parse()
+            .unwrap();
+        let least = if unit.contains("reconciler") { 65_536 } else { 1_024 };
+        assert!(nofile >= least, "{unit}: LimitNOFILE={nofile}");
+    }
+    let docs = all_documents();
+    for (kind, name) in [
+        ("DaemonSet", "halfopen-collector"),
+        ("StatefulSet", "halfopen-reconciler"),
+    ] {
+        let grace = find(&docs, kind, name)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_i64();
+        assert!(
+            grace >= Some(15),
+            "{kind} {name}: terminationGracePeriodSeconds {grace:?}"
+        );
+    }
+}

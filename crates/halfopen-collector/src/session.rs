@@ -163,7 +163,9 @@ async fn session(
                 debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.stats.sockets, scan_us = data.stats.scan_us, "report");
                 let full = data.full;
                 for m in report_stream(&mut seq, data, changed) {
-                    tx.send(m).await.map_err(|_| SessionError::Closed)?;
+                    if tx.send(m).await.is_err() {
+                        return Err(why_closed(&mut inbound).await);
+                    }
                 }
                 metrics.report_sent(full);
                 need_full = false;
@@ -186,9 +188,12 @@ async fn session(
                             Err(e) => return Err(e.into()),
                         };
                         let reply = lookup_reply_to_wire(l.id, &answers);
-                        tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
+                        if tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
                             .await
-                            .map_err(|_| SessionError::Closed)?;
+                            .is_err()
+                        {
+                            return Err(why_closed(&mut inbound).await);
+                        }
                         metrics.lookup_answered(answers.len());
                     }
                     Some(v1::reconciler_message::Msg::Config(c)) => {
@@ -204,6 +209,21 @@ async fn session(
                     None => {}
                 }
             }
+        }
+    }
+}
+
+/// The request stream was dropped: the call has ended. Its status (e.g.
+/// UNAVAILABLE "reconciler shutting down") is the reason, when it arrives
+/// within a second; else the session just closed.
+async fn why_closed(inbound: &mut tonic::Streaming<v1::ReconcilerMessage>) -> SessionError {
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        // Messages still buffered before the status are of no use now.
+        match tokio::time::timeout_at(until, inbound.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Err(status)) => return SessionError::Status(status),
+            Ok(Ok(None)) | Err(_) => return SessionError::Closed,
         }
     }
 }

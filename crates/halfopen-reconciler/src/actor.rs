@@ -126,7 +126,24 @@ struct EngineActor {
     published: Option<Instant>,
     /// Lookup replies received (for the metrics).
     lookup_replies: u64,
+    refusals: Refusals,
 }
+
+/// Records the store's queue refused: logged at the first, then at most
+/// once a minute; and how many the last catch-up covered.
+#[derive(Default)]
+struct Refusals {
+    /// Refusals not yet logged.
+    unlogged: u64,
+    last_log: Option<Instant>,
+    /// The writer's refusal count when the last catch-up was queued.
+    caught_up_to: u64,
+    /// A catch-up that was itself refused is tried again after this.
+    retry_at: Option<Instant>,
+}
+
+/// Refusals of the store's queue are logged at most this often.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Starts the engine thread, which publishes into `metrics`.
 pub fn start(
@@ -144,6 +161,7 @@ pub fn start(
         metrics,
         published: None,
         lookup_replies: 0,
+        refusals: Refusals::default(),
     };
     std::thread::Builder::new()
         .name("halfopen-engine".into())
@@ -222,6 +240,7 @@ impl EngineActor {
             Input::Tick(done) => {
                 let a = self.engine.tick(now);
                 let _ = done.send(());
+                self.catch_up(now);
                 a
             }
             Input::Query(f) => {
@@ -245,6 +264,10 @@ impl EngineActor {
                 failed: st.failed.load(Ordering::Relaxed),
                 samples: st.samples.load(Ordering::Relaxed),
                 pruned: st.pruned.load(Ordering::Relaxed),
+                retries: st.retries.load(Ordering::Relaxed),
+                pending: st.pending.load(Ordering::Relaxed),
+                capacity: st.capacity.load(Ordering::Relaxed),
+                failing: st.retrying.load(Ordering::Relaxed),
             }
         });
         self.metrics.publish(Published {
@@ -300,19 +323,72 @@ impl EngineActor {
         }
     }
 
-    fn record(&self, cmd: StoreCmd) {
-        if let Some(s) = &self.store {
-            let what = match &cmd {
-                StoreCmd::Sample(_) => "sample",
-                StoreCmd::Prune { .. } => "retention run",
-                _ => "finding",
-            };
-            if !s.send(cmd) {
-                error!(
-                    what,
-                    "the store's queue is full or its writer has stopped: this is not recorded"
-                );
-            }
+    fn record(&mut self, cmd: StoreCmd) {
+        let Some(s) = &self.store else { return };
+        if s.send(cmd) {
+            return;
+        }
+        // Logged at the first refusal, then once a minute with the count: an
+        // incident of thousands of findings is not thousands of lines.
+        let r = &mut self.refusals;
+        r.unlogged += 1;
+        if r.last_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+            let st = s.stats().health();
+            error!(
+                refused = r.unlogged,
+                refused_total = st.refused,
+                queued = st.pending,
+                error = st.error.as_deref().unwrap_or(""),
+                "the database writer's queue is full (writes fail or are slow): records are refused; the current \
+                 findings are written again once it catches up, refused samples are lost"
+            );
+            r.unlogged = 0;
+            r.last_log = Some(Instant::now());
+        }
+    }
+
+    /// After refusals, once the writer works again and its queue has room:
+    /// records the engine's current findings again (idempotent in the
+    /// store) and ends the rows whose end was refused, so that the database
+    /// catches up with what is current. Checked every tick (cheap: atomics).
+    fn catch_up(&mut self, now: Clock) {
+        let Some(s) = &self.store else { return };
+        let st = s.stats();
+        let refused = st.refused_full.load(std::sync::atomic::Ordering::Relaxed);
+        let r = &mut self.refusals;
+        if refused == r.caught_up_to || st.is_failing() || r.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let (pending, cap) = (
+            st.pending.load(std::sync::atomic::Ordering::Relaxed),
+            st.capacity.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        if pending > cap / 2 {
+            return;
+        }
+        let current: Vec<(Finding, String)> = self
+            .engine
+            .findings(now)
+            .into_iter()
+            .map(|v| {
+                let text = finding_text(&v.finding);
+                (v.finding, text)
+            })
+            .collect();
+        let n = current.len();
+        if s.send(StoreCmd::CatchUp {
+            current,
+            at_ms: now.wall_ms,
+        }) {
+            info!(
+                current = n,
+                refused = refused - r.caught_up_to,
+                "the database writer has room again: recording the current findings again so it catches up"
+            );
+            r.caught_up_to = refused;
+            r.retry_at = None;
+        } else {
+            r.retry_at = Some(Instant::now() + std::time::Duration::from_secs(5));
         }
     }
 

@@ -14,9 +14,9 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{error, info, warn};
 
@@ -24,6 +24,22 @@ pub struct IngestService {
     pub(crate) actor: ActorHandle,
     pub(crate) limits: SessionLimits,
     pub(crate) stats: Arc<IngestStats>,
+    /// Becomes true when the reconciler shuts down: every session ends
+    /// (its stream closes with UNAVAILABLE), so that the server's graceful
+    /// shutdown, which waits for open streams, ends too.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// What a collector is told when the reconciler shuts down: it reconnects
+/// with backoff (to this reconciler once it is back, or another).
+pub const SHUTTING_DOWN: &str = "reconciler shutting down";
+
+/// Resolves once `rx` says the reconciler is shutting down (at once if it
+/// already is; never if the sender is gone without saying so).
+async fn stopping(mut rx: watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Limits on collector sessions, checked before anything reaches the engine.
@@ -166,10 +182,19 @@ impl Ingest for IngestService {
             })?;
         info!(host = %host_id, session, peer = ?peer, source = %source, "collector connected");
         let actor = self.actor.clone();
+        let stop_in = stopping(self.shutdown.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            tokio::pin!(stop_in);
             loop {
-                match inbound.message().await {
+                let next = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = &mut stop_in => {
+                        info!(host = %host_id, session, "session ended: the reconciler is shutting down");
+                        break;
+                    }
+                };
+                match next {
                     Ok(Some(m)) => {
                         let queued = match m.msg {
                             Some(v1::collector_message::Msg::Report(r)) => {
@@ -223,7 +248,34 @@ impl Ingest for IngestService {
             // fails only when the engine has stopped: nothing left to tell
             let _ = actor.tell(Input::Disconnect { host: h, session }).await;
         });
-        let out = ReceiverStream::new(rx).map(to_wire);
+        // The outbound stream ends with UNAVAILABLE at shutdown (a stream
+        // that never ends would hold the server's graceful shutdown forever).
+        let (out_tx, out_rx) = mpsc::channel::<Result<v1::ReconcilerMessage, Status>>(1);
+        let stop_out = stopping(self.shutdown.clone());
+        tokio::spawn(async move {
+            let mut rx = rx;
+            tokio::pin!(stop_out);
+            loop {
+                tokio::select! {
+                    m = rx.recv() => match m {
+                        Some(m) => {
+                            // A Close is the session's last word: an error status.
+                            let m = to_wire(m);
+                            let last = m.is_err();
+                            if out_tx.send(m).await.is_err() || last {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    _ = &mut stop_out => {
+                        let _ = out_tx.send(Err(Status::unavailable(SHUTTING_DOWN))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        let out = ReceiverStream::new(out_rx);
         Ok(Response::new(Box::pin(out) as Outbound))
     }
 }

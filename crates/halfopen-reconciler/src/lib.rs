@@ -16,4 +16,4 @@ pub use halfopen_engine::{
     EngineConfig, DEFAULT_FORGET_AFTER_MS, DEFAULT_GREETING_PORTS, DEFAULT_MAX_HOSTS, DEFAULT_MAX_SOCKETS_PER_HOST,
 };
 pub use ingest::{IngestStats, SessionLimits, DEFAULT_MAX_SESSIONS_PER_PEER};
-pub use serve::{serve, ServeConfig, ServeError};
+pub use serve::{accept_loop, serve, AcceptStats, ServeConfig, ServeError};

@@ -11,6 +11,7 @@
 //! see [`ReconcilerMetrics`]'s `Collector` implementation and the README.
 use crate::actor::Input;
 use crate::ingest::IngestStats;
+use crate::serve::AcceptStats;
 use halfopen_engine::gauges::MetricsSnapshot;
 use halfopen_telemetry::prometheus_client::collector::Collector;
 use halfopen_telemetry::prometheus_client::encoding::DescriptorEncoder;
@@ -32,6 +33,13 @@ pub struct StoreCounts {
     pub samples: u64,
     /// Rows deleted by retention.
     pub pruned: u64,
+    /// Writes tried again after a failure that can pass (full disk, lock).
+    pub retries: u64,
+    /// Commands waiting in the writer's queue now, and its capacity.
+    pub pending: u64,
+    pub capacity: u64,
+    /// Writes are failing now (and being retried).
+    pub failing: bool,
 }
 
 /// What the engine thread publishes for scrapes.
@@ -59,6 +67,8 @@ pub struct ReconcilerMetrics {
     queue: OnceLock<WeakSender<Input>>,
     /// What the Ingest service refused (its counters, read at each scrape).
     ingest: OnceLock<Arc<IngestStats>>,
+    /// Connections accepted and accepts that failed (file limit).
+    accepts: OnceLock<Arc<AcceptStats>>,
 }
 
 impl ReconcilerMetrics {
@@ -85,6 +95,11 @@ impl ReconcilerMetrics {
     /// Watches the engine's input queue (its depth is read at each scrape).
     pub(crate) fn watch_queue(&self, tx: WeakSender<Input>) {
         let _ = self.queue.set(tx); // set once, by actor::start
+    }
+
+    /// Reads the accept loop's counters at each scrape.
+    pub(crate) fn watch_accepts(&self, stats: Arc<AcceptStats>) {
+        let _ = self.accepts.set(stats); // set once, by serve
     }
 
     /// Reads the Ingest service's refusals at each scrape.
@@ -398,6 +413,46 @@ impl Collector for ReconcilerMetrics {
                 None,
                 st.pruned,
             )?;
+            f.counter(
+                "store_write_retries",
+                "Database writes tried again after a failure that can pass (disk full, database locked): \
+                 nothing is lost while the queue has room",
+                None,
+                st.retries,
+            )?;
+            f.gauge(
+                "store_writes_failing",
+                "1 while database writes fail and are being retried (the live view keeps working)",
+                None,
+                u64::from(st.failing),
+            )?;
+            f.gauge(
+                "store_queue_pending",
+                "Store commands waiting to be written",
+                None,
+                st.pending,
+            )?;
+            f.gauge(
+                "store_queue_capacity",
+                "Store commands the queue holds before it refuses (refusals are caught up later)",
+                None,
+                st.capacity,
+            )?;
+        }
+        if let Some(a) = self.accepts.get() {
+            use std::sync::atomic::Ordering::Relaxed;
+            f.counter(
+                "reconciler_accepts",
+                "Connections accepted on the gRPC port",
+                None,
+                a.accepted.load(Relaxed),
+            )?;
+            f.counter(
+                "reconciler_accept_errors",
+                "Accepts that failed (EMFILE at the open-file limit, ENFILE, ENOBUFS); raise LimitNOFILE",
+                None,
+                a.failed.load(Relaxed),
+            )?;
         }
         Ok(())
     }
@@ -497,6 +552,10 @@ mod tests {
                 failed: 0,
                 samples: 12,
                 pruned: 0,
+                retries: 2,
+                pending: 0,
+                capacity: 200_000,
+                failing: false,
             }),
             at_wall_ms: 1_764_522_001_250,
         }

@@ -36,6 +36,9 @@ pub fn warn_incomplete(c: &Coverage) {
     for l in output::not_covered(c) {
         eprintln!("not covered: {l}");
     }
+    if let Some(l) = output::not_recorded(c) {
+        eprintln!("not recorded: {l}");
+    }
 }
 
 /// What the reconciler's answers cover now.
