@@ -3,12 +3,14 @@
 //! the engine actor; what the actor sends back goes out through the
 //! session's outbox, put on the wire here.
 use crate::actor::{ActorHandle, Input, ToCollector, OUTBOX};
+use crate::auth::Auth;
 use halfopen_proto::convert::{
     hello_from_wire, lookup_reply_from_wire, lookup_to_wire, report_from_wire, wants_to_wire,
 };
 use halfopen_proto::v1;
 use halfopen_proto::v1::ingest_server::Ingest;
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -17,6 +19,8 @@ use tracing::{error, info, warn};
 
 pub struct IngestService {
     pub(crate) actor: ActorHandle,
+    /// Who may report which host (checked before the engine hears of a session).
+    pub(crate) auth: Arc<Auth>,
 }
 
 fn to_wire(m: ToCollector) -> v1::ReconcilerMessage {
@@ -40,6 +44,7 @@ impl Ingest for IngestService {
         req: Request<Streaming<v1::CollectorMessage>>,
     ) -> Result<Response<Self::CollectStream>, Status> {
         let peer = req.remote_addr();
+        let caller = self.auth.collector(&req)?;
         let mut inbound = req.into_inner();
         let first = inbound
             .message()
@@ -56,6 +61,8 @@ impl Ingest for IngestService {
         if hello.host_id.trim().is_empty() {
             return Err(Status::invalid_argument("Hello.host_id is empty"));
         }
+        // The certificate must name this host: refused here, nothing of it reaches the engine.
+        self.auth.hello(&caller, &hello)?;
         let (outbox, rx) = mpsc::channel(OUTBOX);
         let (reply, registered) = oneshot::channel();
         let host_id = hello.host_id.clone();
@@ -74,7 +81,7 @@ impl Ingest for IngestService {
             .await
             .map_err(|_| Status::internal("the engine failed to register the session (see the reconciler's log)"))?
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        info!(host = %host_id, session, peer = ?peer, source = %source, "collector connected");
+        info!(host = %host_id, session, peer = ?peer, source = %source, caller = %caller.describe(), "collector connected");
         let actor = self.actor.clone();
         tokio::spawn(async move {
             loop {

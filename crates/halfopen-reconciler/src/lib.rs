@@ -5,7 +5,10 @@
 //! - `ingest`: the `Ingest` gRPC service, one task per collector session.
 //! - `query`: the `Query` gRPC service the CLI calls.
 //! - `serve`: opening the store, restoring, the ticker, serving.
+//! - [`auth`]: who may call what (mutual TLS roles, or plaintext), decided
+//!   at the edge, once per call.
 pub mod actor;
+pub mod auth;
 mod ingest;
 mod query;
 mod serve;

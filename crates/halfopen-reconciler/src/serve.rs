@@ -1,9 +1,11 @@
 //! Serving: opens the store and restores its current findings, starts the
 //! engine actor and its ticker, and serves both gRPC services until shutdown.
 use crate::actor::{self, ActorHandle, Input, STORE_QUEUE};
+use crate::auth::{Auth, AuthStats, Mode, ReaderGate};
 use crate::ingest::IngestService;
 use crate::query::{QueryService, CONCURRENT_READS};
 use halfopen_engine::{Engine, EngineConfig};
+use halfopen_identity::TlsPem;
 use halfopen_proto::transport::{self, MAX_INGEST_MESSAGE_BYTES, MAX_QUERY_RESPONSE_BYTES};
 use halfopen_proto::v1::ingest_server::IngestServer;
 use halfopen_proto::v1::query_server::QueryServer;
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,14 @@ pub enum ServeError {
     Thread(std::io::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] transport::ServerTlsError),
+    #[error(
+        "refusing to listen on {addr} without TLS: anyone who reaches it could report as any host and read \
+         every finding. Either give --tls-ca, --tls-cert and --tls-key (make them with `halfopen certs`), or \
+         listen on a loopback address (--listen 127.0.0.1:7077), or pass --insecure to serve plaintext anyway"
+    )]
+    PlaintextNotLoopback { addr: SocketAddr },
 }
 
 #[derive(Clone, Debug)]
@@ -38,6 +49,15 @@ pub struct ServeConfig {
     pub retention: Option<Duration>,
     /// Findings on one listener closer than this are one incident.
     pub incident_gap: Duration,
+    /// Mutual TLS: the CA that issued the peers' certificates, the
+    /// reconciler's certificate and key. `None`: plaintext, allowed only on a
+    /// loopback address or with `insecure`.
+    pub tls: Option<TlsPem>,
+    /// Serve plaintext on a non-loopback address (warned at start, counted).
+    pub insecure: bool,
+    /// Counters of the edge's authorisation decisions (shared with whoever
+    /// exports them).
+    pub auth_stats: Arc<AuthStats>,
 }
 
 /// The engine (with what the store remembers) and its actor, and the
@@ -113,6 +133,10 @@ pub async fn serve(
     cfg: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let mode = Mode::for_listener(cfg.listen.ip(), cfg.tls.is_some(), cfg.insecure)
+        .ok_or(ServeError::PlaintextNotLoopback { addr: cfg.listen })?;
+    let mut server = transport::server(cfg.tls.as_ref())?;
+    let auth = Arc::new(Auth::new(mode, cfg.auth_stats.clone()));
     let (actor, writer) = start(&cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -125,22 +149,28 @@ pub async fn serve(
         source,
     })?;
     info!(listen = %local, "reconciler listening");
+    auth.log_mode(local);
     let ticker = tokio::spawn(run_ticker(actor.clone(), cfg.tick));
     let retention = match (writer, cfg.retention) {
         (Some(w), Some(keep)) => Some(tokio::spawn(run_retention(w, keep))),
         _ => None,
     };
-    let ingest = IngestServer::new(IngestService { actor: actor.clone() })
-        .max_decoding_message_size(MAX_INGEST_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_INGEST_MESSAGE_BYTES);
+    let ingest = IngestServer::new(IngestService {
+        actor: actor.clone(),
+        auth: auth.clone(),
+    })
+    .max_decoding_message_size(MAX_INGEST_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_INGEST_MESSAGE_BYTES);
     let query = QueryServer::new(QueryService {
         actor,
         db: cfg.db.clone(),
         reads: Arc::new(Semaphore::new(CONCURRENT_READS)),
     })
     .max_encoding_message_size(MAX_QUERY_RESPONSE_BYTES);
+    // Readers only (with mutual TLS), checked before any query method runs.
+    let query = InterceptedService::new(query, ReaderGate(auth));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let r = transport::server()
+    let r = server
         .add_service(ingest)
         .add_service(query)
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -1,18 +1,23 @@
 //! `halfopen collector`: the per-host agent, until SIGINT/SIGTERM.
+use super::tls::{self, Remote, Want};
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
 
-pub async fn run(reconciler: String, interval: Duration, host_id: Option<String>, proc_net: bool) -> Result<()> {
+pub async fn run(remote: Remote, interval: Duration, host_id: Option<String>, proc_net: bool) -> Result<()> {
     let host_id = match host_id {
         Some(h) if !h.trim().is_empty() => h,
         Some(_) => bail!("--host-id must not be empty"),
         None => hostname()?,
     };
+    // The certificate must be this host's: checked now, not refused by the reconciler later.
+    let tls = tls::load(&remote.tls, Want::Collector { host_id: &host_id })?;
     let cfg = halfopen_collector::CollectorConfig {
-        reconciler,
+        reconciler: remote.reconciler,
         interval,
         host_id,
         force_proc: proc_net,
+        tls,
+        insecure: remote.tls.insecure,
     };
     halfopen_collector::run(cfg, super::shutdown_signal()).await?;
     Ok(())
