@@ -138,7 +138,14 @@ pub fn tls_hint(chain: &str, tls: bool) -> &'static str {
         if has("Expired") || has("NotValidYet") {
             return "; a certificate is outside its validity (expired, or the clocks disagree)";
         }
-        if has("CertificateRequired") || has("UnknownCA") || has("BadCertificate") || has("certificate unknown") {
+        // DecryptError: the signature of the client's certificate did not verify with the
+        // reconciler's CA (another CA of the same name).
+        if has("CertificateRequired")
+            || has("UnknownCA")
+            || has("BadCertificate")
+            || has("DecryptError")
+            || has("certificate unknown")
+        {
             return "; the reconciler refused this client's certificate: it must be issued by the CA the \
                     reconciler trusts (its --tls-ca)";
         }
@@ -691,6 +698,7 @@ mod tests {
         assert!(tls_hint("invalid peer certificate: UnknownIssuer", true).contains("--tls-ca"));
         assert!(tls_hint("invalid peer certificate: NotValidForName", true).contains("--reconciler NAME_OR_IP"));
         assert!(tls_hint("received fatal alert: CertificateRequired", true).contains("refused this client"));
+        assert!(tls_hint("received fatal alert: DecryptError", true).contains("refused this client"));
         assert!(tls_hint("certificate not valid for name \"10.0.0.1\"", true).contains("--reconciler NAME_OR_IP"));
         assert!(tls_hint("operation was canceled: connection closed", true).contains("--tls-cert"));
         assert!(tls_hint("connection error detected: frame with invalid size", false).contains("https://"));

@@ -118,7 +118,7 @@ pub fn load(args: &TlsArgs, want: Want<'_>) -> Result<Option<TlsPem>> {
             humantime::format_rfc3339_seconds(pem.not_after)
         );
     }
-    if pem.key_exposed() {
+    if key_exposed(&files.key, pem.key_mode) {
         tracing::warn!(
             key = %files.key.display(),
             mode = format!("{:o}", pem.key_mode),
@@ -126,6 +126,39 @@ pub fn load(args: &TlsArgs, want: Want<'_>) -> Result<Option<TlsPem>> {
         );
     }
     Ok(Some(pem))
+}
+
+/// Can users other than this process's read or write the key? Bits for
+/// others always count; bits for the group count unless the file's group is
+/// one of ours (a Kubernetes secret volume is root:fsGroup 0440, the group
+/// being the pod's own).
+fn key_exposed(key: &std::path::Path, mode: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if mode & 0o007 != 0 {
+        return true;
+    }
+    if mode & 0o070 == 0 {
+        return false;
+    }
+    let Ok(meta) = std::fs::metadata(key) else {
+        return true;
+    };
+    !own_groups().contains(&meta.gid())
+}
+
+/// This process's effective group and supplementary groups.
+fn own_groups() -> Vec<u32> {
+    // SAFETY: getegid cannot fail; getgroups writes at most `n` entries into a buffer of `n`.
+    let mut groups = vec![unsafe { libc::getegid() }];
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n > 0 {
+        let mut buf = vec![0 as libc::gid_t; n as usize];
+        let got = unsafe { libc::getgroups(n, buf.as_mut_ptr()) };
+        if got > 0 {
+            groups.extend_from_slice(&buf[..got as usize]);
+        }
+    }
+    groups
 }
 
 /// Where the reconciler is and how to talk to it, as a query command's
@@ -172,6 +205,20 @@ mod tests {
         );
         let e = args(true, true, true, true).files().unwrap_err().to_string();
         assert!(e.contains("--insecure"), "{e}");
+    }
+
+    #[test]
+    fn a_key_is_exposed_to_others_never_to_its_own_group() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pem");
+        std::fs::write(&key, b"x").unwrap();
+        for (mode, exposed) in [(0o600, false), (0o400, false), (0o640, false), (0o604, true), (0o666, true)] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+            // the file's group is this process's (it created it)
+            assert_eq!(key_exposed(&key, mode), exposed, "{mode:o}");
+        }
+        assert!(key_exposed(&dir.path().join("missing"), 0o640));
     }
 
     #[test]
