@@ -453,7 +453,10 @@ fn every_deployment_talks_mutual_tls() {
                 .iter()
                 .find(|c| c.starts_with(&format!("{name}:")))
                 .unwrap_or_else(|| panic!("{unit}: no LoadCredential={name}:..."));
-            assert!(cred.starts_with(&format!("{name}:/etc/halfopen/tls/")), "{unit}: {cred}");
+            assert!(
+                cred.starts_with(&format!("{name}:/etc/halfopen/tls/")),
+                "{unit}: {cred}"
+            );
         }
         assert!(
             creds.iter().any(|c| c.ends_with(&format!("/{role_file}-key.pem"))),
@@ -461,7 +464,10 @@ fn every_deployment_talks_mutual_tls() {
         );
     }
     let docs = all_documents();
-    for (kind, name) in [("DaemonSet", "halfopen-collector"), ("StatefulSet", "halfopen-reconciler")] {
+    for (kind, name) in [
+        ("DaemonSet", "halfopen-collector"),
+        ("StatefulSet", "halfopen-reconciler"),
+    ] {
         let w = find(&docs, kind, name);
         let pod = &w["spec"]["template"]["spec"];
         let c = &pod["containers"][0];

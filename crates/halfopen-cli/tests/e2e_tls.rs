@@ -273,9 +273,15 @@ fn certificates_bind_the_host_id_and_the_role() {
     let listed = in_host(&lab, "app", || async {
         // A Hello for another host: refused before the engine hears of it.
         let ch = channel(&url, web_a()).await.unwrap();
-        let e = collect(ch.clone(), "web-b", "boot-1").await.err().expect("web-b refused");
+        let e = collect(ch.clone(), "web-b", "boot-1")
+            .await
+            .err()
+            .expect("web-b refused");
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-        assert!(e.message().contains("\"web-a\"") && e.message().contains("\"web-b\""), "{e:?}");
+        assert!(
+            e.message().contains("\"web-a\"") && e.message().contains("\"web-b\""),
+            "{e:?}"
+        );
         // Its own host: accepted (the control that shows the refusal means something).
         let session = collect(ch.clone(), "web-a", "boot-1").await.expect("web-a accepted");
         let listed = wait_for("web-a listed", Duration::from_secs(10), || {
@@ -325,7 +331,11 @@ fn certificates_bind_the_host_id_and_the_role() {
         a
     });
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("queries need a reader certificate"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("queries need a reader certificate"),
+        "{}",
+        stderr(&o)
+    );
     let mut a = vec!["collector".to_string(), "--host-id".into(), "web-b".into()];
     a.extend(fleet.collector_args("web-a").unwrap());
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
@@ -359,7 +369,10 @@ fn only_certificates_of_the_ca_pass_the_handshake() {
             Ok(ch) => {
                 let e = list_hosts(ch.clone()).await.expect_err("an anonymous query");
                 assert!(transport_failure(&e), "{e:?}");
-                let e = collect(ch, "web-a", "boot-1").await.err().expect("an anonymous collector");
+                let e = collect(ch, "web-a", "boot-1")
+                    .await
+                    .err()
+                    .expect("an anonymous collector");
                 assert!(transport_failure(&e), "{e:?}");
             }
         }
@@ -372,7 +385,10 @@ fn only_certificates_of_the_ca_pass_the_handshake() {
         match channel(&url, tls).await {
             Err(e) => println!("other CA: refused at connect: {e}"),
             Ok(ch) => {
-                let e = collect(ch, "web-a", "boot-1").await.err().expect("another CA's collector");
+                let e = collect(ch, "web-a", "boot-1")
+                    .await
+                    .err()
+                    .expect("another CA's collector");
                 assert!(transport_failure(&e), "{e:?}");
             }
         }
@@ -411,7 +427,11 @@ fn plaintext_and_tls_never_mix() {
     );
     assert!(!o.status.success());
     println!("plaintext to TLS: {}", stderr(&o));
-    assert!(stderr(&o).contains("if the reconciler runs with TLS, use https://"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("if the reconciler runs with TLS, use https://"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&lab, "app", &["hosts", "--reconciler", "198.18.0.3:7077"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("refusing to talk plaintext"), "{}", stderr(&o));
@@ -423,7 +443,11 @@ fn plaintext_and_tls_never_mix() {
     a.extend(reader.iter().map(String::as_str));
     let o = run(&lab, "app", &a);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("asks for plaintext (http://) but TLS files"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("asks for plaintext (http://) but TLS files"),
+        "{}",
+        stderr(&o)
+    );
 
     // A plaintext reconciler (--insecure) beside it.
     let plain = lab
@@ -445,7 +469,11 @@ fn plaintext_and_tls_never_mix() {
     assert!(!o.status.success());
     println!("TLS to plaintext: {}", stderr(&o));
     assert!(stderr(&o).contains("does not seem to speak TLS"), "{}", stderr(&o));
-    wait_for_log(&plain, &["WARN", "PLAINTEXT on a reachable address (--insecure)"], TIMEOUT);
+    wait_for_log(
+        &plain,
+        &["WARN", "PLAINTEXT on a reachable address (--insecure)"],
+        TIMEOUT,
+    );
     lab.teardown().unwrap();
 }
 
@@ -464,7 +492,16 @@ fn an_impostor_cannot_displace_a_reporting_host() {
         .spawn(
             "app",
             &exe(),
-            &["lab", "burst", "--target", "198.18.0.1:3306", "--count", "50", "--hold", "120s"],
+            &[
+                "lab",
+                "burst",
+                "--target",
+                "198.18.0.1:3306",
+                "--count",
+                "50",
+                "--hold",
+                "120s",
+            ],
         )
         .unwrap();
     let r: BurstReport = held
@@ -508,7 +545,11 @@ fn an_impostor_cannot_displace_a_reporting_host() {
     a.extend(["--interval", "1s", "--host-id", "db"].map(String::from));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let impostor = lab.spawn("app", &exe(), &a).unwrap();
-    wait_for_log(&impostor, &["the reconciler refused this collector"], Duration::from_secs(20));
+    wait_for_log(
+        &impostor,
+        &["the reconciler refused this collector"],
+        Duration::from_secs(20),
+    );
 
     // For 10 s (ten intervals, ten times the grace) with the impostor retrying:
     // db stays the real collector, nothing of the 50 connections is a finding.
@@ -521,7 +562,9 @@ fn an_impostor_cannot_displace_a_reporting_host() {
         let found: Vec<Value> = fleet.query(&lab, &["findings"]).unwrap().as_array().unwrap().clone();
         let on_db: Vec<&Value> = found
             .iter()
-            .filter(|f| f["server"] == "198.18.0.1:3306" || f["client"].as_str().is_some_and(|c| c.starts_with("198.18.0.2:")))
+            .filter(|f| {
+                f["server"] == "198.18.0.1:3306" || f["client"].as_str().is_some_and(|c| c.starts_with("198.18.0.2:"))
+            })
             .filter(|f| f["kind"] != "listener_at_risk")
             .collect();
         assert!(on_db.is_empty(), "healthy connections became findings: {on_db:?}");
@@ -533,7 +576,10 @@ fn an_impostor_cannot_displace_a_reporting_host() {
         .into_iter()
         .find(|h| h["host_id"] == "db")
         .unwrap();
-    assert!(db["conflict"].as_str().is_some_and(|c| c.contains("198.18.0.2")), "{db}");
+    assert!(
+        db["conflict"].as_str().is_some_and(|c| c.contains("198.18.0.2")),
+        "{db}"
+    );
     impostor.kill().unwrap();
     fleet.collectors.push(("impostor".into(), impostor));
     // The connections are still there on both ends.
@@ -564,14 +610,26 @@ fn without_tls_the_reconciler_serves_loopback_unless_insecure() {
     let o = run(&lab, "recon", &["reconciler", "--listen", "198.18.0.3:7077", "--no-db"]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    for w in ["refusing to listen on 198.18.0.3:7077 without TLS", "--tls-ca", "--listen 127.0.0.1:7077", "--insecure"] {
+    for w in [
+        "refusing to listen on 198.18.0.3:7077 without TLS",
+        "--tls-ca",
+        "--listen 127.0.0.1:7077",
+        "--insecure",
+    ] {
         assert!(err.contains(w), "{w}: {err}");
     }
 
     let local = lab.spawn("recon", &exe(), &["reconciler", "--no-db"]).unwrap();
-    wait_for_log(&local, &["listen=127.0.0.1:7077", "plaintext on a loopback address"], TIMEOUT);
+    wait_for_log(
+        &local,
+        &["listen=127.0.0.1:7077", "plaintext on a loopback address"],
+        TIMEOUT,
+    );
     wait_for("the loopback reconciler to answer", Duration::from_secs(20), || {
-        run(&lab, "recon", &["hosts", "--reconciler", "127.0.0.1"]).status.success().then_some(())
+        run(&lab, "recon", &["hosts", "--reconciler", "127.0.0.1"])
+            .status
+            .success()
+            .then_some(())
     });
     local.kill().unwrap();
 
@@ -587,10 +645,22 @@ fn without_tls_the_reconciler_serves_loopback_unless_insecure() {
     let o = run(
         &lab,
         "app",
-        &["collector", "--reconciler", "198.18.0.3", "--host-id", "app", "--interval", "1s"],
+        &[
+            "collector",
+            "--reconciler",
+            "198.18.0.3",
+            "--host-id",
+            "app",
+            "--interval",
+            "1s",
+        ],
     );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("refusing to talk plaintext to http://198.18.0.3:7077"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refusing to talk plaintext to http://198.18.0.3:7077"),
+        "{}",
+        stderr(&o)
+    );
 
     let collector = lab
         .spawn(
@@ -616,9 +686,16 @@ fn without_tls_the_reconciler_serves_loopback_unless_insecure() {
     );
     assert!(log.contains("host=\"app\""), "{log}");
     wait_for("app to report over plaintext", TIMEOUT, || {
-        let o = run(&lab, "recon", &["hosts", "--json", "--reconciler", "198.18.0.3", "--insecure"]);
+        let o = run(
+            &lab,
+            "recon",
+            &["hosts", "--json", "--reconciler", "198.18.0.3", "--insecure"],
+        );
         let v: Value = serde_json::from_slice(&o.stdout).ok()?;
-        v.as_array()?.iter().any(|h| h["host_id"] == "app" && h["stale"] == false).then_some(())
+        v.as_array()?
+            .iter()
+            .any(|h| h["host_id"] == "app" && h["stale"] == false)
+            .then_some(())
     });
     lab.teardown().unwrap();
 }
@@ -644,16 +721,25 @@ fn certs_writes_safe_files_and_never_overwrites_unasked() {
 
     let out = certs_ok(&["init", "--dir", &d]);
     assert!(out.contains("ca.pem") && out.contains("ca-key.pem"), "{out}");
-    assert!(out.contains(&format!("next: halfopen certs issue --dir {d} --reconciler")), "{out}");
+    assert!(
+        out.contains(&format!("next: halfopen certs issue --dir {d} --reconciler")),
+        "{out}"
+    );
     assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!((mode("ca.pem"), mode("ca-key.pem")), (0o644, 0o600));
 
     let out = certs_ok(&["issue", "--dir", &d, "--reconciler", "198.18.0.3,recon.lab"]);
-    assert!(out.contains("reconciler certificate") && out.contains("halfopen reconciler --tls-ca"), "{out}");
+    assert!(
+        out.contains("reconciler certificate") && out.contains("halfopen reconciler --tls-ca"),
+        "{out}"
+    );
     assert!(out.contains("https://198.18.0.3:7077"), "{out}");
     let out = certs_ok(&["issue", "--dir", &d, "--host", "web-1"]);
     assert!(out.contains("collector web-1 certificate"), "{out}");
-    assert!(out.contains("halfopen collector --reconciler https://RECONCILER:7077 --host-id web-1"), "{out}");
+    assert!(
+        out.contains("halfopen collector --reconciler https://RECONCILER:7077 --host-id web-1"),
+        "{out}"
+    );
     let out = certs_ok(&["issue", "--dir", &d, "--reader", "alice"]);
     assert!(out.contains("reader alice certificate"), "{out}");
     for (stem, role) in [
@@ -661,7 +747,11 @@ fn certs_writes_safe_files_and_never_overwrites_unasked() {
         ("web-1", halfopen_identity::Role::Collector { host: "web-1".into() }),
         ("alice", halfopen_identity::Role::Reader { name: "alice".into() }),
     ] {
-        assert_eq!((mode(&format!("{stem}.pem")), mode(&format!("{stem}-key.pem"))), (0o644, 0o600), "{stem}");
+        assert_eq!(
+            (mode(&format!("{stem}.pem")), mode(&format!("{stem}-key.pem"))),
+            (0o644, 0o600),
+            "{stem}"
+        );
         let peer = halfopen_identity::peer_from_pem_file(&dir.join(format!("{stem}.pem"))).unwrap();
         assert_eq!(peer.role, role);
     }
@@ -670,7 +760,11 @@ fn certs_writes_safe_files_and_never_overwrites_unasked() {
     let ca_before = std::fs::read(dir.join("ca-key.pem")).unwrap();
     let o = certs(&["init", "--dir", &d]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("already exists") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(dir.join("ca-key.pem")).unwrap(), ca_before);
     let key_before = std::fs::read(dir.join("web-1-key.pem")).unwrap();
     let o = certs(&["issue", "--dir", &d, "--host", "web-1"]);
@@ -694,5 +788,9 @@ fn certs_writes_safe_files_and_never_overwrites_unasked() {
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
     let o = certs(&["issue", "--dir", &d]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("--reconciler") && stderr(&o).contains("--reader"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--reconciler") && stderr(&o).contains("--reader"),
+        "{}",
+        stderr(&o)
+    );
 }

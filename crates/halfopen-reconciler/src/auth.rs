@@ -449,7 +449,7 @@ mod tests {
         let (collector, _, _) = certs();
         let a = auth(Mode::MutualTls);
         let c = a
-            .caller_from(addr(), Some(&[collector.clone()]), Service::Collect)
+            .caller_from(addr(), Some(std::slice::from_ref(&collector)), Service::Collect)
             .unwrap();
         let c = a.check_collector(c).unwrap();
         a.hello(&c, &hi("web-1")).unwrap();

@@ -213,7 +213,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("k.pem");
         std::fs::write(&key, b"x").unwrap();
-        for (mode, exposed) in [(0o600, false), (0o400, false), (0o640, false), (0o604, true), (0o666, true)] {
+        for (mode, exposed) in [
+            (0o600, false),
+            (0o400, false),
+            (0o640, false),
+            (0o604, true),
+            (0o666, true),
+        ] {
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
             // the file's group is this process's (it created it)
             assert_eq!(key_exposed(&key, mode), exposed, "{mode:o}");
