@@ -49,6 +49,7 @@ fn main() -> Result<()> {
             commands::demo::run(args)
         }
         Cmd::Snapshot { json, info, proc_net } => commands::snapshot::run(json, info, proc_net),
+        Cmd::Certs(cmd) => commands::certs::run(cmd),
         other => {
             init_logging(&cli.log)?;
             tokio::runtime::Builder::new_multi_thread()

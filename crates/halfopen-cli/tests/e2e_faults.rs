@@ -360,12 +360,14 @@ fn a_full_disk_keeps_the_live_view_says_so_and_every_finding_is_written_when_spa
     let fs = Tmpfs::mount(&dir.0, "256k");
     let db = dir.db();
     let fleet = standard_with(&mut lab, "1s", &["--db", db.to_str().unwrap()]);
-    let _inc = incident(&mut lab, "db", "0.0.0.0:3306", "app", "198.18.0.1:3306", 420);
+    // Under load the server accepts more of the burst; 700 connects leave
+    // 250 or more orphans, whose rows fill the 256 KiB file system.
+    let _inc = incident(&mut lab, "db", "0.0.0.0:3306", "app", "198.18.0.1:3306", 700);
     let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
     let (truth, _) = wait_for_agreement(&lab, &fleet, "app", "db", server, TIMEOUT);
     println!("{} orphans", truth.len());
     assert!(
-        truth.len() >= 300,
+        truth.len() >= 250,
         "the incident is too small to fill the disk: {}",
         truth.len()
     );
@@ -505,27 +507,21 @@ fn a_collector_whose_clock_is_ten_minutes_off_changes_nothing() {
     // app's collector lives 10 minutes in the past (wall clock only: its
     // monotonic clock, which paces it, is left alone).
     let exe_s = exe().to_string_lossy().into_owned();
-    let url = fleet.url.clone();
-    let skewed = lab
-        .spawn(
-            "app",
-            Path::new("/usr/bin/env"),
-            &[
-                "FAKETIME_DONT_FAKE_MONOTONIC=1",
-                "/usr/bin/faketime",
-                "-f",
-                "-10m",
-                &exe_s,
-                "collector",
-                "--reconciler",
-                &url,
-                "--interval",
-                "1s",
-                "--host-id",
-                "app",
-            ],
-        )
-        .unwrap();
+    let remote = fleet.collector_args("app").unwrap(); // --reconciler URL and its TLS files
+    let mut args = vec![
+        "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        "/usr/bin/faketime",
+        "-f",
+        "-10m",
+        &exe_s,
+        "collector",
+        "--interval",
+        "1s",
+        "--host-id",
+        "app",
+    ];
+    args.extend(remote.iter().map(String::as_str));
+    let skewed = lab.spawn("app", Path::new("/usr/bin/env"), &args).unwrap();
     fleet.collectors.push(("app".into(), skewed.clone()));
     fleet.wait_for_collectors(&lab, TIMEOUT).unwrap();
     // It really is 10 minutes off: its own log says so.
@@ -611,20 +607,24 @@ fn at_its_file_limit_the_reconciler_does_not_spin_logs_and_keeps_serving() {
     lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
     let listen = format!("198.18.0.3:{RECONCILER_PORT}");
     let exe_s = exe().to_string_lossy().into_owned();
+    // Over mutual TLS like every lab fleet: the certificates Fleet::start makes.
+    let certs = halfopen_lab::fleet::certs_dir(&lab);
+    halfopen_lab::fleet::ensure_ca(&exe(), &certs).unwrap();
+    halfopen_lab::fleet::ensure_cert(&exe(), &certs, "--reconciler", "198.18.0.3").unwrap();
+    halfopen_lab::fleet::ensure_cert(&exe(), &certs, "--reader", "lab-reader").unwrap();
+    let tls = halfopen_lab::fleet::tls_flags(&certs, "198.18.0.3");
+    let mut args = vec!["--nofile=64:64", &exe_s, "reconciler", "--listen", &listen, "--no-db"];
+    args.extend(tls.iter().map(String::as_str));
     // prlimit sets the limit and execs the reconciler (same pid).
-    let reconciler = lab
-        .spawn(
-            "recon",
-            Path::new("/usr/bin/prlimit"),
-            &["--nofile=64:64", &exe_s, "reconciler", "--listen", &listen, "--no-db"],
-        )
-        .unwrap();
+    let reconciler = lab.spawn("recon", Path::new("/usr/bin/prlimit"), &args).unwrap();
     let mut fleet = Fleet {
         exe: exe(),
         reconciler_host: "recon".into(),
-        url: format!("http://{listen}"),
+        url: format!("https://{listen}"),
         reconciler: reconciler.clone(),
         collectors: Vec::new(),
+        certs,
+        server_name: "198.18.0.3".into(),
     };
     wait_for("the reconciler to answer", Duration::from_secs(20), || {
         fleet.hosts(&lab).ok()

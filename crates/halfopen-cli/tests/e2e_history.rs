@@ -30,8 +30,9 @@ fn reconciler_args(db: &str) -> Vec<String> {
 /// `halfopen ARGS --reconciler URL` (no --json added) from the reconciler's host.
 fn raw(lab: &Lab, fleet: &Fleet, args: &[&str]) -> String {
     let exe = exe().to_string_lossy().into_owned();
+    let reader = fleet.reader_args();
     let mut a = args.to_vec();
-    a.extend_from_slice(&["--reconciler", &fleet.url]);
+    a.extend(reader.iter().map(String::as_str));
     let out = lab
         .run(&fleet.reconciler_host, &exe, &a, Duration::from_secs(30))
         .unwrap();
@@ -106,7 +107,9 @@ fn incidents_survive_a_kill_9_and_are_told_apart() {
     // SIGKILL mid-incident; a new reconciler on the same database.
     fleet.reconciler.kill().unwrap();
     let listen = format!("{}:{RECONCILER_PORT}", lab.host("recon").ip);
+    let tls = fleet.reconciler_tls_args();
     let mut restart = vec!["reconciler", "--listen", &listen];
+    restart.extend(tls.iter().map(String::as_str));
     restart.extend_from_slice(&args);
     fleet.reconciler = lab.spawn("recon", &exe(), &restart).unwrap();
     wait_for("the reconciler to answer again", Duration::from_secs(20), || {

@@ -300,23 +300,18 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
     .unwrap();
     for (h, ip) in hosts {
         let metrics = format!("{ip}:9478");
-        let child = lab
-            .spawn(
-                h,
-                &exe(),
-                &[
-                    "collector",
-                    "--reconciler",
-                    &fleet.url,
-                    "--interval",
-                    "1s",
-                    "--host-id",
-                    h,
-                    "--metrics-listen",
-                    &metrics,
-                ],
-            )
-            .unwrap();
+        let remote = fleet.collector_args(h).unwrap(); // --reconciler URL and its TLS files
+        let mut args = vec![
+            "collector",
+            "--interval",
+            "1s",
+            "--host-id",
+            h,
+            "--metrics-listen",
+            &metrics,
+        ];
+        args.extend(remote.iter().map(String::as_str));
+        let child = lab.spawn(h, &exe(), &args).unwrap();
         fleet.collectors.push((h.to_string(), child));
     }
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();

@@ -6,6 +6,7 @@ use crate::metrics::CollectorMetrics;
 use crate::source::Polling;
 use crate::worker::{Kernel, KernelError};
 use halfopen_core::{Hello, Report};
+use halfopen_identity::TlsPem;
 use halfopen_proto::convert::*;
 use halfopen_proto::transport::{self, ClientConfig, Role, TransportError};
 use halfopen_proto::v1;
@@ -29,6 +30,11 @@ pub struct CollectorConfig {
     pub force_proc: bool,
     /// Serve Prometheus metrics at `http://ADDR/metrics`; None: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// Mutual TLS to the reconciler (CA, this host's collector certificate
+    /// and key); `None`: plaintext.
+    pub tls: Option<TlsPem>,
+    /// Allow plaintext to a reconciler that is not on a loopback address.
+    pub insecure: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +51,7 @@ pub enum CollectorError {
 enum SessionError {
     #[error("{0}")]
     Connect(#[from] TransportError),
-    #[error("the stream to the reconciler failed: {0}")]
+    #[error("the stream to the reconciler failed: {}", transport::status_text(.0, None))]
     Status(#[from] tonic::Status),
     #[error("reconciler closed the session")]
     Closed,
@@ -59,8 +65,12 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
     let client = ClientConfig {
         reconciler: cfg.reconciler.clone(),
         role: Role::Collector,
+        tls: cfg.tls.clone(),
+        insecure: cfg.insecure,
     };
-    client.endpoint()?; // a bad URL is an error now, not a retry forever
+    // A bad URL, or plaintext where it is not allowed, is an error now, not a retry forever.
+    let resolved = client.resolve()?;
+    client.endpoint()?;
     let mut registry = halfopen_telemetry::new_registry("collector", &[("host", &cfg.host_id)]);
     let metrics = CollectorMetrics::register(&mut registry);
     // Kept until the collector stops; dropping it stops the endpoint.
@@ -70,7 +80,15 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
     };
     let force_proc = cfg.force_proc;
     let kernel = Kernel::start_with(move || Polling::open(force_proc), metrics.clone())?;
-    info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %cfg.reconciler, interval = ?cfg.interval, "collector starting");
+    info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %resolved.url, tls = resolved.tls, interval = ?cfg.interval, "collector starting");
+    if resolved.exposed() {
+        warn!(
+            reconciler = %resolved.url,
+            "plaintext to a reconciler that is not on this machine (--insecure): sockets, process names and \
+             command lines are sent unauthenticated and unencrypted, and the reconciler cannot tell this \
+             collector from an impostor. Use --tls-ca, --tls-cert and --tls-key"
+        );
+    }
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);
     let mut attempts = 0u64;
@@ -83,12 +101,23 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
                 metrics.session_ended();
                 match r {
                     Ok(()) => {}
-                    Err(SessionError::Status(s)) if s.code() == tonic::Code::FailedPrecondition => error!(
-                        reconciler = %cfg.reconciler,
-                        "the reconciler refused this collector: {}; retrying in {backoff:?}",
-                        s.message()
-                    ),
-                    Err(e) => warn!(reconciler = %cfg.reconciler, "session ended: {e}; retrying in {backoff:?}"),
+                    Err(SessionError::Status(s))
+                        if matches!(s.code(), tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied) =>
+                    {
+                        error!(
+                            reconciler = %cfg.reconciler,
+                            "the reconciler refused this collector: {}; retrying in {backoff:?}",
+                            s.message()
+                        )
+                    }
+                    Err(e) => {
+                        // a connect error carries its hint already
+                        let hint = match &e {
+                            SessionError::Status(_) => transport::tls_hint(&e.to_string(), resolved.tls),
+                            _ => "",
+                        };
+                        warn!(reconciler = %cfg.reconciler, "session ended: {e}{hint}; retrying in {backoff:?}")
+                    }
                 }
             }
         }

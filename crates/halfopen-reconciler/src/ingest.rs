@@ -3,6 +3,7 @@
 //! the engine actor; what the actor sends back goes out through the
 //! session's outbox, put on the wire here.
 use crate::actor::{ActorHandle, Input, ToCollector, OUTBOX};
+use crate::auth::Auth;
 use halfopen_engine::ConnectError;
 use halfopen_proto::convert::{
     hello_from_wire, lookup_reply_from_wire, lookup_to_wire, report_from_wire, wants_to_wire,
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -28,11 +30,17 @@ pub struct IngestService {
     /// (its stream closes with UNAVAILABLE), so that the server's graceful
     /// shutdown, which waits for open streams, ends too.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Who may report which host (checked before the engine hears of a session).
+    pub(crate) auth: Arc<Auth>,
 }
 
 /// What a collector is told when the reconciler shuts down: it reconnects
 /// with backoff (to this reconciler once it is back, or another).
 pub const SHUTTING_DOWN: &str = "reconciler shutting down";
+
+/// How long a session's request stream is kept open at shutdown for the
+/// collector to read [`SHUTTING_DOWN`] and close its side.
+const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
 
 /// Resolves once `rx` says the reconciler is shutting down (at once if it
 /// already is; never if the sender is gone without saying so).
@@ -135,6 +143,7 @@ impl Ingest for IngestService {
         req: Request<Streaming<v1::CollectorMessage>>,
     ) -> Result<Response<Self::CollectStream>, Status> {
         let peer = req.remote_addr();
+        let caller = self.auth.collector(&req)?;
         let slot = peer.map(|p| self.admit(p.ip())).transpose()?;
         let mut inbound = req.into_inner();
         let first = inbound
@@ -152,6 +161,8 @@ impl Ingest for IngestService {
         if hello.host_id.trim().is_empty() {
             return Err(Status::invalid_argument("Hello.host_id is empty"));
         }
+        // The certificate must name this host: refused here, nothing of it reaches the engine.
+        self.auth.hello(&caller, &hello)?;
         let (outbox, rx) = mpsc::channel(OUTBOX);
         let (reply, registered) = oneshot::channel();
         let host_id = hello.host_id.clone();
@@ -180,7 +191,7 @@ impl Ingest for IngestService {
                     Status::resource_exhausted(e.to_string())
                 }
             })?;
-        info!(host = %host_id, session, peer = ?peer, source = %source, "collector connected");
+        info!(host = %host_id, session, peer = ?peer, source = %source, caller = %caller.describe(), "collector connected");
         let actor = self.actor.clone();
         let stop_in = stopping(self.shutdown.clone());
         tokio::spawn(async move {
@@ -191,6 +202,14 @@ impl Ingest for IngestService {
                     m = inbound.message() => m,
                     _ = &mut stop_in => {
                         info!(host = %host_id, session, "session ended: the reconciler is shutting down");
+                        // The request stream is kept until the collector has
+                        // read the UNAVAILABLE status and closed its side (or
+                        // a second passed): dropped first, it can reach the
+                        // collector as a bare close with no reason.
+                        let _ = tokio::time::timeout(SHUTDOWN_LINGER, async {
+                            while let Ok(Some(_)) = inbound.message().await {}
+                        })
+                        .await;
                         break;
                     }
                 };

@@ -6,7 +6,10 @@
 //! - `query`: the `Query` gRPC service the CLI calls.
 //! - [`metrics`]: the Prometheus metrics, published by the engine thread.
 //! - `serve`: opening the store, restoring, the ticker, serving.
+//! - [`auth`]: who may call what (mutual TLS roles, or plaintext), decided
+//!   at the edge, once per call.
 pub mod actor;
+pub mod auth;
 mod ingest;
 pub mod metrics;
 mod query;

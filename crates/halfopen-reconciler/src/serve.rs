@@ -12,10 +12,12 @@
 //! drained, then the store flushed for at most [`STORE_FLUSH`] (what is
 //! still not written is logged).
 use crate::actor::{self, ActorHandle, Input, STORE_QUEUE};
+use crate::auth::{Auth, AuthStats, Mode, ReaderGate};
 use crate::ingest::{IngestService, IngestStats, SessionLimits};
 use crate::metrics::ReconcilerMetrics;
 use crate::query::{QueryService, CONCURRENT_READS};
 use halfopen_engine::{Engine, EngineConfig};
+use halfopen_identity::TlsPem;
 use halfopen_proto::transport::{self, MAX_INGEST_MESSAGE_BYTES, MAX_QUERY_RESPONSE_BYTES};
 use halfopen_proto::v1::ingest_server::IngestServer;
 use halfopen_proto::v1::query_server::QueryServer;
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{error, info, warn};
 
 /// After shutdown begins, how long open connections get to close.
@@ -53,6 +56,14 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Metrics(#[from] halfopen_telemetry::TelemetryError),
+    #[error(transparent)]
+    Tls(#[from] transport::ServerTlsError),
+    #[error(
+        "refusing to listen on {addr} without TLS: anyone who reaches it could report as any host and read \
+         every finding. Either give --tls-ca, --tls-cert and --tls-key (make them with `halfopen certs`), or \
+         listen on a loopback address (--listen 127.0.0.1:7077), or pass --insecure to serve plaintext anyway"
+    )]
+    PlaintextNotLoopback { addr: SocketAddr },
 }
 
 #[derive(Clone, Debug)]
@@ -72,6 +83,15 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
     /// Serve Prometheus metrics at `http://ADDR/metrics`; None: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// Mutual TLS: the CA that issued the peers' certificates, the
+    /// reconciler's certificate and key. `None`: plaintext, allowed only on a
+    /// loopback address or with `insecure`.
+    pub tls: Option<TlsPem>,
+    /// Serve plaintext on a non-loopback address (warned at start, counted).
+    pub insecure: bool,
+    /// Counters of the edge's authorisation decisions (shared with whoever
+    /// exports them).
+    pub auth_stats: Arc<AuthStats>,
 }
 
 /// The engine (with what the store remembers) and its actor, and the
@@ -231,6 +251,10 @@ pub async fn serve(
     cfg: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let mode = Mode::for_listener(cfg.listen.ip(), cfg.tls.is_some(), cfg.insecure)
+        .ok_or(ServeError::PlaintextNotLoopback { addr: cfg.listen })?;
+    let mut server = transport::server(cfg.tls.as_ref())?;
+    let auth = Arc::new(Auth::new(mode, cfg.auth_stats.clone()));
     let mut registry = halfopen_telemetry::new_registry("reconciler", &[]);
     let metrics = ReconcilerMetrics::register(&mut registry);
     let ingest_stats = Arc::new(IngestStats::default());
@@ -252,6 +276,7 @@ pub async fn serve(
         source,
     })?;
     info!(listen = %local, "reconciler listening");
+    auth.log_mode(local);
     let ticker = tokio::spawn(run_ticker(actor.clone(), cfg.tick));
     let retention = match (&writer, cfg.retention) {
         (Some(w), Some(keep)) => Some(tokio::spawn(run_retention(w.clone(), keep))),
@@ -263,6 +288,7 @@ pub async fn serve(
         limits: cfg.sessions.clone(),
         stats: ingest_stats,
         shutdown: stop_rx.clone(),
+        auth: auth.clone(),
     })
     .max_decoding_message_size(cfg.max_message_bytes)
     .max_encoding_message_size(MAX_INGEST_MESSAGE_BYTES);
@@ -273,9 +299,11 @@ pub async fn serve(
         store: writer.as_ref().map(StoreWriter::stats_arc),
     })
     .max_encoding_message_size(MAX_QUERY_RESPONSE_BYTES);
+    // Readers only (with mutual TLS), checked before any query method runs.
+    let query = InterceptedService::new(query, ReaderGate(auth));
     let (incoming, acceptor) = accept_loop(listener, accept_stats);
     let mut stopped = stop_rx.clone();
-    let server = transport::server()
+    let server = server
         .add_service(ingest)
         .add_service(query)
         .serve_with_incoming_shutdown(incoming, async move {

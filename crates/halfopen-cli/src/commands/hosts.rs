@@ -1,11 +1,12 @@
 //! `halfopen hosts`: every collector the reconciler knows, and whether the
 //! reconciler's database is being written.
+use super::tls::Remote;
 use crate::output;
 use anyhow::{Context, Result};
 use halfopen_proto::convert::host_from_wire;
 use halfopen_proto::v1;
 
-pub async fn run(reconciler: &str, json: bool) -> Result<()> {
+pub async fn run(reconciler: &Remote, json: bool) -> Result<()> {
     let mut c = super::query_client(reconciler).await?;
     let r = c
         .list_hosts(v1::ListHostsRequest {})
