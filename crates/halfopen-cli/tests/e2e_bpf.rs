@@ -119,10 +119,7 @@ fn agree(
     let start = Instant::now();
     loop {
         let truth = ss_client_only(lab, client_host, server_host, server).unwrap();
-        let found: Vec<Value> = f()
-            .into_iter()
-            .filter(|x| x["server"] == server.to_string())
-            .collect();
+        let found: Vec<Value> = f().into_iter().filter(|x| x["server"] == server.to_string()).collect();
         if !truth.is_empty()
             && finding_pairs(&found) == truth
             && ss_client_only(lab, client_host, server_host, server).unwrap() == truth
@@ -182,7 +179,10 @@ fn the_bpf_source_finds_the_seed_incident_exactly_as_the_netlink_source() {
         assert_eq!(w["path"], "cookie", "{f}");
         assert_eq!(w["backlog"], 4, "{f}");
         assert!(w["queue"].as_u64().unwrap() >= 4, "the queue was full: {f}");
-        assert!(f["explanation"].as_str().unwrap().contains("The server's kernel witnessed the drop"));
+        assert!(f["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("The server's kernel witnessed the drop"));
     }
     assert!(by_netlink.iter().all(|f| f["witness"].is_null()));
     lab.teardown().unwrap();
@@ -226,7 +226,10 @@ fn witness_case(tag: &str, listen: &str, syncookies: &str, path: &str) {
         witnessed.difference(&truth).take(3).collect::<Vec<_>>(),
         truth.difference(&witnessed).take(3).collect::<Vec<_>>()
     );
-    println!("{tag}: {} client-only connections, each witnessed ({path} path)", truth.len());
+    println!(
+        "{tag}: {} client-only connections, each witnessed ({path} path)",
+        truth.len()
+    );
     lab.teardown().unwrap();
 }
 
@@ -265,7 +268,12 @@ fn dropped_handshake_with_a_collector_on_the_server_host_only() {
     collector(&mut lab, &mut fleet, "db", "bpf", &[]);
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
     slow_egress(&lab, "db");
-    let _server = greet_server(&mut lab, "db", "0.0.0.0:3306", &["--backlog", "4", "--accept-delay", "600s"]);
+    let _server = greet_server(
+        &mut lab,
+        "db",
+        "0.0.0.0:3306",
+        &["--backlog", "4", "--accept-delay", "600s"],
+    );
     let _burst = burst(&mut lab, "ext", "198.18.0.1:3306", 200);
     let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
     let (truth, found) = agree(&lab, "dropped_handshake", "ext", "db", server, TIMEOUT, || {
@@ -279,10 +287,19 @@ fn dropped_handshake_with_a_collector_on_the_server_host_only() {
         assert_eq!(f["server_process"], "halfopen", "the greeting server: {f}");
         assert_eq!(f["witness"]["path"], "cookie");
         assert_eq!(f["confirmed_by_client"], false);
-        assert!(f["explanation"].as_str().unwrap().contains("The client host is not monitored"));
+        assert!(f["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("The client host is not monitored"));
     }
-    assert!(fleet.orphans(&lab).unwrap().is_empty(), "no client_only without a client host");
-    println!("{} dropped handshakes, exactly the client-only connections", truth.len());
+    assert!(
+        fleet.orphans(&lab).unwrap().is_empty(),
+        "no client_only without a client host"
+    );
+    println!(
+        "{} dropped handshakes, exactly the client-only connections",
+        truth.len()
+    );
     // Gone after the TTL (the clients still hold them: only the TTL ends them), and recorded so.
     wait_for("the dropped handshakes to expire", Duration::from_secs(60), || {
         fleet
@@ -350,7 +367,15 @@ fn followed_by_ss(lab: &Lab, host: &str) -> usize {
         .run_ok(
             host,
             "ss",
-            &["-Htan", "exclude", "listening", "exclude", "time-wait", "exclude", "syn-recv"],
+            &[
+                "-Htan",
+                "exclude",
+                "listening",
+                "exclude",
+                "time-wait",
+                "exclude",
+                "syn-recv",
+            ],
             Duration::from_secs(10),
         )
         .unwrap();
@@ -383,12 +408,7 @@ fn ring_buffer_loss_forces_a_dump() {
     for host in ["db", "app"] {
         wait_for(&format!("{host}'s table to match ss"), Duration::from_secs(30), || {
             let want = followed_by_ss(&lab, host);
-            let held = fleet
-                .hosts(&lab)
-                .unwrap()
-                .into_iter()
-                .find(|h| h["host_id"] == host)?["sockets"]
-                .as_u64()?;
+            let held = fleet.hosts(&lab).unwrap().into_iter().find(|h| h["host_id"] == host)?["sockets"].as_u64()?;
             (held as usize == want).then_some(())
         });
     }

@@ -420,7 +420,10 @@ fn drain(
             for d in drops.drain(..) {
                 match feeds.get(&d.netns_cookie) {
                     Some(f) => lock(&f.state).drop_witnessed(d),
-                    None => debug!(netns = d.netns_cookie, "a drop witnessed in a namespace no source serves: {d}"),
+                    None => debug!(
+                        netns = d.netns_cookie,
+                        "a drop witnessed in a namespace no source serves: {d}"
+                    ),
                 }
             }
         }
@@ -813,7 +816,7 @@ mod tests {
             TcpState::NewSynRecv,
             TcpState::Listen,
         ] {
-            assert_eq!(m & s.mask_bit(), 0, "{s}");
+            assert_eq!(m & s.mask_bit(), 0, "{s:?}");
         }
         for s in [
             TcpState::Established,
@@ -821,7 +824,7 @@ mod tests {
             TcpState::FinWait2,
             TcpState::CloseWait,
         ] {
-            assert_ne!(m & s.mask_bit(), 0, "{s}");
+            assert_ne!(m & s.mask_bit(), 0, "{s:?}");
         }
         let rec = |state, inode| SocketRecord {
             tuple: Tuple::new("198.18.0.1:1".parse().unwrap(), "198.18.0.2:2".parse().unwrap()),

@@ -4,6 +4,7 @@
 //! either way it logs which and why (the reason eBPF was not taken, or the
 //! drop witness's hook).
 use crate::bpf::{BpfHub, BpfSource, DEFAULT_DUMP_EVERY};
+use crate::metrics::CollectorMetrics;
 use crate::source::{Polling, SourceChoice};
 use crate::worker::{Kernel, KernelError};
 use std::time::Duration;
@@ -46,18 +47,19 @@ impl Default for BpfConfig {
 }
 
 /// Starts the worker on the source `choice` asks for (see the module
-/// documentation). Errors: `--source bpf` that cannot run (why), or a
-/// polling source that cannot read the kernel.
-pub fn start(choice: SourceChoice, bpf: BpfConfig) -> Result<Kernel, StartError> {
+/// documentation), counting its scans into `metrics`. Errors: `--source
+/// bpf` that cannot run (why), or a polling source that cannot read the
+/// kernel.
+pub fn start(choice: SourceChoice, bpf: BpfConfig, metrics: CollectorMetrics) -> Result<Kernel, StartError> {
     match choice {
-        SourceChoice::Proc => Ok(Kernel::start(|| Polling::open(true))?),
-        SourceChoice::Netlink => Ok(Kernel::start(|| Polling::open(false))?),
-        SourceChoice::Bpf => start_bpf(bpf).map_err(StartError::Bpf),
-        SourceChoice::Auto => match start_bpf(bpf) {
+        SourceChoice::Proc => Ok(Kernel::start_with(|| Polling::open(true), metrics)?),
+        SourceChoice::Netlink => Ok(Kernel::start_with(|| Polling::open(false), metrics)?),
+        SourceChoice::Bpf => start_bpf(bpf, metrics).map_err(StartError::Bpf),
+        SourceChoice::Auto => match start_bpf(bpf, metrics.clone()) {
             Ok(k) => Ok(k),
             Err(why) => {
                 info!("source netlink (--source auto): the eBPF source is not available: {why}");
-                Ok(Kernel::start(|| Polling::open(false))?)
+                Ok(Kernel::start_with(|| Polling::open(false), metrics)?)
             }
         },
     }
@@ -72,7 +74,7 @@ pub enum StartError {
     Kernel(#[from] KernelError),
 }
 
-fn start_bpf(cfg: BpfConfig) -> Result<Kernel, BpfUnavailable> {
+fn start_bpf(cfg: BpfConfig, metrics: CollectorMetrics) -> Result<Kernel, BpfUnavailable> {
     if !halfopen_bpf::COMPILED_IN {
         return Err(BpfUnavailable::NotCompiledIn);
     }
@@ -87,7 +89,7 @@ fn start_bpf(cfg: BpfConfig) -> Result<Kernel, BpfUnavailable> {
     };
     let hub = BpfHub::start(netns, cfg.ring_bytes)?;
     let witness = hub.witness_hook();
-    let kernel = Kernel::start(move || BpfSource::open(hub, netns, cfg.dump_every))?;
+    let kernel = Kernel::start_with(move || BpfSource::open(hub, netns, cfg.dump_every), metrics)?;
     match witness {
         Some(h) => info!(
             "source bpf: TCP transitions from tracepoint sock:inet_sock_set_state, a sock_diag dump every {:?} and \

@@ -11,6 +11,7 @@
 //! - [`instance`]: who this collector is beyond its host id, and what it
 //!   cannot see (missing capabilities).
 //! - [`nat`]: the NAT'd connections of the conntrack table, kept current.
+//! - [`metrics`]: the collector's Prometheus metrics.
 //! - [`session`]: the gRPC stream to the reconciler, with reconnects.
 //! - [`snapshot`]: this host's table with owners, for `halfopen snapshot`.
 pub mod bpf;
@@ -18,6 +19,7 @@ pub mod choose;
 pub mod differ;
 pub mod hostinfo;
 pub mod instance;
+pub mod metrics;
 pub mod nat;
 pub mod session;
 pub mod snapshot;

@@ -3,14 +3,17 @@
 //! and reconnects with backoff whenever the reconciler is away. Nothing the
 //! reconciler does (absent, slow, restarting) stops the collector.
 use crate::choose::{BpfConfig, StartError};
+use crate::metrics::CollectorMetrics;
 use crate::source::SourceChoice;
 use crate::worker::{Kernel, KernelError};
 use halfopen_core::{Hello, Report};
+use halfopen_identity::TlsPem;
 use halfopen_proto::convert::*;
 use halfopen_proto::transport::{self, ClientConfig, Role, TransportError};
 use halfopen_proto::v1;
 use halfopen_sockets::local_addresses;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -29,6 +32,13 @@ pub struct CollectorConfig {
     pub source: SourceChoice,
     /// Options of the eBPF source.
     pub bpf: BpfConfig,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`; None: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Mutual TLS to the reconciler (CA, this host's collector certificate
+    /// and key); `None`: plaintext.
+    pub tls: Option<TlsPem>,
+    /// Allow plaintext to a reconciler that is not on a loopback address.
+    pub insecure: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +49,15 @@ pub enum CollectorError {
     Source(#[from] StartError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Metrics(#[from] halfopen_telemetry::TelemetryError),
 }
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
     #[error("{0}")]
     Connect(#[from] TransportError),
-    #[error("the stream to the reconciler failed: {0}")]
+    #[error("the stream to the reconciler failed: {}", transport::status_text(.0, None))]
     Status(#[from] tonic::Status),
     #[error("reconciler closed the session")]
     Closed,
@@ -59,25 +71,58 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
     let client = ClientConfig {
         reconciler: cfg.reconciler.clone(),
         role: Role::Collector,
+        tls: cfg.tls.clone(),
+        insecure: cfg.insecure,
     };
-    client.endpoint()?; // a bad URL is an error now, not a retry forever
-    let kernel = crate::choose::start(cfg.source, cfg.bpf)?;
-    info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %cfg.reconciler, interval = ?cfg.interval, "collector starting");
+    // A bad URL, or plaintext where it is not allowed, is an error now, not a retry forever.
+    let resolved = client.resolve()?;
+    client.endpoint()?;
+    let mut registry = halfopen_telemetry::new_registry("collector", &[("host", &cfg.host_id)]);
+    let metrics = CollectorMetrics::register(&mut registry);
+    // Kept until the collector stops; dropping it stops the endpoint.
+    let _metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(halfopen_telemetry::serve(addr, Arc::new(registry)).await?),
+        None => None,
+    };
+    let kernel = crate::choose::start(cfg.source, cfg.bpf, metrics.clone())?;
+    info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %resolved.url, tls = resolved.tls, interval = ?cfg.interval, "collector starting");
+    if resolved.exposed() {
+        warn!(
+            reconciler = %resolved.url,
+            "plaintext to a reconciler that is not on this machine (--insecure): sockets, process names and \
+             command lines are sent unauthenticated and unencrypted, and the reconciler cannot tell this \
+             collector from an impostor. Use --tls-ca, --tls-cert and --tls-key"
+        );
+    }
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);
+    let mut attempts = 0u64;
     loop {
         let started = Instant::now();
+        attempts += 1;
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            r = session(&cfg, &client, &kernel) => {
+            r = session(&cfg, &client, &kernel, &metrics, attempts > 1) => {
+                metrics.session_ended();
                 match r {
                     Ok(()) => {}
-                    Err(SessionError::Status(s)) if s.code() == tonic::Code::FailedPrecondition => error!(
-                        reconciler = %cfg.reconciler,
-                        "the reconciler refused this collector: {}; retrying in {backoff:?}",
-                        s.message()
-                    ),
-                    Err(e) => warn!(reconciler = %cfg.reconciler, "session ended: {e}; retrying in {backoff:?}"),
+                    Err(SessionError::Status(s))
+                        if matches!(s.code(), tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied) =>
+                    {
+                        error!(
+                            reconciler = %cfg.reconciler,
+                            "the reconciler refused this collector: {}; retrying in {backoff:?}",
+                            s.message()
+                        )
+                    }
+                    Err(e) => {
+                        // a connect error carries its hint already
+                        let hint = match &e {
+                            SessionError::Status(_) => transport::tls_hint(&e.to_string(), resolved.tls),
+                            _ => "",
+                        };
+                        warn!(reconciler = %cfg.reconciler, "session ended: {e}{hint}; retrying in {backoff:?}")
+                    }
                 }
             }
         }
@@ -99,7 +144,17 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
     }
 }
 
-async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) -> Result<(), SessionError> {
+/// One session; `again`: not the collector's first attempt (counted as a reconnect).
+async fn session(
+    cfg: &CollectorConfig,
+    client: &ClientConfig,
+    kernel: &Kernel,
+    metrics: &CollectorMetrics,
+    again: bool,
+) -> Result<(), SessionError> {
+    if again {
+        metrics.reconnecting();
+    }
     let mut client = transport::ingest_client(client.connect().await?);
     let (tx, rx) = mpsc::channel::<v1::CollectorMessage>(64);
     let mut addrs = local_addresses().map_err(KernelError::from)?;
@@ -117,6 +172,7 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
         .map_err(|_| SessionError::Closed)?;
     let mut inbound = client.collect(ReceiverStream::new(rx)).await?.into_inner();
     info!(reconciler = %cfg.reconciler, "connected");
+    metrics.session_opened();
 
     let mut seq = 0u64;
     let mut need_full = true;
@@ -139,9 +195,13 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
                 let new_addrs = local_addresses().map_err(KernelError::from)?;
                 let changed = if new_addrs != addrs { addrs = new_addrs; Some(addrs.clone()) } else { None };
                 debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.stats.sockets, scan_us = data.stats.scan_us, "report");
+                let full = data.full;
                 for m in report_stream(&mut seq, data, changed) {
-                    tx.send(m).await.map_err(|_| SessionError::Closed)?;
+                    if tx.send(m).await.is_err() {
+                        return Err(why_closed(&mut inbound).await);
+                    }
                 }
+                metrics.report_sent(full);
                 need_full = false;
             }
             m = inbound.message() => {
@@ -162,9 +222,13 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
                             Err(e) => return Err(e.into()),
                         };
                         let reply = lookup_reply_to_wire(l.id, &answers);
-                        tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
+                        if tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
                             .await
-                            .map_err(|_| SessionError::Closed)?;
+                            .is_err()
+                        {
+                            return Err(why_closed(&mut inbound).await);
+                        }
+                        metrics.lookup_answered(answers.len());
                     }
                     Some(v1::reconciler_message::Msg::Config(c)) => {
                         let wants = wants_from_wire(&c);
@@ -179,6 +243,21 @@ async fn session(cfg: &CollectorConfig, client: &ClientConfig, kernel: &Kernel) 
                     None => {}
                 }
             }
+        }
+    }
+}
+
+/// The request stream was dropped: the call has ended. Its status (e.g.
+/// UNAVAILABLE "reconciler shutting down") is the reason, when it arrives
+/// within a second; else the session just closed.
+async fn why_closed(inbound: &mut tonic::Streaming<v1::ReconcilerMessage>) -> SessionError {
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        // Messages still buffered before the status are of no use now.
+        match tokio::time::timeout_at(until, inbound.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Err(status)) => return SessionError::Status(status),
+            Ok(Ok(None)) | Err(_) => return SessionError::Closed,
         }
     }
 }

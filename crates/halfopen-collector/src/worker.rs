@@ -6,6 +6,7 @@
 //! (eBPF) gives the delta without a dump, except when it needs one. Lookups
 //! are answered from a fresh kernel read taken after the request arrived.
 use crate::differ::{Delta, Differ};
+use crate::metrics::CollectorMetrics;
 use crate::nat::NatReader;
 use crate::source::{Changes, TableSource};
 use halfopen_core::{
@@ -55,6 +56,14 @@ impl Kernel {
     pub fn start<S: TableSource + 'static>(
         open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
     ) -> Result<Kernel, KernelError> {
+        Kernel::start_with(open, CollectorMetrics::default())
+    }
+
+    /// [`Kernel::start`], counting scans and owner lookups into `metrics`.
+    pub fn start_with<S: TableSource + 'static>(
+        open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
+        metrics: CollectorMetrics,
+    ) -> Result<Kernel, KernelError> {
         let (tx, rx) = std_mpsc::channel();
         let (opened_tx, opened) = std_mpsc::channel();
         std::thread::Builder::new()
@@ -62,7 +71,7 @@ impl Kernel {
             .spawn(move || match open() {
                 Ok(source) => {
                     let _ = opened_tx.send(Ok(source.kind()));
-                    Worker::new(Box::new(source)).run(rx)
+                    Worker::new(Box::new(source), metrics).run(rx)
                 }
                 Err(e) => {
                     let _ = opened_tx.send(Err(e));
@@ -127,12 +136,13 @@ struct Worker {
     following: bool,
     /// The listening addresses of the previous report (sides depend on them).
     listening: Vec<std::net::SocketAddr>,
+    metrics: CollectorMetrics,
 }
 
 const LIBWRAP_REFRESH: u64 = 60;
 
 impl Worker {
-    fn new(source: Box<dyn TableSource>) -> Self {
+    fn new(source: Box<dyn TableSource>, metrics: CollectorMetrics) -> Self {
         Worker {
             source,
             nat: NatReader::open(),
@@ -148,6 +158,7 @@ impl Worker {
             last_problem: HashMap::new(),
             following: false,
             listening: Vec::new(),
+            metrics,
         }
     }
 
@@ -164,6 +175,7 @@ impl Worker {
     /// (`unresolved`): a process whose fds no one may read (pid 1 in some
     /// sandboxes) holds none of the sockets asked about.
     fn owner_problems(&mut self, stats: &ResolveStats, unresolved: usize) {
+        self.metrics.owners(stats);
         if stats.permission_errors > 0 && unresolved > 0 {
             self.problem(
                 "permission denied reading /proc",
@@ -186,14 +198,22 @@ impl Worker {
             match job {
                 Job::Configure(w) => self.wants = w,
                 Job::Report { full, reply } => {
-                    let _ = reply.send(self.report(full));
+                    let r = self.report(full);
+                    if r.is_err() {
+                        self.metrics.scan_failed();
+                    }
+                    let _ = reply.send(r);
                 }
                 Job::Lookup {
                     tuples,
                     attribute,
                     reply,
                 } => {
-                    let _ = reply.send(self.lookup(&tuples, attribute));
+                    let r = self.lookup(&tuples, attribute);
+                    if r.is_err() {
+                        self.metrics.scan_failed();
+                    }
+                    let _ = reply.send(r);
                 }
             }
         }
@@ -210,7 +230,9 @@ impl Worker {
         for r in &mut self.buf {
             r.side = self.ports.side_of(r.tuple.local());
         }
-        Ok(t0.elapsed().as_micros() as u64)
+        let took = t0.elapsed();
+        self.metrics.scanned(took, &self.buf, self.listeners.len());
+        Ok(took.as_micros() as u64)
     }
 
     /// A source that follows changes (eBPF): this report's listeners and

@@ -64,6 +64,19 @@ pub struct ClientProcessCount {
     pub count: u64,
 }
 
+impl ClientProcessCount {
+    /// Most affected first; a known process before an unknown one with the
+    /// same count; then by host, pid and name.
+    pub fn sort(v: &mut [ClientProcessCount]) {
+        v.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| b.pid.is_some().cmp(&a.pid.is_some()))
+                .then_with(|| a.cmp(b))
+        });
+    }
+}
+
 /// How an incident ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

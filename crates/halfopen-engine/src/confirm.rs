@@ -353,7 +353,10 @@ impl Engine {
                 // yet, nor healthy: asked again later, until it completes (the server's table gains
                 // the connection) or expires. A source that follows transitions (eBPF) has no
                 // request sockets in its table, so no change of the table would bring it back.
-                Some(r) if r.socket.is_some_and(|s| matches!(s.state, TcpState::SynRecv | TcpState::NewSynRecv)) => {
+                Some(r)
+                    if r.socket
+                        .is_some_and(|s| matches!(s.state, TcpState::SynRecv | TcpState::NewSynRecv)) =>
+                {
                     if let Some(c) = self.confirm.candidates.get_mut(&key) {
                         c.phase = Phase::Wait;
                         c.retry_at = now.mono_ms + self.cfg.grace_ms.max(1_000);

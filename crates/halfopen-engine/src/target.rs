@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 impl Seen {
-    /// Counts one finding on the listener.
-    fn add(&mut self, f: &Finding) {
+    /// Counts one finding on the listener (live, or stored for a postmortem).
+    pub fn add(&mut self, f: &Finding) {
         *self.by_kind.entry(f.kind.as_str()).or_insert(0) += 1;
         let e = &f.evidence;
         match f.kind {
@@ -56,7 +56,11 @@ impl Seen {
                 }
             }
             FindingKind::AcceptStalled => {
-                self.accept_stall = Some((e.accept_wait_ms.unwrap_or(0), e.queued.unwrap_or(0)));
+                // The longest wait, with how many waited then.
+                let this = (e.accept_wait_ms.unwrap_or(0), e.queued.unwrap_or(0));
+                if self.accept_stall.is_none_or(|x| this.0 > x.0) {
+                    self.accept_stall = Some(this);
+                }
             }
             FindingKind::ListenerAtRisk => {}
         }

@@ -66,12 +66,7 @@ pub fn summarize(id: &str, findings: &[StoredFinding], samples: &[Sample], now_m
             count,
         })
         .collect();
-    client_processes.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| b.pid.is_some().cmp(&a.pid.is_some()))
-            .then_with(|| a.cmp(b))
-    });
+    ClientProcessCount::sort(&mut client_processes);
 
     let until = end_ms.unwrap_or(now_ms);
     let mut counters: BTreeMap<String, u64> = BTreeMap::new();

@@ -1,25 +1,33 @@
 //! `halfopen collector`: the per-host agent, until SIGINT/SIGTERM.
+use super::tls::{self, Remote, Want};
 use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub async fn run(
-    reconciler: String,
+    remote: Remote,
     interval: Duration,
     host_id: Option<String>,
     source: halfopen_collector::source::SourceChoice,
     bpf: halfopen_collector::choose::BpfConfig,
+    metrics_listen: Option<SocketAddr>,
 ) -> Result<()> {
     let host_id = match host_id {
         Some(h) if !h.trim().is_empty() => h,
         Some(_) => bail!("--host-id must not be empty"),
         None => hostname()?,
     };
+    // The certificate must be this host's: checked now, not refused by the reconciler later.
+    let tls = tls::load(&remote.tls, Want::Collector { host_id: &host_id })?;
     let cfg = halfopen_collector::CollectorConfig {
-        reconciler,
+        reconciler: remote.reconciler,
         interval,
         host_id,
         source,
         bpf,
+        metrics_listen,
+        tls,
+        insecure: remote.tls.insecure,
     };
     halfopen_collector::run(cfg, super::shutdown_signal()).await?;
     Ok(())

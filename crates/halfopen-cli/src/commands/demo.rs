@@ -1,6 +1,8 @@
 //! `halfopen demo`: the incident reproduced in a throwaway lab, and what
-//! halfopen finds next to what `ss` shows on each side. Everything it builds
-//! is torn down at the end, on error and on Ctrl-C.
+//! halfopen finds next to what `ss` shows on each side; it ends with the
+//! incident's postmortem (`halfopen incident`'s text form) and its plot
+//! written to the current directory. Everything it builds is torn down at
+//! the end, on error and on Ctrl-C.
 use anyhow::{bail, Context, Result};
 use halfopen_lab::fleet::{finding_pairs, poll_agreement, Agreement, Fleet};
 use halfopen_lab::Lab;
@@ -85,7 +87,10 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
     lab.sysctl("db", "net.ipv4.tcp_syncookies", "1")?;
     check_interrupted()?;
 
-    step("Starting the reconciler on `recon` and a collector on `db` and on `app` (1 s interval)");
+    step(
+        "Starting the reconciler on `recon` and a collector on `db` and on `app` (1 s interval), with mutual TLS \
+         (a CA and certificates made by `halfopen certs` in the lab's directory)",
+    );
     let db_path = lab.log_dir().join("halfopen.db");
     let db_path = db_path.to_string_lossy().into_owned();
     let mut fleet = Fleet::start(lab, exe, "recon", &["--db", &db_path])?;
@@ -173,21 +178,22 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
     println!();
     step("What halfopen found (`halfopen orphans`)");
     let exe_s = exe.to_string_lossy().into_owned();
-    let table = lab.run_ok(
-        "recon",
-        &exe_s,
-        &["orphans", "--reconciler", &fleet.url],
-        Duration::from_secs(30),
-    )?;
+    let reader = fleet.reader_args();
+    let with_reader = |cmd: &[&'static str]| -> Vec<String> {
+        cmd.iter()
+            .map(|s| s.to_string())
+            .chain(reader.iter().cloned())
+            .collect()
+    };
+    let orphans_args = with_reader(&["orphans"]);
+    let orphans_args: Vec<&str> = orphans_args.iter().map(String::as_str).collect();
+    let table = lab.run_ok("recon", &exe_s, &orphans_args, Duration::from_secs(30))?;
     print!("{}", indent(&head(&table, 16)));
     println!();
     step("Why, and what to change (`halfopen explain db:3306`)");
-    let explain = lab.run_ok(
-        "recon",
-        &exe_s,
-        &["explain", "db:3306", "--reconciler", &fleet.url],
-        Duration::from_secs(30),
-    )?;
+    let explain_args = with_reader(&["explain", "db:3306"]);
+    let explain_args: Vec<&str> = explain_args.iter().map(String::as_str).collect();
+    let explain = lab.run_ok("recon", &exe_s, &explain_args, Duration::from_secs(30))?;
     print!("{}", indent(&explain));
     let pairs = finding_pairs(&found);
     let missed = truth.difference(&pairs).count();
@@ -214,7 +220,6 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
             found.len(),
             burst.pid()
         );
-        Ok(())
     } else {
         bail!(
             "halfopen and ss disagree: {missed} client-only connections not reported, {extra} reported that ss does not show \
@@ -222,6 +227,61 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
             truth.len()
         )
     }
+    println!();
+    postmortem(lab, &fleet, &exe_s, &burst)
+}
+
+/// Where the demo writes the incident's plot: the directory it was run from.
+const PLOT_FILE: &str = "halfopen-demo-incident.svg";
+
+/// The demo's last step: the burst's process exits (its kernel closes the
+/// orphans), halfopen records them gone, and the incident it caused is
+/// printed as `halfopen incident ID` prints it, its plot written to
+/// [`PLOT_FILE`] in the current directory. The reconciler listens inside
+/// the lab, so the query runs there, through the real command.
+fn postmortem(lab: &Lab, fleet: &Fleet, exe: &str, burst: &halfopen_lab::LabChild) -> Result<()> {
+    step("The client gives up: the burst's process exits, its kernel closes the orphans");
+    burst.kill().context("stopping the burst")?;
+    let server_is_db =
+        |i: &serde_json::Value| i["server_host"] == "db" && i["server"].as_str().is_some_and(|s| s.ends_with(":3306"));
+    // Bounded: the orphans go at the collectors' next reports, the listener
+    // at risk after three quiet intervals.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        check_interrupted()?;
+        let list = fleet.query(lab, &["incidents", "--since", "1h"])?;
+        let mine = list
+            .as_array()
+            .and_then(|v| v.iter().rev().find(|i| server_is_db(i)))
+            .cloned();
+        match mine {
+            Some(i) if i["ended"] != "ongoing" || Instant::now() > deadline => {
+                break i["id"].as_str().unwrap_or_default().to_string();
+            }
+            None if Instant::now() > deadline => bail!("the reconciler recorded no incident on db:3306"),
+            _ => sleep(Duration::from_secs(1))?,
+        }
+    };
+    let plot = std::env::current_dir()
+        .context("finding the current directory for the plot")?
+        .join(PLOT_FILE);
+    let plot_s = plot.to_string_lossy().into_owned();
+    step(&format!(
+        "The postmortem of the incident it caused (`halfopen incident '{id}'`)"
+    ));
+    let text = lab.run_ok(
+        &fleet.reconciler_host,
+        exe,
+        &["incident", &id, "--plot", &plot_s, "--reconciler", &fleet.url],
+        Duration::from_secs(60),
+    )?;
+    print!("{}", indent(&text));
+    println!();
+    println!(
+        "Its plot (one-sided connections per client process, the listener's queue and drops, SYN cookies) is in {}",
+        plot.display()
+    );
+    Ok(())
 }
 
 /// The first `n` lines, and how many more there were.

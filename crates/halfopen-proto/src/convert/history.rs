@@ -94,12 +94,7 @@ pub fn incident_from_wire(w: &v1::Incident) -> Option<Incident> {
             count: p.count,
         })
         .collect();
-    client_processes.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| b.pid.is_some().cmp(&a.pid.is_some()))
-            .then_with(|| a.cmp(b))
-    });
+    ClientProcessCount::sort(&mut client_processes);
     Some(Incident {
         id: w.id.clone(),
         server_host: w.server_host.clone(),

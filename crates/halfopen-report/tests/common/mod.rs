@@ -1,0 +1,2 @@
+//! What the report's integration tests share: the postmortem fixtures.
+pub mod fixture;
