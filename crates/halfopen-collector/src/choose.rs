@@ -103,3 +103,34 @@ fn start_bpf(cfg: BpfConfig, metrics: CollectorMetrics) -> Result<Kernel, BpfUna
     }
     Ok(kernel)
 }
+
+#[cfg(test)]
+mod tests {
+    #[allow(unused_imports)] // used only without the feature
+    use super::*;
+
+    /// A build without the cargo feature `bpf` (no clang needed): `--source
+    /// bpf` refuses and says why, `auto` takes netlink. Run by `.ci/run` as
+    /// `cargo test -p halfopen-collector --lib choose::` (the feature off).
+    #[cfg(not(feature = "bpf"))]
+    #[test]
+    fn without_the_feature_bpf_is_refused_as_not_compiled_in_and_auto_takes_netlink() {
+        use halfopen_core::SourceKind;
+        assert!(!halfopen_bpf::COMPILED_IN);
+        let err = match start(SourceChoice::Bpf, BpfConfig::default(), CollectorMetrics::default()) {
+            Ok(k) => panic!("--source bpf started without the feature: {:?}", k.source()),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            err,
+            "--source bpf: this build of halfopen has no eBPF programs (built without the cargo feature `bpf`)"
+        );
+        let k = start(SourceChoice::Auto, BpfConfig::default(), CollectorMetrics::default())
+            .expect("netlink (or /proc) is readable by anyone");
+        assert!(
+            matches!(k.source(), SourceKind::Netlink | SourceKind::ProcNet),
+            "{:?}",
+            k.source()
+        );
+    }
+}
