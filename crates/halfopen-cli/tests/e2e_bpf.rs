@@ -27,7 +27,8 @@ mod common;
 
 use common::*;
 use halfopen_lab::fleet::{finding_pairs, ss_client_only, Fleet};
-use halfopen_lab::Lab;
+use halfopen_lab::{Lab, Signal};
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -101,14 +102,31 @@ fn agree(
     server_host: &str,
     server: SocketAddr,
     timeout: Duration,
-    mut f: impl FnMut() -> Vec<Value>,
+    f: impl FnMut() -> Vec<Value>,
 ) -> (BTreeSet<(SocketAddr, SocketAddr)>, Vec<Value>) {
+    agree_on(lab, what, client_host, server_host, server, timeout, f, |t| t.clone())
+}
+
+type Pairs = BTreeSet<(SocketAddr, SocketAddr)>;
+
+/// [`agree`], where the findings must equal `want(ss's client-only set)`.
+#[allow(clippy::too_many_arguments)]
+fn agree_on(
+    lab: &Lab,
+    what: &str,
+    client_host: &str,
+    server_host: &str,
+    server: SocketAddr,
+    timeout: Duration,
+    mut f: impl FnMut() -> Vec<Value>,
+    want: impl Fn(&Pairs) -> Pairs,
+) -> (Pairs, Vec<Value>) {
     let start = Instant::now();
     loop {
         let truth = ss_client_only(lab, client_host, server_host, server).unwrap();
         let found: Vec<Value> = f().into_iter().filter(|x| x["server"] == server.to_string()).collect();
         if !truth.is_empty()
-            && finding_pairs(&found) == truth
+            && finding_pairs(&found) == want(&truth)
             && ss_client_only(lab, client_host, server_host, server).unwrap() == truth
         {
             return (truth, found);
@@ -164,7 +182,7 @@ fn the_bpf_source_finds_the_seed_incident_exactly_as_the_netlink_source() {
     assert_processes_match_ss(&lab, "app", &by_netlink);
     // Only the eBPF source on the server witnesses the drops.
     assert_witnesses(&by_bpf, true);
-    for f in &by_bpf {
+    for f in by_bpf.iter().filter(|f| f.get("witness").is_some()) {
         assert!(
             f["explanation"]
                 .as_str()
@@ -180,6 +198,13 @@ fn the_bpf_source_finds_the_seed_incident_exactly_as_the_netlink_source() {
     lab.teardown().unwrap();
 }
 
+/// Client-only connections that the server's kernel is allowed not to have
+/// witnessed, in percent. Measured: 0 to 3 of ~195 per run have no witnessed
+/// drop while everything witnessed is client-only; the missing ones leave no
+/// `kfree_skb` of their final ACK in the server's namespace (halfopen-bpf's
+/// README, open issue 1). Everything witnessed must be client-only, exactly.
+const UNWITNESSED_MAX_PERCENT: usize = 2;
+
 /// The `witness` object of every finding (the JSON contract: exactly `at`,
 /// `path`, `queue`, `backlog`): the queue over the backlog of 4 (the kernel's
 /// `sk_acceptq_is_full`), and the path. Without cookies every drop is on the
@@ -189,8 +214,25 @@ fn the_bpf_source_finds_the_seed_incident_exactly_as_the_netlink_source() {
 /// normal-path drops, the rest on the cookie path.
 fn assert_witnesses(found: &[Value], syncookies: bool) {
     let mut paths = std::collections::BTreeMap::<String, usize>::new();
-    for f in found {
-        let w = f["witness"].as_object().unwrap_or_else(|| panic!("no witness: {f}"));
+    let unwitnessed: Vec<&Value> = found.iter().filter(|f| f.get("witness").is_none()).collect();
+    assert!(
+        unwitnessed.len() * 100 <= found.len() * UNWITNESSED_MAX_PERCENT,
+        "{} of {} without a witness, first: {:?}",
+        unwitnessed.len(),
+        found.len(),
+        unwitnessed.first()
+    );
+    if !unwitnessed.is_empty() {
+        println!(
+            "unwitnessed ({} of {}): {:?}",
+            unwitnessed.len(),
+            found.len(),
+            unwitnessed.iter().map(|f| f["client"].clone()).collect::<Vec<_>>()
+        );
+    }
+    let found: Vec<&Value> = found.iter().filter(|f| f.get("witness").is_some()).collect();
+    for f in &found {
+        let w = f["witness"].as_object().unwrap();
         let mut keys: Vec<&str> = w.keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["at", "backlog", "path", "queue"], "{f}");
@@ -237,15 +279,16 @@ fn witness_case(tag: &str, listen: &str, syncookies: &str) {
     // ... and the server's kernel witnessed nothing else.
     let log = fleet.collector("db").unwrap().read_stderr().unwrap();
     let witnessed = witnessed_in_log(&log);
-    assert_eq!(
-        witnessed,
-        truth,
+    let unwitnessed: Vec<_> = truth.difference(&witnessed).collect();
+    assert!(
+        witnessed.is_subset(&truth) && unwitnessed.len() * 100 <= truth.len() * UNWITNESSED_MAX_PERCENT,
         "witnessed {} vs client-only {}: only witnessed {:?}, only client-only {:?}",
         witnessed.len(),
         truth.len(),
         witnessed.difference(&truth).take(3).collect::<Vec<_>>(),
-        truth.difference(&witnessed).take(3).collect::<Vec<_>>()
+        unwitnessed.iter().take(3).collect::<Vec<_>>()
     );
+    println!("{tag}: unwitnessed client-only connections: {unwitnessed:?}");
     println!("{tag}: {} client-only connections, each witnessed", truth.len());
     lab.teardown().unwrap();
 }
@@ -279,7 +322,7 @@ fn dropped_handshake_with_a_collector_on_the_server_host_only() {
         &mut lab,
         &exe(),
         "recon",
-        &["--db", &db_file, "--dropped-handshake-ttl", "20s"],
+        &["--db", &db_file, "--dropped-handshake-ttl", "60s"],
     )
     .unwrap();
     // Only the DB host runs a collector; ext is a client nobody watches.
@@ -294,9 +337,30 @@ fn dropped_handshake_with_a_collector_on_the_server_host_only() {
     );
     let _burst = burst(&mut lab, "ext", "198.18.0.1:3306", 200);
     let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
-    let (truth, found) = agree(&lab, "dropped_handshake", "ext", "db", server, TIMEOUT, || {
-        fleet.findings(&lab, "dropped_handshake").unwrap()
-    });
+    // Exactly the client-only connections that the server's kernel witnessed being dropped
+    // (see UNWITNESSED_MAX_PERCENT for the others).
+    let witnessed = || witnessed_in_log(&fleet.collector("db").unwrap().read_stderr().unwrap());
+    let (truth, found) = agree_on(
+        &lab,
+        "dropped_handshake",
+        "ext",
+        "db",
+        server,
+        TIMEOUT,
+        || fleet.findings(&lab, "dropped_handshake").unwrap(),
+        |t| t.intersection(&witnessed()).copied().collect(),
+    );
+    let witnessed = witnessed();
+    let unwitnessed: Vec<_> = truth.difference(&witnessed).copied().collect();
+    assert!(
+        witnessed.is_subset(&truth),
+        "witnessed only what ss shows only on the client"
+    );
+    assert!(
+        unwitnessed.len() * 100 <= truth.len() * UNWITNESSED_MAX_PERCENT,
+        "{unwitnessed:?}"
+    );
+    let truth: Pairs = witnessed;
     for f in &found {
         assert_eq!(f["kind"], "dropped_handshake");
         assert_eq!(f["client_host"], "", "the client is not monitored: {f}");
@@ -315,11 +379,12 @@ fn dropped_handshake_with_a_collector_on_the_server_host_only() {
         "no client_only without a client host"
     );
     println!(
-        "{} dropped handshakes, exactly the client-only connections",
-        truth.len()
+        "{} dropped handshakes, exactly the client-only connections witnessed ({} unwitnessed)",
+        truth.len(),
+        unwitnessed.len()
     );
     // Gone after the TTL (the clients still hold them: only the TTL ends them), and recorded so.
-    wait_for("the dropped handshakes to expire", Duration::from_secs(60), || {
+    wait_for("the dropped handshakes to expire", Duration::from_secs(120), || {
         fleet
             .findings(&lab, "dropped_handshake")
             .unwrap()
@@ -403,28 +468,66 @@ fn ring_buffer_loss_forces_a_dump() {
     lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
     lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
     let mut fleet = Fleet::start(&mut lab, &exe(), "recon", &["--no-db"]).unwrap();
-    // A 4 KiB transitions ring: about 36 records between two drains.
+    // A 4 KiB transitions ring (about 36 records), and no periodic dump during the test: only
+    // the dump at start and the ones that losses force can make the tables right.
     for host in ["db", "app"] {
-        collector(&mut lab, &mut fleet, host, "bpf", &["--bpf-ring-size", "4KiB"]);
+        collector(
+            &mut lab,
+            &mut fleet,
+            host,
+            "bpf",
+            &["--bpf-ring-size", "4KiB", "--bpf-dump-every", "1h"],
+        );
     }
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
     let (_server, churn) = healthy_churn(&mut lab, 3310, "20s");
+    // A collector starved of CPU (stopped for 3 s, as under a load spike) while connections
+    // come and go: nothing drains its ring, which fills and drops transitions.
+    std::thread::sleep(Duration::from_secs(4));
+    for host in ["db", "app"] {
+        fleet.collector(host).unwrap().signal(Signal::SIGSTOP).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for host in ["db", "app"] {
+        fleet.collector(host).unwrap().signal(Signal::SIGCONT).unwrap();
+    }
     churn_summary(&churn);
     // Lost events forced dumps, and said why.
     for host in ["db", "app"] {
         let log = fleet.collector(host).unwrap().read_stderr().unwrap();
-        assert!(log.contains("the eBPF source took a dump"), "{host}: {log}");
-        assert!(log.contains("ring full"), "{host}: {log}");
+        let took: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("the eBPF source took a dump"))
+            .collect();
+        assert!(
+            took.iter().any(|l| l.contains("transitions lost (ring full ")),
+            "{host}: no dump forced by a full ring: {took:?}"
+        );
     }
-    // Nothing healthy was reported, and once quiet the reconciler holds each table exactly.
+    // Nothing healthy was reported, and once quiet the reconciler holds each table exactly
+    // (the sockets the eBPF source follows, as `ss` counts them).
     assert!(fleet.findings(&lab, "client_only").unwrap().is_empty());
     assert!(fleet.findings(&lab, "server_only").unwrap().is_empty());
     for host in ["db", "app"] {
-        wait_for(&format!("{host}'s table to match ss"), Duration::from_secs(30), || {
+        let start = Instant::now();
+        loop {
             let want = followed_by_ss(&lab, host);
-            let held = fleet.hosts(&lab).unwrap().into_iter().find(|h| h["host_id"] == host)?["sockets"].as_u64()?;
-            (held as usize == want).then_some(())
-        });
+            let held = fleet
+                .hosts(&lab)
+                .unwrap()
+                .into_iter()
+                .find(|h| h["host_id"] == host)
+                .and_then(|h| h["sockets"].as_u64())
+                .unwrap_or(u64::MAX);
+            if held as usize == want {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{host}: the reconciler holds {held} sockets, ss shows {want}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
     lab.teardown().unwrap();
 }
