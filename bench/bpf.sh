@@ -133,8 +133,9 @@ idle() {
     note "RESULT idle established=$(ip netns exec "$ns" ss -Htn state established | wc -l)"
     echo "-- ss -Htn"
     ip netns exec "$ns" "$SB" time --reps 5 --name "ss -Htn" -- ss -Htn | sed "s/^RESULT/RESULT idle/" | tee -a "$RESULTS"
-    local ss_cpu
+    local ss_cpu ss_wall
     ss_cpu=$(grep '^RESULT idle time name="ss -Htn"' "$RESULTS" | tail -1 | sed 's/.* cpu_ms=\([0-9.]*\).*/\1/')
+    ss_wall=$(grep '^RESULT idle time name="ss -Htn"' "$RESULTS" | tail -1 | sed 's/.* wall_ms=\([0-9.]*\).*/\1/')
     echo "-- collectors (bpf and netlink side by side), ${IDLE_SECS}s"
     collectors "$ns"
     local b0 n0 rb0 rn0 b1 n1 rb1 rn1
@@ -145,12 +146,12 @@ idle() {
     rb1=$(grep -c ' report' "$LOG_bpf"); rn1=$(grep -c ' report' "$LOG_netlink")
     local dumps
     dumps=$(grep -c 'full=true' "$LOG_bpf" || true)
-    awk -v hz="$HZ" -v secs="$IDLE_SECS" -v ss="$ss_cpu" -v bt="$((b1 - b0))" -v nt="$((n1 - n0))" \
+    awk -v hz="$HZ" -v secs="$IDLE_SECS" -v ss="$ss_cpu" -v ssw="$ss_wall" -v bt="$((b1 - b0))" -v nt="$((n1 - n0))" \
         -v br="$((rb1 - rb0))" -v nr="$((rn1 - rn0))" -v dumps="$dumps" 'BEGIN {
         b = bt * 1000 / hz / br; n = nt * 1000 / hz / nr
-        printf "RESULT idle source=bpf secs=%d intervals=%d cpu_ms_total=%.0f cpu_ms_per_interval=%.2f ratio_to_ss=%.4f full_reports_in_log=%d\n", secs, br, bt * 1000 / hz, b, b / ss, dumps
-        printf "RESULT idle source=netlink secs=%d intervals=%d cpu_ms_total=%.0f cpu_ms_per_interval=%.1f ratio_to_ss=%.3f\n", secs, nr, nt * 1000 / hz, n, n / ss
-        printf "RESULT idle ss_cpu_ms=%.1f bpf_vs_netlink=%.4f\n", ss, b / n
+        printf "RESULT idle source=bpf secs=%d intervals=%d cpu_ms_total=%.0f cpu_ms_per_interval=%.2f ratio_to_ss_cpu=%.4f ratio_to_ss_wall=%.4f full_reports_in_log=%d\n", secs, br, bt * 1000 / hz, b, b / ss, b / ssw, dumps
+        printf "RESULT idle source=netlink secs=%d intervals=%d cpu_ms_total=%.0f cpu_ms_per_interval=%.1f ratio_to_ss_cpu=%.3f ratio_to_ss_wall=%.3f\n", secs, nr, nt * 1000 / hz, n, n / ss, n / ssw
+        printf "RESULT idle ss_cpu_ms=%.1f ss_wall_ms=%.1f bpf_vs_netlink=%.4f\n", ss, ssw, b / n
     }' | tee -a "$RESULTS"
     teardown
 }
