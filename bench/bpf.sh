@@ -208,7 +208,7 @@ witness() {
     for r in $(seq "$WITNESS_REPS"); do
         CI=true timeout 1800 cargo test --release -p halfopen-cli --test e2e_bpf the_witness_names -- \
             --nocapture --test-threads 1 >"$OUT/witness-$r.log" 2>&1 && ok=pass || ok=FAIL
-        note "RESULT witness run=$r tests=$ok $(grep 'each witnessed' "$OUT/witness-$r.log" | tr '\n' ';')"
+        note "RESULT witness run=$r tests=$ok $(grep -h 'unwitnessed client-only\|each witnessed\|witness paths' "$OUT/witness-$r.log" | sed 's/^test [^ ]* \.\.\. //' | tr '\n' ';')"
         grep -m3 'panicked\|witnessed .* vs client-only' "$OUT/witness-$r.log" | sed 's/^/    /' | tee -a "$RESULTS" || true
     done
 }

@@ -14,8 +14,6 @@
 //! seeding moment (compare [`SockEvent::boot_ns`] with the dump's time), any
 //! [`Applied::Mismatched`] means a lost or repeated transition.
 
-use std::collections::HashMap;
-
 use halfopen_core::{SocketRecord, TcpState, Tuple};
 
 use crate::{ConnectOwner, SockEvent};
@@ -54,7 +52,9 @@ pub enum Applied {
 /// The socket table (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub struct SocketTable {
-    entries: HashMap<(u64, u64), TableEntry>,
+    /// FxHash (rustc-hash): the keys are kernel cookies, not adversarial
+    /// input, and the table is touched on every transition.
+    entries: rustc_hash::FxHashMap<(u64, u64), TableEntry>,
 }
 
 fn complete(t: &Tuple) -> bool {

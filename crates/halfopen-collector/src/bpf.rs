@@ -44,6 +44,7 @@ use halfopen_core::{
     listener_accepts, DropPath, DropWitness, Listener, Process, SocketRecord, SourceKind, TcpState, Tuple, INODE_UNREAD,
 };
 use halfopen_sockets::{ScanError, ScanStats, Scanner};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,11 +132,14 @@ pub struct FeedStats {
 #[derive(Default)]
 struct FeedState {
     table: SocketTable,
-    extra: HashMap<u64, Extra>,
+    /// Keyed by socket cookie. FxHash (rustc-hash) in the per-transition
+    /// maps: keys come from the kernel, not from an adversary, and SipHash
+    /// was a measurable part of the cost per transition.
+    extra: FxHashMap<u64, Extra>,
     /// Cookies changed since the last report.
-    dirty: HashSet<u64>,
+    dirty: FxHashSet<u64>,
     /// Sockets gone since the last report: cookie -> last tuple.
-    gone: HashMap<u64, Tuple>,
+    gone: FxHashMap<u64, Tuple>,
     overflowed: bool,
     /// Events since a dump started, to apply on top of it.
     recording: Option<Vec<SockEvent>>,
@@ -665,7 +669,7 @@ impl TableSource for BpfSource {
             }
         };
         let mut table = SocketTable::new();
-        let mut extra = HashMap::with_capacity(self.buf.len());
+        let mut extra = FxHashMap::with_capacity_and_hasher(self.buf.len(), Default::default());
         for r in self.buf.iter().filter(|r| followed(r)) {
             if table.seed(self.netns, r) {
                 extra.insert(
