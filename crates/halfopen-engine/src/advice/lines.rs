@@ -75,7 +75,11 @@ impl ServerAdvice {
         let text = if self.server == Server::Unknown {
             format!("The accept-queue limit is the {}", knob_text(&self.backlog))
         } else {
-            format!("{}: the listen() backlog comes from {}", self.name, knob_text(&self.backlog))
+            format!(
+                "{}: the listen() backlog comes from {}",
+                self.name,
+                knob_text(&self.backlog)
+            )
         };
         let mut v = vec![line(text, self.backlog.source)];
         if let Some(n) = self.backlog_note {
