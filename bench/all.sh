@@ -42,7 +42,7 @@ fi
 
 if ! skip sim; then
   echo "== reconciler fed by halfopen-sim" >&2
-  cargo build --release -q -p halfopen -p halfopen-sim
+  cargo build --release -q -p halfopen-cli -p halfopen-sim
   sim() { NO_BUILD=1 CARGO_TARGET_DIR=$CARGO_TARGET_DIR bench/sim.sh "$@" | tee -a "$OUT/sim.jsonl"; }
   # hosts sockets churn/s orphans interval duration [-- halfopen-sim flags]
   SERVER_ONLY=10 sim 10 1000 100 10 5s 30s

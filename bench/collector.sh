@@ -81,7 +81,7 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 
 echo "== build (release) into $CARGO_TARGET_DIR"
-timeout 1800 cargo build --release -p halfopen -p halfopen-sockets
+timeout 1800 cargo build --release -p halfopen-cli -p halfopen-sockets
 BIN=$CARGO_TARGET_DIR/release
 HO=$BIN/halfopen
 SB=$BIN/halfopen-sockbench
