@@ -31,6 +31,8 @@ fn collector(lab: &mut Lab, fleet: &mut Fleet, host: &str, host_id: &str, wrap: 
         "1s",
         "--host-id",
         host_id,
+        "--netns",
+        "self",
     ];
     let c = if wrap.is_empty() {
         lab.spawn(host, &exe, &tail).unwrap()

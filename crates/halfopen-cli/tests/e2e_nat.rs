@@ -121,6 +121,8 @@ fn collector_under_setpriv(lab: &mut Lab, fleet: &mut Fleet, host: &str, setpriv
         "1s",
         "--host-id",
         host,
+        "--netns",
+        "self",
     ]);
     let c = lab.spawn(host, Path::new("setpriv"), &args).unwrap();
     fleet.collectors.push((host.to_string(), c.clone()));

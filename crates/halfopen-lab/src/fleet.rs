@@ -57,24 +57,38 @@ impl Fleet {
         }
     }
 
-    /// Starts a collector on `host`, named after the lab host.
+    /// Starts a collector on `host`, named after the lab host, covering
+    /// only the host's own network namespace (`--netns self`: every lab
+    /// namespace of every test shares one machine, so `all` would see them all).
     pub fn add_collector(&mut self, lab: &mut Lab, host: &str, interval: &str) -> Result<(), LabError> {
+        self.add_collector_with(lab, host, interval, &["--netns", "self"])
+            .map(|_| ())
+    }
+
+    /// Starts a collector on `host`, named after the lab host, with `extra`
+    /// flags (e.g. `--netns self,NS1,NS2` for a node and its pods; give
+    /// `--netns` always: the default, all, covers every test's namespaces).
+    pub fn add_collector_with(
+        &mut self,
+        lab: &mut Lab,
+        host: &str,
+        interval: &str,
+        extra: &[&str],
+    ) -> Result<LabChild, LabError> {
         let exe = self.exe.clone();
-        let child = lab.spawn(
+        let mut args = vec![
+            "collector",
+            "--reconciler",
+            &self.url,
+            "--interval",
+            interval,
+            "--host-id",
             host,
-            &exe,
-            &[
-                "collector",
-                "--reconciler",
-                &self.url,
-                "--interval",
-                interval,
-                "--host-id",
-                host,
-            ],
-        )?;
-        self.collectors.push((host.to_string(), child));
-        Ok(())
+        ];
+        args.extend_from_slice(extra);
+        let child = lab.spawn(host, &exe, &args)?;
+        self.collectors.push((host.to_string(), child.clone()));
+        Ok(child)
     }
 
     pub fn collector(&self, host: &str) -> Option<&LabChild> {

@@ -2,7 +2,13 @@
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
 
-pub async fn run(reconciler: String, interval: Duration, host_id: Option<String>, proc_net: bool) -> Result<()> {
+pub async fn run(
+    reconciler: String,
+    interval: Duration,
+    host_id: Option<String>,
+    proc_net: bool,
+    netns: crate::cli::NetnsArgs,
+) -> Result<()> {
     let host_id = match host_id {
         Some(h) if !h.trim().is_empty() => h,
         Some(_) => bail!("--host-id must not be empty"),
@@ -13,6 +19,10 @@ pub async fn run(reconciler: String, interval: Duration, host_id: Option<String>
         interval,
         host_id,
         force_proc: proc_net,
+        netns: netns.netns,
+        netns_rescan: netns.netns_rescan,
+        max_namespaces: netns.max_namespaces as usize,
+        host_root: netns.host_root,
     };
     halfopen_collector::run(cfg, super::shutdown_signal()).await?;
     Ok(())

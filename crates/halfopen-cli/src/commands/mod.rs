@@ -28,12 +28,13 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             proc_net,
             show_secrets,
             redact_flags,
+            netns,
         } => {
             halfopen_sockets::owners::set_redaction(halfopen_core::Redaction {
                 enabled: !show_secrets,
                 extra_flags: redact_flags,
             });
-            collector::run(reconciler, interval, host_id, proc_net).await
+            collector::run(reconciler, interval, host_id, proc_net, netns).await
         }
         Cmd::Reconciler {
             listen,

@@ -35,8 +35,19 @@ pub struct HostJson {
     /// Where its collector runs.
     pub machine_id: String,
     pub boot_id: String,
+    /// The netns cookie (or nsfs inode) of this host's network namespace;
+    /// 0 when unknown. For a machine's own namespace that is where its
+    /// collector runs; for `HOSTID/NAME` hosts it is the namespace NAME.
     pub netns: u64,
     pub collector_pid: u32,
+    /// Set when this host is one network namespace of a machine (host id
+    /// `PARENT/NAME`, from `halfopen collector --netns`): the machine's host
+    /// id, the namespace's readable name, and the container and Kubernetes
+    /// pod (`namespace/name`) it belongs to; null when unknown or not one.
+    pub parent: Option<String>,
+    pub netns_name: Option<String>,
+    pub container: Option<String>,
+    pub pod: Option<String>,
 }
 
 pub fn host_json(h: &HostView) -> HostJson {
@@ -63,6 +74,10 @@ pub fn host_json(h: &HostView) -> HostJson {
         boot_id: h.instance.boot_id.clone(),
         netns: h.instance.netns,
         collector_pid: h.instance.pid,
+        parent: h.parent.clone(),
+        netns_name: h.netns_name.clone(),
+        container: h.container.clone(),
+        pod: h.pod.clone(),
     }
 }
 

@@ -16,6 +16,7 @@ mod field;
 mod ingest;
 mod interleavings;
 mod limits;
+mod netns;
 mod paging;
 mod risk;
 mod stalled;
@@ -61,6 +62,7 @@ fn hello(name: &str, ip: &str) -> Hello {
             pid: 1,
         },
         blind_spots: Vec::new(),
+        ..Default::default()
     }
 }
 
