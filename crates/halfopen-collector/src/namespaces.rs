@@ -386,10 +386,20 @@ fn plan(mut input: PlanInput) -> Result<Plan, CollectorError> {
             input.max
         ));
     }
-    if d.stats.denied > 0 {
+    // Only `all` looks at every process's namespace: a list names its own.
+    if all && d.stats.denied > 0 {
+        let why = match halfopen_sockets::netns::caps::effective_capabilities() {
+            Ok(eff) if !halfopen_sockets::netns::Capability::SysPtrace.in_set(eff) => {
+                "the collector lacks CAP_SYS_PTRACE".to_string()
+            }
+            Ok(_) => {
+                "refused even with CAP_SYS_PTRACE: processes of another user namespace, or a security module".into()
+            }
+            Err(e) => format!("the collector's capabilities are unknown: {e}"),
+        };
         spots.push(format!(
-            "the network namespaces of {} processes could not be read (/proc/PID/ns/net refused: the collector \
-             lacks CAP_SYS_PTRACE): a namespace only they are in is not covered",
+            "the network namespaces of {} processes could not be read (/proc/PID/ns/net refused: {why}): a \
+             namespace only they are in is not covered",
             d.stats.denied
         ));
     }
