@@ -646,6 +646,85 @@ mod tests {
         assert!(!covers_own(&"web,pid:7".parse().unwrap()));
     }
 
+    /// `ip netns add NAME`, deleted on drop.
+    struct Named(String);
+
+    impl Named {
+        fn add(name: &str) -> Named {
+            let st = std::process::Command::new("ip")
+                .args(["netns", "add", name])
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip netns add {name}");
+            Named(name.to_string())
+        }
+    }
+
+    impl Drop for Named {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+
+    fn input(spec: NetnsSpec, covered: BTreeMap<NsInode, String>) -> PlanInput {
+        PlanInput {
+            spec,
+            host_id: "node".into(),
+            force_proc: false,
+            max: 65_536,
+            owners: shared_owners(),
+            covered,
+            namer: Namer::new("/nonexistent-host-root", "/proc"),
+        }
+    }
+
+    /// `all` on this machine: a named namespace with a listener (made from a
+    /// thread inside it) is covered, an idle one is not; once its name is
+    /// gone (the listener still pins it, but nothing lists it) it is gone.
+    /// Every worker started (there may be other namespaces holding TCP on
+    /// the machine) is joined.
+    #[test]
+    fn all_covers_namespaces_that_hold_tcp_and_drops_them_when_they_go() {
+        if !halfopen_lab::require_root_or_skip("all_covers_namespaces_that_hold_tcp") {
+            return;
+        }
+        let base = format!("ho-collall-{}", std::process::id());
+        let busy = Named::add(&format!("{base}-busy"));
+        let idle = Named::add(&format!("{base}-idle"));
+        let h = NetnsHandle::open_named(Path::new("/run/netns"), &busy.0).unwrap();
+        let listener = run_in(&h, || std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        let idle_inode = NetnsHandle::open_named(Path::new("/run/netns"), &idle.0)
+            .unwrap()
+            .inode();
+
+        let p = plan(input(NetnsSpec::All, BTreeMap::new())).unwrap();
+        let mine: Vec<&Started> = p.started.iter().filter(|s| s.inode == h.inode()).collect();
+        assert_eq!(mine.len(), 1, "the busy namespace is covered");
+        assert_eq!(mine[0].host.host_id, format!("node/{}", busy.0));
+        assert_eq!(mine[0].host.parent.as_deref(), Some("node"));
+        assert!(mine[0].host.netns.is_some_and(|c| c != 0));
+        assert!(!p.started.iter().any(|s| s.inode == idle_inode), "the idle one is not");
+        let covered: BTreeMap<NsInode, String> = p.started.iter().map(|s| (s.inode, s.host.host_id.clone())).collect();
+        for s in p.started {
+            drop(s.kernel);
+            s.thread.join().unwrap();
+        }
+
+        // The name goes; the listener keeps the namespace alive, unlisted.
+        let busy_inode = h.inode();
+        drop(busy);
+        drop(h);
+        let p = plan(input(NetnsSpec::All, covered)).unwrap();
+        assert!(p.gone.contains(&busy_inode), "gone: {:?}", p.gone);
+        for s in p.started {
+            drop(s.kernel);
+            s.thread.join().unwrap();
+        }
+        drop(listener);
+    }
+
     fn host_id_rule(id: &str) -> bool {
         id.len() <= MAX_HOST_ID_LEN
             && id.split('/').all(|p| {
