@@ -222,6 +222,12 @@ impl Manager {
             }
         }
         self.stop(&plan.gone, "its network namespace is gone").await;
+        // Every covered namespace's worker resolves through one cache.
+        let sharers = self.covered.len() + plan.started.len() + 1;
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_sharers(sharers);
         for s in plan.started {
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let (cfg, client, host) = (self.cfg.clone(), self.client.clone(), s.host.clone());
