@@ -18,8 +18,15 @@
 # Needs root. Everything it starts is stopped and every namespace deleted on
 # exit, also on failure or Ctrl-C.
 #
-# Environment: NS (50), CONNS (1000), SECS (20), REPS (5), OUT
-# (bench/results/netns-<date>), CARGO_TARGET_DIR (default /work/target-bench).
+# Every dump of one namespace walks the kernel's TCP hash, which all
+# namespaces share by default: its cost grows with every socket of the
+# machine, for the collector and for ss alike. CHILD_EHASH=N gives each of
+# the NS namespaces a hash of its own (net.ipv4.tcp_child_ehash_entries=N set
+# in the node namespace, the namespaces created from there; kernel >= 6.1).
+#
+# Environment: NS (50), CONNS (1000), SECS (20), REPS (5), CHILD_EHASH
+# (unset: shared hash), OUT (bench/results/netns-<date>), CARGO_TARGET_DIR
+# (default /work/target-bench).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,6 +39,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
 PREFIX=hob-netns-$$
 NODE=$PREFIX-node
 RECON_PORT=7098
+CHILD_EHASH=${CHILD_EHASH:-}
 
 [ "$(id -u)" = 0 ] || { echo "netns.sh: needs root (ip netns)" >&2; exit 1; }
 mkdir -p "$OUT"
@@ -70,10 +78,16 @@ note "MACHINE tcp_sockets_elsewhere=$(awk '/^TCP:/{print $3 + $7}' /proc/net/soc
 echo "== $NS namespaces x $CONNS connections ($((2 * CONNS)) sockets each)"
 ip netns add "$NODE"
 ip -n "$NODE" link set lo up
+add_ns() { ip netns add "$1"; }
+if [ -n "$CHILD_EHASH" ]; then
+    ip netns exec "$NODE" sysctl -qw net.ipv4.tcp_child_ehash_entries="$CHILD_EHASH"
+    # nsenter (no mount namespace of its own): the name is bound in /run/netns for all
+    add_ns() { nsenter --net=/run/netns/"$NODE" ip netns add "$1"; }
+fi
 names=()
 for i in $(seq "$NS"); do
     ns=$PREFIX-n$i
-    ip netns add "$ns"
+    add_ns "$ns"
     ip -n "$ns" link set lo up
     ip netns exec "$ns" "$SB" hold --conns "$CONNS" >"$OUT/hold-$i.log" 2>&1 &
     PIDS+=($!)
@@ -87,7 +101,7 @@ for i in $(seq "$NS"); do
     done
     grep -q '^RESULT hold' "$OUT/hold-$i.log" || { echo "hold $i not ready" >&2; exit 1; }
 done
-note "RESULT netns held namespaces=$NS sockets_each=$((2 * CONNS)) tcp_inuse_total=$(for n in "${names[@]}"; do ip netns exec "$n" awk '/^TCP:/{print $3}' /proc/net/sockstat; done | awk '{s+=$1} END {print s}')"
+note "RESULT netns held namespaces=$NS child_ehash=${CHILD_EHASH:-shared} ehash_of_one=$(ip netns exec "${names[0]}" sysctl -n net.ipv4.tcp_ehash_entries) sockets_each=$((2 * CONNS)) tcp_inuse_total=$(for n in "${names[@]}"; do ip netns exec "$n" awk '/^TCP:/{print $3}' /proc/net/sockstat; done | awk '{s+=$1} END {print s}')"
 
 echo "== collector covering the node and the $NS namespaces"
 ip netns exec "$NODE" "$HO" --log warn reconciler --listen 127.0.0.1:$RECON_PORT --no-db >"$OUT/reconciler.log" 2>&1 &
