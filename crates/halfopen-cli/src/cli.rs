@@ -2,13 +2,37 @@
 //! flag values. The names here are contracts that operators and scripts
 //! rely on.
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use halfopen_core::FindingKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const DEFAULT_RECONCILER: &str = "http://127.0.0.1:7077";
+pub use crate::args::{parse_duration, parse_interval, parse_retention, parse_size, Retention};
+
+/// The reconciler on this machine. No scheme: TLS when TLS files are given,
+/// plaintext (loopback only) otherwise.
+pub const DEFAULT_RECONCILER: &str = "127.0.0.1:7077";
+
+/// Mutual TLS to or of the reconciler, shared by every command that talks gRPC.
+#[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsArgs {
+    /// CA certificate(s) (PEM) that issued the other side's certificate. With --tls-cert and
+    /// --tls-key: mutual TLS (make all three with `halfopen certs`).
+    #[arg(long, env = "HALFOPEN_TLS_CA", value_name = "FILE", help_heading = "TLS")]
+    pub tls_ca: Option<PathBuf>,
+    /// This side's certificate (PEM): the reconciler's server certificate, a collector certificate
+    /// for this host id, or a reader certificate for queries.
+    #[arg(long, env = "HALFOPEN_TLS_CERT", value_name = "FILE", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+    /// This side's private key (PEM; keep it mode 0600).
+    #[arg(long, env = "HALFOPEN_TLS_KEY", value_name = "FILE", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plaintext off loopback: serve, or talk to, a non-loopback address without TLS. Anyone
+    /// on the network can then report as any host and read every finding (warned, counted).
+    #[arg(long, help_heading = "TLS")]
+    pub insecure: bool,
+}
 
 #[derive(Parser)]
 #[command(
@@ -21,8 +45,9 @@ pub const DEFAULT_RECONCILER: &str = "http://127.0.0.1:7077";
         the client holds: the SYN-cookie incident where a full accept queue made the server forget a \
         handshake the client thinks is done, and the client waits forever for a greeting.",
     after_help = "Quick start on one machine (as root): halfopen demo\n\
-        On real hosts: run `halfopen reconciler` once, `halfopen collector --reconciler http://RECONCILER:7077` \
-        on every app and DB host, then `halfopen orphans`."
+        On real hosts: make certificates with `halfopen certs` (mutual TLS), run `halfopen reconciler` once, \
+        `halfopen collector --reconciler https://RECONCILER:7077` with its certificate on every app and DB host, \
+        then `halfopen orphans`."
 )]
 pub struct Cli {
     /// Log filter for the services (also RUST_LOG), e.g. info, debug, halfopen_reconciler=debug.
@@ -68,14 +93,19 @@ fn kind_parser() -> impl TypedValueParser<Value = FindingKind> {
 pub enum Cmd {
     /// Run the per-host collector: stream this host's TCP table to the reconciler.
     #[command(
-        after_help = "Example: halfopen collector --reconciler http://10.1.0.5:7077 --interval 5s\n\
+        after_help = "Example: halfopen collector --reconciler https://10.1.0.5:7077 --host-id web-1 \
+        --tls-ca /etc/halfopen/tls/ca.pem --tls-cert /etc/halfopen/tls/web-1.pem --tls-key /etc/halfopen/tls/web-1-key.pem\n\
+        The certificate must be a collector certificate for the host id (`halfopen certs issue --host web-1`).\n\
         Runs as root (sock_diag sees every socket without it, but naming client processes needs /proc/<pid>/fd).\n\
         Reconnects with backoff while the reconciler is away; never exits because of it."
     )]
     Collector {
-        /// Reconciler URL.
+        /// Reconciler address: [https://]HOST[:PORT] (port 7077 when not given; https:// when TLS
+        /// files are given).
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// How often to scan and report, 100ms to 1h (e.g. 5s, 1s, 500ms).
         #[arg(long, default_value = "5s", value_parser = parse_interval)]
         interval: Duration,
@@ -93,15 +123,25 @@ pub enum Cmd {
         /// Also hide the value of this flag in command lines (repeatable; without dashes: db-pw).
         #[arg(long = "redact-flag", value_name = "NAME")]
         redact_flags: Vec<String>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; suggested port 9478).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
         #[command(flatten)]
         netns: NetnsArgs,
     },
     /// Run the central reconciler: join every host's table, confirm and record findings.
-    #[command(after_help = "Example: halfopen reconciler --listen 0.0.0.0:7077 --db /var/lib/halfopen/halfopen.db")]
+    #[command(
+        after_help = "Example: halfopen reconciler --listen 0.0.0.0:7077 --db /var/lib/halfopen/halfopen.db \
+        --tls-ca /etc/halfopen/tls/ca.pem --tls-cert /etc/halfopen/tls/recon.example.pem \
+        --tls-key /etc/halfopen/tls/recon.example-key.pem\n\
+        With mutual TLS collectors need a collector certificate for their host id, queries a reader certificate. \
+        Without TLS it serves only a loopback address, unless --insecure."
+    )]
     Reconciler {
-        /// Address to listen on for collectors and the CLI.
-        #[arg(long, default_value = "0.0.0.0:7077")]
-        listen: SocketAddr,
+        /// Address to listen on for collectors and the CLI [default: 0.0.0.0:7077 with TLS or
+        /// --insecure, else 127.0.0.1:7077]
+        #[arg(long)]
+        listen: Option<SocketAddr>,
         /// SQLite database that records every confirmed finding (survives restarts).
         #[arg(long, env = "HALFOPEN_DB", default_value = "/var/lib/halfopen/halfopen.db")]
         db: PathBuf,
@@ -152,12 +192,22 @@ pub enum Cmd {
         /// A host gone this long that no finding refers to is forgotten.
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         forget_hosts_after: Duration,
+        /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; suggested port 9477).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// List the current half-open connections (client_only).
-    #[command(after_help = "Example: halfopen orphans --reconciler http://10.1.0.5:7077 --json | jq '.[].pid'")]
+    #[command(
+        after_help = "Example: halfopen orphans --reconciler https://10.1.0.5:7077 --json | jq '.[].pid'\n\
+        (with a reader certificate in HALFOPEN_TLS_CA, HALFOPEN_TLS_CERT, HALFOPEN_TLS_KEY: `halfopen certs issue --reader NAME`)"
+    )]
     Orphans {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// One JSON array; each element: client, server, client_host, server_host, side, pid, process, cmdline, uid, first_seen, confirmed_at, ...
         #[arg(long)]
         json: bool,
@@ -167,6 +217,8 @@ pub enum Cmd {
     Findings {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Only this kind.
         #[arg(long, value_parser = kind_parser())]
         kind: Option<FindingKind>,
@@ -183,6 +235,8 @@ pub enum Cmd {
     History {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Start of the window: findings alive at or after it.
         #[arg(long, value_name = "T", default_value = "24h")]
         since: String,
@@ -214,6 +268,8 @@ pub enum Cmd {
     Incidents {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Start of the window: incidents alive at or after it.
         #[arg(long, value_name = "T", default_value = "7d")]
         since: String,
@@ -234,6 +290,8 @@ pub enum Cmd {
         id: String,
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
         /// Also draw the incident to this file (.svg or .png): one-sided connections per client
@@ -254,6 +312,8 @@ pub enum Cmd {
         target: Option<String>,
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[arg(long)]
         json: bool,
     },
@@ -262,6 +322,8 @@ pub enum Cmd {
     Hosts {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[arg(long)]
         json: bool,
     },
@@ -271,6 +333,8 @@ pub enum Cmd {
     Coverage {
         #[arg(long, env = "HALFOPEN_RECONCILER", default_value = DEFAULT_RECONCILER)]
         reconciler: String,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[arg(long)]
         json: bool,
     },
@@ -286,6 +350,19 @@ pub enum Cmd {
         #[arg(long)]
         proc_net: bool,
     },
+    /// Make a small CA and the mutual-TLS certificates of the reconciler, collectors and readers.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  \
+        halfopen certs init --dir /etc/halfopen/ca\n  \
+        halfopen certs issue --dir /etc/halfopen/ca --reconciler recon.example,10.1.0.5\n  \
+        halfopen certs issue --dir /etc/halfopen/ca --host web-1\n  \
+        halfopen certs issue --dir /etc/halfopen/ca --reader alice\n\
+        Files: DIR/ca.pem (every peer), DIR/ca-key.pem (stays here), DIR/NAME.pem and DIR/NAME-key.pem (mode 0600) \
+        for each peer. An existing PKI can issue them instead: subject OU=halfopen-collector|halfopen-reader|\
+        halfopen-reconciler, CN = the host id or reader name, the reconciler's names as SANs (deploy/README.md)."
+    )]
+    Certs(CertsCmd),
     /// Reproduce the SYN-cookie incident in a throwaway lab and show what halfopen finds (root).
     #[cfg(feature = "demo")]
     #[command(
@@ -304,38 +381,62 @@ pub enum Cmd {
     },
 }
 
-/// A size in bytes: 16MiB, 512KiB, 1GiB, or a plain number of bytes.
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let (num, mul) = [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
-        .iter()
-        .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n, *m)))
-        .unwrap_or((t, 1));
-    let n: usize = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (examples: 16MiB, 512KiB, 1048576)"))?;
-    let v = n.checked_mul(mul).ok_or_else(|| format!("{s} is too large"))?;
-    if !(1024..=(1usize << 31)).contains(&v) {
-        return Err(format!("{s} is outside 1KiB..2GiB"));
-    }
-    Ok(v)
+/// `halfopen certs`.
+#[derive(Subcommand)]
+pub enum CertsCmd {
+    /// Make a CA: DIR/ca.pem (give it to every peer) and DIR/ca-key.pem (mode 0600; keep it here).
+    #[command(after_help = "Example: halfopen certs init --dir /etc/halfopen/ca")]
+    Init {
+        /// Directory for the CA (created with mode 0700 if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The CA's name (CN) [default: "halfopen CA" and the time it was made].
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the CA is valid; every certificate it issues ends by then.
+        #[arg(long, default_value = "3650d", value_parser = parse_duration)]
+        validity: Duration,
+        /// Replace an existing CA (every certificate of the old one stops being trusted).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a certificate with the CA in DIR: DIR/NAME.pem and DIR/NAME-key.pem (mode 0600).
+    #[command(after_help = "Examples:\n  \
+        halfopen certs issue --dir /etc/halfopen/ca --reconciler recon.example,10.1.0.5\n  \
+        halfopen certs issue --dir /etc/halfopen/ca --host web-1 --out /tmp/web-1\n  \
+        halfopen certs issue --dir /etc/halfopen/ca --reader alice --validity 30d")]
+    Issue {
+        /// Directory holding the CA (ca.pem, ca-key.pem).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[command(flatten)]
+        what: IssueWhat,
+        /// How long the certificate is valid (cut to the CA's end).
+        #[arg(long, default_value = "365d", value_parser = parse_duration)]
+        validity: Duration,
+        /// Write the certificate, its key and a copy of ca.pem here instead of DIR (created 0700).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace existing files of the same name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
-/// How long the reconciler keeps what ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retention {
-    Forever,
-    For(Duration),
-}
-
-pub fn parse_retention(s: &str) -> Result<Retention, String> {
-    if s == "forever" {
-        return Ok(Retention::Forever);
-    }
-    parse_duration(s)
-        .map(Retention::For)
-        .map_err(|e| format!("{e}; or `forever`"))
+/// Which certificate `halfopen certs issue` makes: exactly one of them.
+#[derive(Args, Clone, Debug)]
+#[group(required = true, multiple = false)]
+pub struct IssueWhat {
+    /// The reconciler's server certificate, for these DNS names and IP addresses: every name
+    /// collectors and readers dial (files named after the first).
+    #[arg(long, value_name = "NAME_OR_IP[,...]", value_delimiter = ',')]
+    pub reconciler: Option<Vec<String>>,
+    /// A collector certificate bound to host id NAME (it may also report NAME/<container>).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// A reader certificate for NAME: queries only.
+    #[arg(long, value_name = "NAME")]
+    pub reader: Option<String>,
 }
 
 /// `halfopen incident --format`.
@@ -349,28 +450,6 @@ pub enum ReportFormat {
     Json,
     /// One standalone page with the plot embedded (no network needed).
     Html,
-}
-
-/// A collector interval: 100ms to 1h. Shorter busies a core for nothing
-/// (a scan takes milliseconds); longer makes a dead host look alive for
-/// hours (a host is stale after 3 intervals).
-pub fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
-        return Err(format!(
-            "{s} is outside 100ms..1h: scans more often busy a core, and a host is judged stale only after 3 intervals"
-        ));
-    }
-    Ok(d)
-}
-
-/// A duration such as 5s, 500ms or 2m, greater than zero.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 5s, 500ms, 2m)"))?;
-    if d.is_zero() {
-        return Err("must be greater than zero".into());
-    }
-    Ok(d)
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The `halfopen` command: the collector and reconciler services, the query
 //! commands, `snapshot`, and (feature `demo`) the self-contained demo.
 //!
-//! - `cli`: commands, flags, defaults (clap).
+//! - `cli`: commands, flags, defaults (clap); `args`: the values after flags.
 //! - `commands`: what each command does; the only place that talks gRPC.
 //! - `output`: what the commands print: JSON rows (contracts for scripts)
 //!   and human tables, built from domain values.
+mod args;
 mod cli;
 mod commands;
 mod output;
@@ -48,6 +49,7 @@ fn main() -> Result<()> {
             commands::demo::run(args)
         }
         Cmd::Snapshot { json, info, proc_net } => commands::snapshot::run(json, info, proc_net),
+        Cmd::Certs(cmd) => commands::certs::run(cmd),
         other => {
             init_logging(&cli.log)?;
             tokio::runtime::Builder::new_multi_thread()

@@ -419,7 +419,88 @@ fn manifests_agree_with_each_other_and_with_the_units() {
         .find(|e| e["name"].as_str() == Some("HALFOPEN_RECONCILER"))
         .and_then(|e| e["value"].as_str())
         .expect("HALFOPEN_RECONCILER");
-    assert_eq!(url, format!("http://halfopen-reconciler.{namespace}.svc:{port}"));
+    assert_eq!(url, format!("https://halfopen-reconciler.{namespace}.svc:{port}"));
+}
+
+/// `--tls-X=PATH` (or `--tls-X PATH`) in an argument list, for X in ca, cert, key.
+fn tls_paths(args: &[String]) -> Vec<String> {
+    ["--tls-ca", "--tls-cert", "--tls-key"]
+        .iter()
+        .map(|flag| {
+            args.iter()
+                .enumerate()
+                .find_map(|(i, a)| {
+                    a.strip_prefix(&format!("{flag}="))
+                        .map(str::to_string)
+                        .or_else(|| (a == flag).then(|| args[i + 1].clone()))
+                })
+                .unwrap_or_else(|| panic!("no {flag} in {args:?}"))
+        })
+        .collect()
+}
+
+/// Every deployment talks mutual TLS: both units and both workloads give
+/// the three TLS files, each unit's files are credentials it loads, each
+/// workload's files are on a read-only mount (the collector's from the node,
+/// only that node's; the reconciler's from its Secret).
+#[test]
+fn every_deployment_talks_mutual_tls() {
+    for (unit, role_file) in [
+        ("halfopen-collector.service", "collector"),
+        ("halfopen-reconciler.service", "reconciler"),
+    ] {
+        let text = read_unit(unit);
+        let exec = unit_values(&text, "ExecStart");
+        assert!(!exec.contains(&"--insecure".to_string()), "{unit}");
+        let creds = unit_values(&text, "LoadCredential");
+        for path in tls_paths(&exec) {
+            let name = path
+                .strip_prefix("${CREDENTIALS_DIRECTORY}/")
+                .unwrap_or_else(|| panic!("{unit}: {path} is not a credential"));
+            let cred = creds
+                .iter()
+                .find(|c| c.starts_with(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("{unit}: no LoadCredential={name}:..."));
+            assert!(
+                cred.starts_with(&format!("{name}:/etc/halfopen/tls/")),
+                "{unit}: {cred}"
+            );
+        }
+        assert!(
+            creds.iter().any(|c| c.ends_with(&format!("/{role_file}-key.pem"))),
+            "{unit}: {creds:?}"
+        );
+    }
+    let docs = all_documents();
+    for (kind, name) in [
+        ("DaemonSet", "halfopen-collector"),
+        ("StatefulSet", "halfopen-reconciler"),
+    ] {
+        let w = find(&docs, kind, name);
+        let pod = &w["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        let args = strings(&c["args"]);
+        assert!(!args.contains(&"--insecure".to_string()), "{name}");
+        for path in tls_paths(&args) {
+            let mount = c["volumeMounts"]
+                .as_vec()
+                .unwrap()
+                .iter()
+                .find(|m| Path::new(&path).starts_with(m["mountPath"].as_str().unwrap()))
+                .unwrap_or_else(|| panic!("{name}: {path} is on no mount"));
+            assert_eq!(mount["readOnly"].as_bool(), Some(true), "{name}: {mount:?}");
+            let volume = pod["volumes"]
+                .as_vec()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == mount["name"])
+                .unwrap();
+            match kind {
+                "DaemonSet" => assert_eq!(volume["hostPath"]["type"].as_str(), Some("Directory"), "{volume:?}"),
+                _ => assert!(volume["secret"]["secretName"].as_str().is_some(), "{volume:?}"),
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------- systemd
@@ -700,4 +781,34 @@ fn the_collector_units_capabilities_name_other_users_sockets_and_no_fewer_do() {
     }
     drop(client);
     drop(holder);
+}
+
+/// Stopping and file limits: both units give the graceful shutdown (at most
+/// 3 s to close connections + 1 s to drain the engine + 10 s to flush the
+/// database, serve.rs) room before systemd kills, and so do the Kubernetes
+/// pods; the reconciler may hold a connection per collector.
+#[test]
+fn units_and_pods_leave_room_for_a_graceful_stop_and_enough_files() {
+    for unit in ["halfopen-reconciler.service", "halfopen-collector.service"] {
+        let u = read_unit(unit);
+        assert_eq!(unit_values(&u, "TimeoutStopSec"), ["20s"], "{unit}");
+        let nofile: u64 = unit_values(&u, "LimitNOFILE")
+            .first()
+            .unwrap_or_else(|| panic!("{unit} sets no LimitNOFILE"))
+            .parse()
+            .unwrap();
+        let least = if unit.contains("reconciler") { 65_536 } else { 1_024 };
+        assert!(nofile >= least, "{unit}: LimitNOFILE={nofile}");
+    }
+    let docs = all_documents();
+    for (kind, name) in [
+        ("DaemonSet", "halfopen-collector"),
+        ("StatefulSet", "halfopen-reconciler"),
+    ] {
+        let grace = find(&docs, kind, name)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_i64();
+        assert!(
+            grace >= Some(15),
+            "{kind} {name}: terminationGracePeriodSeconds {grace:?}"
+        );
+    }
 }

@@ -59,14 +59,10 @@ fn the_incident_is_explained_with_the_real_backlog_and_counters() {
         "{risk:?}"
     );
     // The human form reads.
-    let text = lab
-        .run_ok(
-            "recon",
-            exe().to_str().unwrap(),
-            &["explain", "db:3306", "--reconciler", &fleet.url],
-            TIMEOUT,
-        )
-        .unwrap();
+    let mut args = vec!["explain".to_string(), "db:3306".to_string()];
+    args.extend(fleet.reader_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = lab.run_ok("recon", exe().to_str().unwrap(), &args, TIMEOUT).unwrap();
     assert!(
         text.contains("What to change:") && text.contains("listen() backlog"),
         "{text}"

@@ -23,17 +23,10 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 fn collector(lab: &mut Lab, fleet: &mut Fleet, host: &str, host_id: &str, wrap: &[&str]) -> LabChild {
     let exe = exe();
     let exe_s = exe.to_str().unwrap().to_string();
-    let tail = [
-        "collector",
-        "--reconciler",
-        &fleet.url,
-        "--interval",
-        "1s",
-        "--host-id",
-        host_id,
-        "--netns",
-        "self",
-    ];
+    let mut tail: Vec<String> = vec!["collector".into()];
+    tail.extend(fleet.collector_args(host_id).unwrap());
+    tail.extend(["--interval", "1s", "--host-id", host_id, "--netns", "self"].map(String::from));
+    let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
     let c = if wrap.is_empty() {
         lab.spawn(host, &exe, &tail).unwrap()
     } else {
@@ -68,8 +61,9 @@ fn coverage(lab: &Lab, fleet: &Fleet) -> Value {
 /// `halfopen ARGS --reconciler URL` as a person runs it (no --json), from
 /// the reconciler's host.
 fn human(lab: &Lab, fleet: &Fleet, args: &[&str]) -> String {
+    let reader = fleet.reader_args();
     let mut a = args.to_vec();
-    a.extend_from_slice(&["--reconciler", &fleet.url]);
+    a.extend(reader.iter().map(String::as_str));
     lab.run_ok(&fleet.reconciler_host, exe().to_str().unwrap(), &a, TIMEOUT)
         .unwrap()
 }

@@ -111,19 +111,11 @@ fn assert_no_finding_for(lab: &Lab, fleet: &Fleet, period: Duration, hosts: &[&s
 /// `setpriv ARGS` (e.g. without CAP_NET_ADMIN); listed in the fleet.
 fn collector_under_setpriv(lab: &mut Lab, fleet: &mut Fleet, host: &str, setpriv: &[&str]) -> LabChild {
     let exe = exe();
+    let tls = fleet.collector_args(host).unwrap();
     let mut args: Vec<&str> = setpriv.to_vec();
-    args.extend_from_slice(&[
-        exe.to_str().unwrap(),
-        "collector",
-        "--reconciler",
-        &fleet.url,
-        "--interval",
-        "1s",
-        "--host-id",
-        host,
-        "--netns",
-        "self",
-    ]);
+    args.extend_from_slice(&[exe.to_str().unwrap(), "collector"]);
+    args.extend(tls.iter().map(String::as_str));
+    args.extend_from_slice(&["--interval", "1s", "--host-id", host, "--netns", "self"]);
     let c = lab.spawn(host, Path::new("setpriv"), &args).unwrap();
     fleet.collectors.push((host.to_string(), c.clone()));
     c

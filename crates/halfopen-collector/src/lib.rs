@@ -9,6 +9,7 @@
 //! - [`instance`]: who this collector is beyond its host id, and what it
 //!   cannot see (missing capabilities).
 //! - [`nat`]: the NAT'd connections of the conntrack table, kept current.
+//! - [`metrics`]: the collector's Prometheus metrics.
 //! - [`namespaces`]: which network namespaces are covered (`--netns`), one
 //!   host, worker and session per namespace, rescanned as they come and go.
 //! - [`session`]: the gRPC stream to the reconciler, with reconnects.
@@ -16,6 +17,7 @@
 pub mod differ;
 pub mod hostinfo;
 pub mod instance;
+pub mod metrics;
 pub mod namespaces;
 pub mod nat;
 pub mod session;

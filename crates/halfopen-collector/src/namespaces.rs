@@ -19,17 +19,16 @@
 //! What cannot be covered (entering refused, too many) is a blind spot of
 //! the collector's own host, `halfopen hosts` and `halfopen coverage` show
 //! it; it is never skipped silently.
-use crate::session::{run_host, CollectorConfig, CollectorError, HostSpec};
+use crate::metrics::CollectorMetrics;
+use crate::session::{run_host, CollectorError, HostSpec, Link};
 use crate::source::Polling;
 use crate::worker::{shared_owners, Kernel, KernelError, SharedOwners};
-use halfopen_proto::transport::ClientConfig;
 use halfopen_sockets::containers::{Namer, NetnsName};
 use halfopen_sockets::netns::{
     discover, run_in, DiscoverOptions, Netns, NetnsError, NetnsHandle, NetnsSelector, NetnsSpec, NetnsThread, NsInode,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -45,19 +44,24 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the collector's hosts until `shutdown`: its own namespace's and,
 /// unless `--netns self`, every other namespace the spec picks, rescanned.
+/// `metrics` are the collector's own namespace's; every other namespace's
+/// host counts into [`CollectorMetrics::for_namespace`] of them.
 pub(crate) async fn run(
-    cfg: CollectorConfig,
-    client: ClientConfig,
+    link: Link,
+    metrics: CollectorMetrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), CollectorError> {
-    let cfg = Arc::new(cfg);
+    let cfg = link.cfg.clone();
     let owners = shared_owners();
     let own = covers_own(&cfg.netns);
     let force_proc = cfg.force_proc;
     let own_kernel = if own {
-        Some(Kernel::start_shared(owners.clone(), cfg.host_id.clone(), move || {
-            Polling::open(force_proc)
-        })?)
+        Some(Kernel::start_shared(
+            owners.clone(),
+            cfg.host_id.clone(),
+            metrics.clone(),
+            move || Polling::open(force_proc),
+        )?)
     } else {
         None
     };
@@ -69,14 +73,14 @@ pub(crate) async fn run(
     if is_self_only(&cfg.netns) {
         // Today's collector: no discovery, no other host.
         if let Some(k) = &own_kernel {
-            run_host(&cfg, &client, &own_host, k, None, &mut shutdown).await;
+            run_host(&link, &own_host, k, &metrics, None, &mut shutdown).await;
         }
         return Ok(());
     }
 
     let mut m = Manager {
-        cfg: cfg.clone(),
-        client: client.clone(),
+        link: link.clone(),
+        metrics: metrics.for_namespace(),
         owners,
         namer: Some(Namer::new(&cfg.host_root, "/proc")),
         covered: BTreeMap::new(),
@@ -89,10 +93,11 @@ pub(crate) async fn run(
     log_spots(&spots);
     spots_tx.send_replace(spots);
     let own_task = own_kernel.map(|k| {
-        let (cfg, client) = (cfg.clone(), client.clone());
+        let link = link.clone();
+        let metrics = metrics.clone();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            run_host(&cfg, &client, &own_host, &k, Some(spots_rx), async {
+            run_host(&link, &own_host, &k, &metrics, Some(spots_rx), async {
                 let _ = stop_rx.await;
             })
             .await;
@@ -161,8 +166,9 @@ struct Covered {
 }
 
 struct Manager {
-    cfg: Arc<CollectorConfig>,
-    client: ClientConfig,
+    link: Link,
+    /// Shared by every namespace's host (see [`CollectorMetrics::for_namespace`]).
+    metrics: CollectorMetrics,
     owners: SharedOwners,
     /// Taken by each rescan's blocking part and given back.
     namer: Option<Namer>,
@@ -195,17 +201,19 @@ impl Manager {
     /// own host (what is not covered). Errors: the discovery failed as a
     /// whole (/proc unreadable).
     async fn rescan(&mut self) -> Result<Vec<String>, CollectorError> {
+        let cfg = self.link.cfg.clone();
         let input = PlanInput {
-            spec: self.cfg.netns.clone(),
-            host_id: self.cfg.host_id.clone(),
-            force_proc: self.cfg.force_proc,
-            max: self.cfg.max_namespaces,
+            spec: cfg.netns.clone(),
+            host_id: cfg.host_id.clone(),
+            force_proc: cfg.force_proc,
+            max: cfg.max_namespaces,
             owners: self.owners.clone(),
+            metrics: self.metrics.clone(),
             covered: self.covered.iter().map(|(i, c)| (*i, c.host_id.clone())).collect(),
             namer: self
                 .namer
                 .take()
-                .unwrap_or_else(|| Namer::new(&self.cfg.host_root, "/proc")),
+                .unwrap_or_else(|| Namer::new(&cfg.host_root, "/proc")),
         };
         let plan = match tokio::task::spawn_blocking(move || plan(input)).await {
             Ok(r) => r?,
@@ -230,11 +238,11 @@ impl Manager {
             .set_sharers(sharers);
         for s in plan.started {
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
-            let (cfg, client, host) = (self.cfg.clone(), self.client.clone(), s.host.clone());
+            let (link, metrics, host) = (self.link.clone(), self.metrics.clone(), s.host.clone());
             let kernel = s.kernel;
             info!(host_id = %host.host_id, netns = %s.inode, "covering network namespace");
             let task = tokio::spawn(async move {
-                run_host(&cfg, &client, &host, &kernel, None, async {
+                run_host(&link, &host, &kernel, &metrics, None, async {
                     let _ = stop_rx.await;
                 })
                 .await;
@@ -290,6 +298,7 @@ struct PlanInput {
     force_proc: bool,
     max: usize,
     owners: SharedOwners,
+    metrics: CollectorMetrics,
     /// What is covered now: inode -> host id.
     covered: BTreeMap<NsInode, String>,
     namer: Namer,
@@ -359,9 +368,13 @@ fn plan(mut input: PlanInput) -> Result<Plan, CollectorError> {
         let label = unique_label(&input.host_id, &namespace_label(&name), ns.inode, &used);
         let host_id = host_id_of(&input.host_id, &label, ns.inode);
         let force_proc = input.force_proc;
-        match Kernel::start_in(&handle, input.owners.clone(), host_id.clone(), move || {
-            Polling::open(force_proc)
-        }) {
+        match Kernel::start_in(
+            &handle,
+            input.owners.clone(),
+            host_id.clone(),
+            input.metrics.clone(),
+            move || Polling::open(force_proc),
+        ) {
             Ok((kernel, thread)) => {
                 let id = thread.id();
                 used.insert(host_id.clone());
@@ -681,6 +694,7 @@ mod tests {
             force_proc: false,
             max: 65_536,
             owners: shared_owners(),
+            metrics: CollectorMetrics::default(),
             covered,
             namer: Namer::new("/nonexistent-host-root", "/proc"),
         }

@@ -7,14 +7,17 @@
 //! `--host-id`; every other namespace it covers (`--netns`, see
 //! [`crate::namespaces`]) is a host of its own, `HOSTID/NAME`, with its own
 //! session, worker and reconnects ([`run_host`]).
+use crate::metrics::CollectorMetrics;
 use crate::worker::{Kernel, KernelError};
 use halfopen_core::{Hello, Report};
+use halfopen_identity::TlsPem;
 use halfopen_proto::convert::*;
 use halfopen_proto::transport::{self, ClientConfig, Role, TransportError};
 use halfopen_proto::v1;
 use halfopen_sockets::netns::NetnsSpec;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -42,6 +45,13 @@ pub struct CollectorConfig {
     /// The node's root directory, under which `var/log/pods` and
     /// `var/lib/docker/containers` name pods and containers (`--host-root`).
     pub host_root: PathBuf,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`; None: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Mutual TLS to the reconciler (CA, this host's collector certificate
+    /// and key); `None`: plaintext.
+    pub tls: Option<TlsPem>,
+    /// Allow plaintext to a reconciler that is not on a loopback address.
+    pub insecure: bool,
 }
 
 impl CollectorConfig {
@@ -57,6 +67,9 @@ impl CollectorConfig {
             netns_rescan: Duration::from_secs(5),
             max_namespaces: 1024,
             host_root: PathBuf::from("/"),
+            metrics_listen: None,
+            tls: None,
+            insecure: false,
         }
     }
 }
@@ -83,13 +96,15 @@ pub enum CollectorError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Netns(#[from] halfopen_sockets::netns::NetnsError),
+    #[error(transparent)]
+    Metrics(#[from] halfopen_telemetry::TelemetryError),
 }
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
     #[error("{0}")]
     Connect(#[from] TransportError),
-    #[error("the stream to the reconciler failed: {0}")]
+    #[error("the stream to the reconciler failed: {}", transport::status_text(.0, None))]
     Status(#[from] tonic::Status),
     #[error("reconciler closed the session")]
     Closed,
@@ -103,40 +118,93 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
     let client = ClientConfig {
         reconciler: cfg.reconciler.clone(),
         role: Role::Collector,
+        tls: cfg.tls.clone(),
+        insecure: cfg.insecure,
     };
-    client.endpoint()?; // a bad URL is an error now, not a retry forever
-    crate::namespaces::run(cfg, client, shutdown).await
+    // A bad URL, or plaintext where it is not allowed, is an error now, not a retry forever.
+    let resolved = client.resolve()?;
+    client.endpoint()?;
+    let mut registry = halfopen_telemetry::new_registry("collector", &[("host", &cfg.host_id)]);
+    let metrics = CollectorMetrics::register(&mut registry);
+    // Kept until the collector stops; dropping it stops the endpoint.
+    let _metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(halfopen_telemetry::serve(addr, Arc::new(registry)).await?),
+        None => None,
+    };
+    if resolved.exposed() {
+        warn!(
+            reconciler = %resolved.url,
+            "plaintext to a reconciler that is not on this machine (--insecure): sockets, process names and \
+             command lines are sent unauthenticated and unencrypted, and the reconciler cannot tell this \
+             collector from an impostor. Use --tls-ca, --tls-cert and --tls-key"
+        );
+    }
+    let link = Link {
+        cfg: Arc::new(cfg),
+        client,
+        tls: resolved.tls,
+        url: resolved.url.to_string(),
+    };
+    crate::namespaces::run(link, metrics, shutdown).await
+}
+
+/// What every session of a collector shares: its settings and how it
+/// reaches the reconciler.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub cfg: Arc<CollectorConfig>,
+    pub client: ClientConfig,
+    /// Whether the reconciler is reached over TLS (for error hints).
+    pub tls: bool,
+    /// The reconciler's URL as resolved (for the log).
+    pub url: String,
 }
 
 /// One host's sessions until `shutdown` resolves: connect, Hello, reports
 /// and lookups, reconnect with backoff. `spots` (the collector's own host
 /// only) carries the blind spots found after start (namespaces it cannot
 /// enter): the Hello includes them, a change goes out with the next report.
+/// `metrics` counts this host's scans, reports and session.
 pub(crate) async fn run_host(
-    cfg: &CollectorConfig,
-    client: &ClientConfig,
+    link: &Link,
     host: &HostSpec,
     kernel: &Kernel,
+    metrics: &CollectorMetrics,
     mut spots: Option<watch::Receiver<Vec<String>>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    info!(host_id = %host.host_id, source = %kernel.source(), reconciler = %cfg.reconciler, interval = ?cfg.interval, "collector starting");
+    let cfg = &*link.cfg;
+    info!(host_id = %host.host_id, source = %kernel.source(), reconciler = %link.url, tls = link.tls, interval = ?cfg.interval, "collector starting");
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);
+    let mut attempts = 0u64;
     loop {
         let started = Instant::now();
+        attempts += 1;
         tokio::select! {
             _ = &mut shutdown => return,
-            r = session(cfg, client, host, kernel, spots.as_mut()) => {
+            r = session(link, host, kernel, metrics, attempts > 1, spots.as_mut()) => {
+                metrics.session_ended();
                 match r {
                     Ok(()) => {}
-                    Err(SessionError::Status(s)) if s.code() == tonic::Code::FailedPrecondition => error!(
-                        host_id = %host.host_id,
-                        reconciler = %cfg.reconciler,
-                        "the reconciler refused this collector: {}; retrying in {backoff:?}",
-                        s.message()
-                    ),
-                    Err(e) => warn!(host_id = %host.host_id, reconciler = %cfg.reconciler, "session ended: {e}; retrying in {backoff:?}"),
+                    Err(SessionError::Status(s))
+                        if matches!(s.code(), tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied) =>
+                    {
+                        error!(
+                            host_id = %host.host_id,
+                            reconciler = %cfg.reconciler,
+                            "the reconciler refused this collector: {}; retrying in {backoff:?}",
+                            s.message()
+                        )
+                    }
+                    Err(e) => {
+                        // a connect error carries its hint already
+                        let hint = match &e {
+                            SessionError::Status(_) => transport::tls_hint(&e.to_string(), link.tls),
+                            _ => "",
+                        };
+                        warn!(host_id = %host.host_id, reconciler = %cfg.reconciler, "session ended: {e}{hint}; retrying in {backoff:?}")
+                    }
                 }
             }
         }
@@ -168,14 +236,20 @@ fn blind_spots_of(spots: Option<&mut watch::Receiver<Vec<String>>>) -> Vec<Strin
     v
 }
 
+/// One session; `again`: not this host's first attempt (counted as a reconnect).
 async fn session(
-    cfg: &CollectorConfig,
-    client: &ClientConfig,
+    link: &Link,
     host: &HostSpec,
     kernel: &Kernel,
+    metrics: &CollectorMetrics,
+    again: bool,
     mut spots: Option<&mut watch::Receiver<Vec<String>>>,
 ) -> Result<(), SessionError> {
-    let mut client = transport::ingest_client(client.connect().await?);
+    let cfg = &*link.cfg;
+    if again {
+        metrics.reconnecting();
+    }
+    let mut client = transport::ingest_client(link.client.connect().await?);
     let (tx, rx) = mpsc::channel::<v1::CollectorMessage>(64);
     let mut addrs = kernel.addresses().await?;
     let mut instance = crate::instance::this_instance();
@@ -203,6 +277,7 @@ async fn session(
         .map_err(|_| SessionError::Closed)?;
     let mut inbound = client.collect(ReceiverStream::new(rx)).await?.into_inner();
     info!(host_id = %host.host_id, reconciler = %cfg.reconciler, "connected");
+    metrics.session_opened();
 
     let mut seq = 0u64;
     let mut need_full = true;
@@ -216,7 +291,7 @@ async fn session(
                     Err(KernelError::Scan(e)) => {
                         // Skip this interval; the next report is a full one so
                         // the reconciler never applies a delta against a gap.
-                        warn!("scan failed, skipping this interval: {e}");
+                        warn!(host_id = %host.host_id, "scan failed, skipping this interval: {e}");
                         need_full = true;
                         continue;
                     }
@@ -228,9 +303,13 @@ async fn session(
                 }
                 let changed = if new_addrs != addrs { addrs = new_addrs; Some(addrs.clone()) } else { None };
                 debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.stats.sockets, scan_us = data.stats.scan_us, "report");
+                let full = data.full;
                 for m in report_stream(&mut seq, data, changed) {
-                    tx.send(m).await.map_err(|_| SessionError::Closed)?;
+                    if tx.send(m).await.is_err() {
+                        return Err(why_closed(&mut inbound).await);
+                    }
                 }
+                metrics.report_sent(full);
                 need_full = false;
             }
             r = async { spots.as_deref_mut()?.changed().await.ok() }, if spots_open => {
@@ -251,15 +330,19 @@ async fn session(
                         let answers = match hits {
                             Ok(h) => h,
                             Err(KernelError::Scan(e)) => {
-                                warn!("lookup scan failed, the reconciler will ask again: {e}");
+                                warn!(host_id = %host.host_id, "lookup scan failed, the reconciler will ask again: {e}");
                                 continue;
                             }
                             Err(e) => return Err(e.into()),
                         };
                         let reply = lookup_reply_to_wire(l.id, &answers);
-                        tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
+                        if tx.send(v1::CollectorMessage { msg: Some(v1::collector_message::Msg::LookupReply(reply)) })
                             .await
-                            .map_err(|_| SessionError::Closed)?;
+                            .is_err()
+                        {
+                            return Err(why_closed(&mut inbound).await);
+                        }
+                        metrics.lookup_answered(answers.len());
                     }
                     Some(v1::reconciler_message::Msg::Config(c)) => {
                         let wants = wants_from_wire(&c);
@@ -274,6 +357,21 @@ async fn session(
                     None => {}
                 }
             }
+        }
+    }
+}
+
+/// The request stream was dropped: the call has ended. Its status (e.g.
+/// UNAVAILABLE "reconciler shutting down") is the reason, when it arrives
+/// within a second; else the session just closed.
+async fn why_closed(inbound: &mut tonic::Streaming<v1::ReconcilerMessage>) -> SessionError {
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        // Messages still buffered before the status are of no use now.
+        match tokio::time::timeout_at(until, inbound.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Err(status)) => return SessionError::Status(status),
+            Ok(Ok(None)) | Err(_) => return SessionError::Closed,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! namespace's); the owner cache is shared by all of them ([`SharedOwners`]:
 //! /proc is the machine's, and socket inodes are unique on it).
 use crate::differ::{Delta, Differ};
+use crate::metrics::CollectorMetrics;
 use crate::nat::NatReader;
 use crate::source::TableSource;
 use halfopen_core::{
@@ -79,14 +80,23 @@ impl Kernel {
     pub fn start<S: TableSource + 'static>(
         open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
     ) -> Result<Kernel, KernelError> {
-        Kernel::start_shared(shared_owners(), String::new(), open)
+        Kernel::start_shared(shared_owners(), String::new(), CollectorMetrics::default(), open)
     }
 
-    /// [`Kernel::start`] with an owner cache shared with other workers;
+    /// [`Kernel::start`], counting scans and owner lookups into `metrics`.
+    pub fn start_with<S: TableSource + 'static>(
+        open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
+        metrics: CollectorMetrics,
+    ) -> Result<Kernel, KernelError> {
+        Kernel::start_shared(shared_owners(), String::new(), metrics, open)
+    }
+
+    /// [`Kernel::start_with`] with an owner cache shared with other workers;
     /// `host` names the host in the worker's log lines ("" for none).
     pub fn start_shared<S: TableSource + 'static>(
         owners: SharedOwners,
         host: String,
+        metrics: CollectorMetrics,
         open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
     ) -> Result<Kernel, KernelError> {
         let (tx, rx) = std_mpsc::channel();
@@ -96,7 +106,7 @@ impl Kernel {
             .spawn(move || match open() {
                 Ok(source) => {
                     let _ = opened_tx.send(Ok(source.kind()));
-                    Worker::new(Box::new(source), owners, host).run(rx)
+                    Worker::new(Box::new(source), owners, host, metrics).run(rx)
                 }
                 Err(e) => {
                     let _ = opened_tx.send(Err(e));
@@ -119,6 +129,7 @@ impl Kernel {
         ns: &NetnsHandle,
         owners: SharedOwners,
         host: String,
+        metrics: CollectorMetrics,
         open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
     ) -> Result<(Kernel, NetnsThread<()>), KernelError> {
         let (tx, rx) = std_mpsc::channel();
@@ -128,7 +139,7 @@ impl Kernel {
         let thread = spawn_in_with(ns, std::thread::Builder::new().name(name), move || match open() {
             Ok(source) => {
                 let _ = opened_tx.send(Ok(source.kind()));
-                Worker::new(Box::new(source), owners, host).run(rx)
+                Worker::new(Box::new(source), owners, host, metrics).run(rx)
             }
             Err(e) => {
                 let _ = opened_tx.send(Err(e));
@@ -209,12 +220,13 @@ struct Worker {
     reports: u64,
     /// Last count of each recurring problem, to log changes, not every interval.
     last_problem: HashMap<&'static str, String>,
+    metrics: CollectorMetrics,
 }
 
 const LIBWRAP_REFRESH: u64 = 60;
 
 impl Worker {
-    fn new(source: Box<dyn TableSource>, owners: SharedOwners, host: String) -> Self {
+    fn new(source: Box<dyn TableSource>, owners: SharedOwners, host: String, metrics: CollectorMetrics) -> Self {
         Worker {
             source,
             nat: NatReader::open(),
@@ -230,6 +242,7 @@ impl Worker {
             libwrap: HashMap::new(),
             reports: 0,
             last_problem: HashMap::new(),
+            metrics,
         }
     }
 
@@ -256,6 +269,7 @@ impl Worker {
     /// (`unresolved`): a process whose fds no one may read (pid 1 in some
     /// sandboxes) holds none of the sockets asked about.
     fn owner_problems(&mut self, stats: &ResolveStats, unresolved: usize) {
+        self.metrics.owners(stats);
         if stats.permission_errors > 0 && unresolved > 0 {
             self.problem(
                 "permission denied reading /proc",
@@ -278,14 +292,22 @@ impl Worker {
             match job {
                 Job::Configure(w) => self.wants = w,
                 Job::Report { full, reply } => {
-                    let _ = reply.send(self.report(full));
+                    let r = self.report(full);
+                    if r.is_err() {
+                        self.metrics.scan_failed();
+                    }
+                    let _ = reply.send(r);
                 }
                 Job::Lookup {
                     tuples,
                     attribute,
                     reply,
                 } => {
-                    let _ = reply.send(self.lookup(&tuples, attribute));
+                    let r = self.lookup(&tuples, attribute);
+                    if r.is_err() {
+                        self.metrics.scan_failed();
+                    }
+                    let _ = reply.send(r);
                 }
                 Job::Addresses { reply } => {
                     let _ = reply.send(halfopen_sockets::local_addresses());
@@ -305,7 +327,9 @@ impl Worker {
         for r in &mut self.buf {
             r.side = self.ports.side_of(r.tuple.local());
         }
-        Ok(t0.elapsed().as_micros() as u64)
+        let took = t0.elapsed();
+        self.metrics.scanned(took, &self.buf, self.listeners.len());
+        Ok(took.as_micros() as u64)
     }
 
     fn report(&mut self, full: bool) -> Result<Report, ScanError> {

@@ -46,6 +46,10 @@ pub struct Coverage {
     pub shared_addresses: Vec<SharedAddress>,
     pub unmonitored: Unmonitored,
     pub blind_spots: Vec<BlindSpot>,
+    /// Whether what the answer shows is being recorded: filled by the
+    /// reconciler from its database writer (never by the engine); None
+    /// without a database.
+    pub store: Option<crate::StoreHealth>,
 }
 
 impl Coverage {

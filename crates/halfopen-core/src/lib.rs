@@ -12,6 +12,7 @@
 //! - [`host`]: a host as the reconciler shows it.
 //! - [`keepalive`]: keepalive sysctls and when they reap an idle socket.
 //! - [`coverage`]: what an answer covers and what it does not.
+//! - [`store_health`]: whether the reconciler's database is being written.
 //! - [`diagnosis`]: `halfopen explain`'s facts, causes and changes.
 //! - [`target`]: what `halfopen explain` may be asked about.
 //! - [`redact`]: secrets in command lines, hidden before they leave the host.
@@ -27,6 +28,7 @@ pub mod keepalive;
 pub mod model;
 pub mod redact;
 pub mod report;
+pub mod store_health;
 pub mod target;
 pub mod tuple;
 
@@ -45,5 +47,6 @@ pub use report::{
     FoundSocket, Hello, Instance, LookupAnswer, NatEntry, NatState, Report, ReportStats, SilentSocket, SourceKind,
     Wants,
 };
+pub use store_health::StoreHealth;
 pub use target::ExplainTarget;
 pub use tuple::{canonical_ip, fmt_endpoint, ip_from_wire, is_matchable_ip, parse_endpoint, wire_bytes, Tuple};

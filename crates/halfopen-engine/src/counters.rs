@@ -39,13 +39,15 @@ impl CounterHistory {
         }
     }
 
-    /// Counter increases reported at or after `since_mono`.
+    /// Counter increases reported at or after `since_mono` (a sum past
+    /// u64::MAX, which only a collector's bogus readings reach, saturates).
     pub fn deltas_since(&self, since_mono: u64) -> BTreeMap<String, u64> {
         let mut sum = BTreeMap::new();
         for (t, d) in &self.samples {
             if *t >= since_mono {
                 for (k, v) in d {
-                    *sum.entry(k.clone()).or_insert(0) += v;
+                    let total = sum.entry(k.clone()).or_insert(0u64);
+                    *total = total.saturating_add(*v);
                 }
             }
         }

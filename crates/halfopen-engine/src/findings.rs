@@ -39,6 +39,9 @@ pub(crate) struct FindingSet {
     by_server: HashMap<HostIdx, usize>,
     confirmed: u64,
     gone: u64,
+    /// Confirmed since start, per kind; ended since start, per kind and reason.
+    confirmed_by_kind: HashMap<FindingKind, u64>,
+    gone_by_kind: HashMap<(FindingKind, GoneReason), u64>,
 }
 
 impl FindingSet {
@@ -87,6 +90,19 @@ impl FindingSet {
         (self.confirmed, self.gone)
     }
 
+    /// Findings of `kind` confirmed since the engine started.
+    pub fn confirmed_of(&self, kind: FindingKind) -> u64 {
+        self.confirmed_by_kind.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Findings that ended since the engine started, per kind and reason
+    /// (sorted; only pairs that happened).
+    pub fn gone_by_kind(&self) -> Vec<(FindingKind, GoneReason, u64)> {
+        let mut gone: Vec<_> = self.gone_by_kind.iter().map(|(&(k, r), &n)| (k, r, n)).collect();
+        gone.sort_by_key(|&(k, r, _)| (k, r.as_str()));
+        gone
+    }
+
     /// Puts a finding in place (replacing one with the same key). Returns the
     /// one it replaced.
     pub fn insert(&mut self, key: FKey, finding: Finding, server: HostIdx) -> Option<Finding> {
@@ -103,6 +119,7 @@ impl FindingSet {
     /// A newly confirmed finding: in place, counted, and the action saying so.
     pub fn confirm(&mut self, key: FKey, finding: Finding, server: HostIdx) -> Action {
         self.confirmed += 1;
+        *self.confirmed_by_kind.entry(finding.kind).or_insert(0) += 1;
         self.insert(key, finding.clone(), server);
         Action::Confirmed(finding)
     }
@@ -121,6 +138,7 @@ impl FindingSet {
         let s = self.by_key.remove(key)?;
         self.index(key, &s, false);
         self.gone += 1;
+        *self.gone_by_kind.entry((s.finding.kind, reason)).or_insert(0) += 1;
         Some(Action::Gone {
             finding: s.finding,
             at_ms,
@@ -250,6 +268,15 @@ mod tests {
         set.finish(&ks, GoneReason::Greeted, 6).unwrap();
         assert!(set.stalled_of(app).is_empty());
         assert_eq!(set.counts(), (3, 3));
+        assert_eq!(set.confirmed_of(FindingKind::ClientOnly), 2);
+        assert_eq!(set.confirmed_of(FindingKind::StalledGreeting), 1);
+        assert_eq!(
+            set.gone_by_kind(),
+            vec![
+                (FindingKind::ClientOnly, GoneReason::ClientClosed, 2),
+                (FindingKind::StalledGreeting, GoneReason::Greeted, 1)
+            ]
+        );
         assert_eq!(set.len(), 0);
         // An orphan of a server restart does not point at the listener.
         let mut restarted = finding(FindingKind::ClientOnly, 40004);

@@ -37,6 +37,7 @@
 //!   judgements deferred until a host is fresh again.
 //! - `confirm`: candidates and the two lookups that confirm them.
 //! - [`findings`]: the set of current findings and the indexes it keeps.
+//! - [`gauges`]: what the engine holds now, counted for monitoring.
 //! - [`paging`]: the listing order and its cursor.
 //! - `stalled`, `risk`, `accept`: stalled greetings, listeners at risk,
 //!   stuck accept loops.
@@ -50,6 +51,7 @@ pub mod advice;
 pub mod diagnose;
 pub mod explain;
 pub mod findings;
+pub mod gauges;
 pub mod hosts;
 pub mod join;
 pub mod paging;

@@ -3,12 +3,14 @@
 //! finding that appears or goes between pages is listed or not, but never
 //! twice.
 use crate::findings::FindingSet;
-use halfopen_core::{Finding, FindingKind};
+use halfopen_core::{Finding, FindingKind, Subject};
 use std::net::SocketAddr;
 
 /// Kind, server end, client end, listener, client host, server host. No two
 /// current findings share it (the engine keys a finding by kind, holder host
-/// and tuple, all of which it holds).
+/// and tuple, all of which it holds), and it never changes while the finding
+/// is current: the listener is the subject of a listener_at_risk finding,
+/// never a connection's evidence (which later reports may fill in).
 pub type OrderKey<'a> = (
     FindingKind,
     Option<SocketAddr>,
@@ -25,7 +27,10 @@ pub fn order_key(f: &Finding) -> OrderKey<'_> {
         f.kind,
         t.map(|t| t.remote()),
         t.map(|t| t.local()),
-        f.listener_addr(),
+        match f.subject {
+            Subject::Listener { addr, .. } => Some(addr),
+            Subject::Connection { .. } => None,
+        },
         f.subject.client_host().unwrap_or(""),
         f.subject.server_host(),
     )

@@ -2,13 +2,70 @@
 //! reconciler and collectors in the lab's namespaces, queried through its own
 //! CLI from inside the lab, plus the ground truth from `ss` on both ends.
 //! Shared by `halfopen demo` and the end-to-end tests.
+//!
+//! Every fleet talks **mutual TLS**, so that the secure path is the tested
+//! one: [`Fleet::start`] makes a CA in the lab's log directory with the
+//! binary's own `halfopen certs` (`LOG_DIR/tls`), a server certificate for
+//! the reconciler's lab address, a reader certificate ([`READER`]) for
+//! queries, and a collector certificate for each host id as collectors are
+//! added. The CA is kept for the lab's life: a fleet started again on the
+//! same lab (a reconciler restart) reuses it, so running collectors stay
+//! trusted.
+use crate::exec::run_ok;
 use crate::{Lab, LabChild, LabError};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub const RECONCILER_PORT: u16 = 7077;
+
+/// The name of the reader certificate the fleet queries with.
+pub const READER: &str = "lab-reader";
+
+/// Where a lab's CA and certificates live: `LOG_DIR/tls`.
+pub fn certs_dir(lab: &Lab) -> PathBuf {
+    lab.log_dir().join("tls")
+}
+
+/// `--tls-ca DIR/ca.pem --tls-cert DIR/STEM.pem --tls-key DIR/STEM-key.pem`.
+pub fn tls_flags(dir: &Path, stem: &str) -> Vec<String> {
+    let p = |f: String| dir.join(f).to_string_lossy().into_owned();
+    vec![
+        "--tls-ca".into(),
+        p("ca.pem".into()),
+        "--tls-cert".into(),
+        p(format!("{stem}.pem")),
+        "--tls-key".into(),
+        p(format!("{stem}-key.pem")),
+    ]
+}
+
+/// Runs `exe certs ARGS` (outside the lab's namespaces: it only writes files).
+fn certs(exe: &Path, args: &[&str]) -> Result<(), LabError> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("certs").args(args);
+    run_ok(cmd, Duration::from_secs(30)).map(|_| ())
+}
+
+/// Makes the CA in `dir` with `halfopen certs init`, unless it is there.
+pub fn ensure_ca(exe: &Path, dir: &Path) -> Result<(), LabError> {
+    if dir.join("ca.pem").exists() {
+        return Ok(());
+    }
+    certs(exe, &["init", "--dir", &dir.to_string_lossy()])
+}
+
+/// Issues `DIR/NAME.pem` with `halfopen certs issue --dir DIR FLAG NAME`
+/// (`FLAG`: `--host`, `--reader` or `--reconciler`), unless it is there.
+pub fn ensure_cert(exe: &Path, dir: &Path, flag: &str, name: &str) -> Result<(), LabError> {
+    let stem = name.split(',').next().unwrap_or(name);
+    if dir.join(format!("{stem}.pem")).exists() {
+        return Ok(());
+    }
+    certs(exe, &["issue", "--dir", &dir.to_string_lossy(), flag, name])
+}
 
 /// The halfopen processes of one lab.
 pub struct Fleet {
@@ -18,23 +75,37 @@ pub struct Fleet {
     pub url: String,
     pub reconciler: LabChild,
     pub collectors: Vec<(String, LabChild)>,
+    /// The lab's CA and certificates ([`certs_dir`]).
+    pub certs: PathBuf,
+    /// The reconciler's certificate's file stem (its lab address).
+    pub server_name: String,
 }
 
 impl Fleet {
-    /// Starts a reconciler on `host` (listening on its lab address) and waits
-    /// until it answers. `extra` goes to `halfopen reconciler`.
+    /// Starts a reconciler on `host` (listening on its lab address, mutual
+    /// TLS with the lab's CA, made if needed) and waits until it answers.
+    /// `extra` goes to `halfopen reconciler`.
     pub fn start(lab: &mut Lab, exe: &Path, host: &str, extra: &[&str]) -> Result<Fleet, LabError> {
         let ip = lab.host(host).ip;
         let listen = format!("{ip}:{RECONCILER_PORT}");
+        let dir = certs_dir(lab);
+        let server_name = ip.to_string();
+        ensure_ca(exe, &dir)?;
+        ensure_cert(exe, &dir, "--reconciler", &server_name)?;
+        ensure_cert(exe, &dir, "--reader", READER)?;
+        let tls = tls_flags(&dir, &server_name);
         let mut args = vec!["reconciler", "--listen", &listen];
+        args.extend(tls.iter().map(String::as_str));
         args.extend_from_slice(extra);
         let reconciler = lab.spawn(host, exe, &args)?;
         let fleet = Fleet {
             exe: exe.to_path_buf(),
             reconciler_host: host.to_string(),
-            url: format!("http://{listen}"),
+            url: format!("https://{listen}"),
             reconciler,
             collectors: Vec::new(),
+            certs: dir,
+            server_name,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -57,9 +128,10 @@ impl Fleet {
         }
     }
 
-    /// Starts a collector on `host`, named after the lab host, covering
-    /// only the host's own network namespace (`--netns self`: every lab
-    /// namespace of every test shares one machine, so `all` would see them all).
+    /// Starts a collector on `host`, named after the lab host (with a
+    /// collector certificate for it), covering only the host's own network
+    /// namespace (`--netns self`: every lab namespace of every test shares
+    /// one machine, so `all` would see them all).
     pub fn add_collector(&mut self, lab: &mut Lab, host: &str, interval: &str) -> Result<(), LabError> {
         self.add_collector_with(lab, host, interval, &["--netns", "self"])
             .map(|_| ())
@@ -76,31 +148,52 @@ impl Fleet {
         extra: &[&str],
     ) -> Result<LabChild, LabError> {
         let exe = self.exe.clone();
-        let mut args = vec![
-            "collector",
-            "--reconciler",
-            &self.url,
-            "--interval",
-            interval,
-            "--host-id",
-            host,
-        ];
-        args.extend_from_slice(extra);
+        let mut args: Vec<String> = vec!["collector".into()];
+        args.extend(self.collector_args(host)?);
+        args.extend(["--interval", interval, "--host-id", host].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = lab.spawn(host, &exe, &args)?;
         self.collectors.push((host.to_string(), child.clone()));
         Ok(child)
+    }
+
+    /// The TLS flags of the reconciler (its certificate, the lab's CA): to
+    /// start it again by hand.
+    pub fn reconciler_tls_args(&self) -> Vec<String> {
+        tls_flags(&self.certs, &self.server_name)
+    }
+
+    /// `--reconciler URL` and the reader certificate's TLS flags: what a
+    /// query command needs to ask this fleet.
+    pub fn reader_args(&self) -> Vec<String> {
+        let mut a = vec!["--reconciler".to_string(), self.url.clone()];
+        a.extend(tls_flags(&self.certs, READER));
+        a
+    }
+
+    /// `--reconciler URL` and the TLS flags of a collector certificate for
+    /// `host_id` (its host part: `web/redis` uses `web`'s), issued if needed.
+    pub fn collector_args(&self, host_id: &str) -> Result<Vec<String>, LabError> {
+        let host = host_id.split('/').next().unwrap_or(host_id);
+        ensure_cert(&self.exe, &self.certs, "--host", host)?;
+        let mut a = vec!["--reconciler".to_string(), self.url.clone()];
+        a.extend(tls_flags(&self.certs, host));
+        Ok(a)
     }
 
     pub fn collector(&self, host: &str) -> Option<&LabChild> {
         self.collectors.iter().find(|(h, _)| h == host).map(|(_, c)| c)
     }
 
-    /// Runs `halfopen ARGS --reconciler URL --json` from the reconciler's host
-    /// and parses its output.
+    /// Runs `halfopen ARGS --reconciler URL --json` (with the reader
+    /// certificate) from the reconciler's host and parses its output.
     pub fn query(&self, lab: &Lab, args: &[&str]) -> Result<serde_json::Value, LabError> {
         let exe = self.exe.to_string_lossy().into_owned();
+        let reader = self.reader_args();
         let mut a: Vec<&str> = args.to_vec();
-        a.extend_from_slice(&["--reconciler", &self.url, "--json"]);
+        a.extend(reader.iter().map(String::as_str));
+        a.push("--json");
         let out = lab.run(&self.reconciler_host, &exe, &a, Duration::from_secs(30))?;
         if !out.status.success() {
             return Err(LabError::Other(format!(

@@ -3,13 +3,18 @@
 //! from a bounded queue. Nothing else touches them, so nothing is locked.
 //! A long engine call (a 500,000-socket full table, a page of 50,000
 //! findings) never blocks the async runtime, and a full queue slows the
-//! collectors through flow control instead of growing memory.
+//! collectors through flow control instead of growing memory. After a
+//! tick (at most once a second) it publishes what it holds for the metrics
+//! endpoint ([`crate::metrics`]), which never queues anything here.
+use crate::metrics::{Published, ReconcilerMetrics, StoreCounts};
 use halfopen_core::{Finding, Hello, LookupAnswer, Report, Tuple, Wants};
 use halfopen_engine::explain::finding_text;
 use halfopen_engine::{Action, Clock, ConnectError, Engine, HostIdx, Notice};
 use halfopen_store::{StoreCmd, StoreWriter};
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 use tracing::{debug, error, info, warn};
@@ -24,6 +29,9 @@ pub const OUTBOX: usize = 1024;
 /// Store commands waiting for the writer (a 50,000-orphan incident is
 /// 50,000 confirmations and later as many ends).
 pub const STORE_QUEUE: usize = 200_000;
+
+/// The metrics snapshot is published after a tick, at most this often.
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// What the reconciler sends a collector, before it is put on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,16 +121,47 @@ struct EngineActor {
     outboxes: HashMap<HostIdx, (u64, Outbox)>,
     store: Option<StoreWriter>,
     start: Instant,
+    metrics: Arc<ReconcilerMetrics>,
+    /// When the metrics snapshot was last published.
+    published: Option<Instant>,
+    /// Lookup replies received (for the metrics).
+    lookup_replies: u64,
+    refusals: Refusals,
 }
 
-/// Starts the engine thread.
-pub fn start(engine: Engine, store: Option<StoreWriter>) -> std::io::Result<ActorHandle> {
+/// Records the store's queue refused: logged at the first, then at most
+/// once a minute; and how many the last catch-up covered.
+#[derive(Default)]
+struct Refusals {
+    /// Refusals not yet logged.
+    unlogged: u64,
+    last_log: Option<Instant>,
+    /// The writer's refusal count when the last catch-up was queued.
+    caught_up_to: u64,
+    /// A catch-up that was itself refused is tried again after this.
+    retry_at: Option<Instant>,
+}
+
+/// Refusals of the store's queue are logged at most this often.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts the engine thread, which publishes into `metrics`.
+pub fn start(
+    engine: Engine,
+    store: Option<StoreWriter>,
+    metrics: Arc<ReconcilerMetrics>,
+) -> std::io::Result<ActorHandle> {
     let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
+    metrics.watch_queue(tx.downgrade());
     let actor = EngineActor {
         engine,
         outboxes: HashMap::new(),
         store,
         start: Instant::now(),
+        metrics,
+        published: None,
+        lookup_replies: 0,
+        refusals: Refusals::default(),
     };
     std::thread::Builder::new()
         .name("halfopen-engine".into())
@@ -135,6 +174,7 @@ impl EngineActor {
     /// a bug; it is logged and the engine keeps serving with the state it
     /// has (the best there is).
     fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        self.publish(self.clock());
         while let Some(input) = rx.blocking_recv() {
             let now = self.clock();
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(input, now)));
@@ -156,6 +196,7 @@ impl EngineActor {
     }
 
     fn handle(&mut self, input: Input, now: Clock) {
+        let tick = matches!(input, Input::Tick(_));
         let actions = match input {
             Input::Connect {
                 hello,
@@ -186,7 +227,10 @@ impl EngineActor {
                 session,
                 id,
                 answers,
-            } => self.engine.lookup_reply(host, session, id, answers, now),
+            } => {
+                self.lookup_replies += 1;
+                self.engine.lookup_reply(host, session, id, answers, now)
+            }
             Input::Disconnect { host, session } => {
                 if self.outboxes.get(&host).map(|x| x.0) == Some(session) {
                     self.outboxes.remove(&host);
@@ -196,6 +240,7 @@ impl EngineActor {
             Input::Tick(done) => {
                 let a = self.engine.tick(now);
                 let _ = done.send(());
+                self.catch_up(now);
                 a
             }
             Input::Query(f) => {
@@ -204,6 +249,35 @@ impl EngineActor {
             }
         };
         self.dispatch(actions);
+        if tick && self.published.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY) {
+            self.publish(now);
+        }
+    }
+
+    /// Publishes what the engine holds now for the metrics endpoint.
+    fn publish(&mut self, now: Clock) {
+        let store = self.store.as_ref().map(|s| {
+            let st = s.stats();
+            StoreCounts {
+                written: st.written.load(Ordering::Relaxed),
+                refused: st.refused_full.load(Ordering::Relaxed),
+                failed: st.failed.load(Ordering::Relaxed),
+                samples: st.samples.load(Ordering::Relaxed),
+                pruned: st.pruned.load(Ordering::Relaxed),
+                retries: st.retries.load(Ordering::Relaxed),
+                pending: st.pending.load(Ordering::Relaxed),
+                capacity: st.capacity.load(Ordering::Relaxed),
+                failing: st.retrying.load(Ordering::Relaxed),
+            }
+        });
+        self.metrics.publish(Published {
+            engine: self.engine.metrics_snapshot(now),
+            sessions: self.outboxes.len() as u64,
+            lookup_replies: self.lookup_replies,
+            store,
+            at_wall_ms: now.wall_ms,
+        });
+        self.published = Some(Instant::now());
     }
 
     fn dispatch(&mut self, actions: Vec<Action>) {
@@ -249,19 +323,72 @@ impl EngineActor {
         }
     }
 
-    fn record(&self, cmd: StoreCmd) {
-        if let Some(s) = &self.store {
-            let what = match &cmd {
-                StoreCmd::Sample(_) => "sample",
-                StoreCmd::Prune { .. } => "retention run",
-                _ => "finding",
-            };
-            if !s.send(cmd) {
-                error!(
-                    what,
-                    "the store's queue is full or its writer has stopped: this is not recorded"
-                );
-            }
+    fn record(&mut self, cmd: StoreCmd) {
+        let Some(s) = &self.store else { return };
+        if s.send(cmd) {
+            return;
+        }
+        // Logged at the first refusal, then once a minute with the count: an
+        // incident of thousands of findings is not thousands of lines.
+        let r = &mut self.refusals;
+        r.unlogged += 1;
+        if r.last_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+            let st = s.stats().health();
+            error!(
+                refused = r.unlogged,
+                refused_total = st.refused,
+                queued = st.pending,
+                error = st.error.as_deref().unwrap_or(""),
+                "the database writer's queue is full (writes fail or are slow): records are refused; the current \
+                 findings are written again once it catches up, refused samples are lost"
+            );
+            r.unlogged = 0;
+            r.last_log = Some(Instant::now());
+        }
+    }
+
+    /// After refusals, once the writer works again and its queue has room:
+    /// records the engine's current findings again (idempotent in the
+    /// store) and ends the rows whose end was refused, so that the database
+    /// catches up with what is current. Checked every tick (cheap: atomics).
+    fn catch_up(&mut self, now: Clock) {
+        let Some(s) = &self.store else { return };
+        let st = s.stats();
+        let refused = st.refused_full.load(std::sync::atomic::Ordering::Relaxed);
+        let r = &mut self.refusals;
+        if refused == r.caught_up_to || st.is_failing() || r.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let (pending, cap) = (
+            st.pending.load(std::sync::atomic::Ordering::Relaxed),
+            st.capacity.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        if pending > cap / 2 {
+            return;
+        }
+        let current: Vec<(Finding, String)> = self
+            .engine
+            .findings(now)
+            .into_iter()
+            .map(|v| {
+                let text = finding_text(&v.finding);
+                (v.finding, text)
+            })
+            .collect();
+        let n = current.len();
+        if s.send(StoreCmd::CatchUp {
+            current,
+            at_ms: now.wall_ms,
+        }) {
+            info!(
+                current = n,
+                refused = refused - r.caught_up_to,
+                "the database writer has room again: recording the current findings again so it catches up"
+            );
+            r.caught_up_to = refused;
+            r.retry_at = None;
+        } else {
+            r.retry_at = Some(Instant::now() + std::time::Duration::from_secs(5));
         }
     }
 

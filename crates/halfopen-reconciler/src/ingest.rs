@@ -3,6 +3,7 @@
 //! the engine actor; what the actor sends back goes out through the
 //! session's outbox, put on the wire here.
 use crate::actor::{ActorHandle, Input, ToCollector, OUTBOX};
+use crate::auth::Auth;
 use halfopen_engine::ConnectError;
 use halfopen_proto::convert::{
     hello_from_wire, lookup_reply_from_wire, lookup_to_wire, report_from_wire, wants_to_wire,
@@ -14,9 +15,10 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{error, info, warn};
 
@@ -24,6 +26,28 @@ pub struct IngestService {
     pub(crate) actor: ActorHandle,
     pub(crate) limits: SessionLimits,
     pub(crate) stats: Arc<IngestStats>,
+    /// Becomes true when the reconciler shuts down: every session ends
+    /// (its stream closes with UNAVAILABLE), so that the server's graceful
+    /// shutdown, which waits for open streams, ends too.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Who may report which host (checked before the engine hears of a session).
+    pub(crate) auth: Arc<Auth>,
+}
+
+/// What a collector is told when the reconciler shuts down: it reconnects
+/// with backoff (to this reconciler once it is back, or another).
+pub const SHUTTING_DOWN: &str = "reconciler shutting down";
+
+/// How long a session's request stream is kept open at shutdown for the
+/// collector to read [`SHUTTING_DOWN`] and close its side.
+const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
+
+/// Resolves once `rx` says the reconciler is shutting down (at once if it
+/// already is; never if the sender is gone without saying so).
+async fn stopping(mut rx: watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Limits on collector sessions, checked before anything reaches the engine.
@@ -119,6 +143,7 @@ impl Ingest for IngestService {
         req: Request<Streaming<v1::CollectorMessage>>,
     ) -> Result<Response<Self::CollectStream>, Status> {
         let peer = req.remote_addr();
+        let caller = self.auth.collector(&req)?;
         let slot = peer.map(|p| self.admit(p.ip())).transpose()?;
         let mut inbound = req.into_inner();
         let first = inbound
@@ -136,6 +161,8 @@ impl Ingest for IngestService {
         if hello.host_id.trim().is_empty() {
             return Err(Status::invalid_argument("Hello.host_id is empty"));
         }
+        // The certificate must name this host: refused here, nothing of it reaches the engine.
+        self.auth.hello(&caller, &hello)?;
         let (outbox, rx) = mpsc::channel(OUTBOX);
         let (reply, registered) = oneshot::channel();
         let host_id = hello.host_id.clone();
@@ -164,12 +191,29 @@ impl Ingest for IngestService {
                     Status::resource_exhausted(e.to_string())
                 }
             })?;
-        info!(host = %host_id, session, peer = ?peer, source = %source, "collector connected");
+        info!(host = %host_id, session, peer = ?peer, source = %source, caller = %caller.describe(), "collector connected");
         let actor = self.actor.clone();
+        let stop_in = stopping(self.shutdown.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            tokio::pin!(stop_in);
             loop {
-                match inbound.message().await {
+                let next = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = &mut stop_in => {
+                        info!(host = %host_id, session, "session ended: the reconciler is shutting down");
+                        // The request stream is kept until the collector has
+                        // read the UNAVAILABLE status and closed its side (or
+                        // a second passed): dropped first, it can reach the
+                        // collector as a bare close with no reason.
+                        let _ = tokio::time::timeout(SHUTDOWN_LINGER, async {
+                            while let Ok(Some(_)) = inbound.message().await {}
+                        })
+                        .await;
+                        break;
+                    }
+                };
+                match next {
                     Ok(Some(m)) => {
                         let queued = match m.msg {
                             Some(v1::collector_message::Msg::Report(r)) => {
@@ -223,7 +267,34 @@ impl Ingest for IngestService {
             // fails only when the engine has stopped: nothing left to tell
             let _ = actor.tell(Input::Disconnect { host: h, session }).await;
         });
-        let out = ReceiverStream::new(rx).map(to_wire);
+        // The outbound stream ends with UNAVAILABLE at shutdown (a stream
+        // that never ends would hold the server's graceful shutdown forever).
+        let (out_tx, out_rx) = mpsc::channel::<Result<v1::ReconcilerMessage, Status>>(1);
+        let stop_out = stopping(self.shutdown.clone());
+        tokio::spawn(async move {
+            let mut rx = rx;
+            tokio::pin!(stop_out);
+            loop {
+                tokio::select! {
+                    m = rx.recv() => match m {
+                        Some(m) => {
+                            // A Close is the session's last word: an error status.
+                            let m = to_wire(m);
+                            let last = m.is_err();
+                            if out_tx.send(m).await.is_err() || last {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    _ = &mut stop_out => {
+                        let _ = out_tx.send(Err(Status::unavailable(SHUTTING_DOWN))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        let out = ReceiverStream::new(out_rx);
         Ok(Response::new(Box::pin(out) as Outbound))
     }
 }

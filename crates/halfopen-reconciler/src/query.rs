@@ -13,7 +13,7 @@ use halfopen_proto::convert::{incident_to_wire, sample_to_wire, stored_to_wire};
 use halfopen_proto::transport::MAX_PAGE_SIZE;
 use halfopen_proto::v1;
 use halfopen_proto::v1::query_server::Query;
-use halfopen_store::{StoreError, StoreReader};
+use halfopen_store::{StoreError, StoreReader, WriterStats};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -25,6 +25,9 @@ pub struct QueryService {
     pub(crate) db: Option<PathBuf>,
     /// Postmortem reads running at once.
     pub(crate) reads: Arc<Semaphore>,
+    /// The database writer's counters (whether findings are being
+    /// recorded); None with --no-db.
+    pub(crate) store: Option<Arc<WriterStats>>,
 }
 
 /// Postmortem reads at once; more wait (the CLI's deadline bounds them).
@@ -150,7 +153,9 @@ impl Query for QueryService {
     }
 
     async fn coverage(&self, _req: Request<v1::CoverageRequest>) -> Result<Response<v1::CoverageResponse>, Status> {
-        let c = self.actor.ask(|e, now| e.coverage(now)).await?;
+        let mut c = self.actor.ask(|e, now| e.coverage(now)).await?;
+        // The store's state comes from its writer, never from the engine.
+        c.store = self.store.as_ref().map(|s| s.health());
         Ok(Response::new(v1::CoverageResponse {
             coverage: Some(coverage_to_wire(&c)),
         }))

@@ -35,6 +35,11 @@ async fn start(
         incident_gap: Duration::from_secs(300),
         sessions,
         max_message_bytes,
+        metrics_listen: None,
+        // Plaintext on loopback (the TLS paths have their own tests).
+        tls: None,
+        insecure: false,
+        auth_stats: Default::default(),
     };
     tokio::spawn(async move {
         serve(cfg, async {
@@ -85,6 +90,8 @@ async fn session(
     let ch = ClientConfig {
         reconciler: url.to_string(),
         role: Role::Collector,
+        tls: None,
+        insecure: false,
     }
     .connect()
     .await
@@ -107,6 +114,8 @@ async fn hosts(url: &str) -> Vec<String> {
     let ch = ClientConfig {
         reconciler: url.to_string(),
         role: Role::Reader,
+        tls: None,
+        insecure: false,
     }
     .connect()
     .await
@@ -175,6 +184,8 @@ async fn oversized_messages_and_pages_are_refused_naming_the_limit() {
     let ch = ClientConfig {
         reconciler: url.clone(),
         role: Role::Reader,
+        tls: None,
+        insecure: false,
     }
     .connect()
     .await

@@ -79,7 +79,8 @@ fn endpoint(s: &str, family: Family, out: &mut [u8; 16], field: &'static str) ->
     for i in 0..words {
         // Each word was printed as the native-endian u32 at that place of the
         // (network order) address: its native bytes are the address bytes.
-        let w = hex_u32(&addr[8 * i..8 * i + 8], field)?;
+        let word = addr.get(8 * i..8 * i + 8).ok_or(ParseError::Invalid(field))?;
+        let w = hex_u32(word, field)?;
         out[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
     }
     let port = hex_u32(port, field)?;

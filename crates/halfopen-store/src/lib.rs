@@ -17,7 +17,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use reader::StoreReader;
-pub use writer::{StoreCmd, StoreConfig, StoreWriter, WriterStats};
+pub use writer::{FlushTimeout, StoreCmd, StoreConfig, StoreWriter, WriterStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

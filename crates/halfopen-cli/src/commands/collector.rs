@@ -1,12 +1,15 @@
 //! `halfopen collector`: the per-host agent, until SIGINT/SIGTERM.
+use super::tls::{self, Remote, Want};
 use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub async fn run(
-    reconciler: String,
+    remote: Remote,
     interval: Duration,
     host_id: Option<String>,
     proc_net: bool,
+    metrics_listen: Option<SocketAddr>,
     netns: crate::cli::NetnsArgs,
 ) -> Result<()> {
     let host_id = match host_id {
@@ -14,11 +17,16 @@ pub async fn run(
         Some(_) => bail!("--host-id must not be empty"),
         None => hostname()?,
     };
+    // The certificate must be this host's: checked now, not refused by the reconciler later.
+    let tls = tls::load(&remote.tls, Want::Collector { host_id: &host_id })?;
     let cfg = halfopen_collector::CollectorConfig {
-        reconciler,
+        reconciler: remote.reconciler,
         interval,
         host_id,
         force_proc: proc_net,
+        metrics_listen,
+        tls,
+        insecure: remote.tls.insecure,
         netns: netns.netns,
         netns_rescan: netns.netns_rescan,
         max_namespaces: netns.max_namespaces as usize,

@@ -87,7 +87,10 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
     lab.sysctl("db", "net.ipv4.tcp_syncookies", "1")?;
     check_interrupted()?;
 
-    step("Starting the reconciler on `recon` and a collector on `db` and on `app` (1 s interval)");
+    step(
+        "Starting the reconciler on `recon` and a collector on `db` and on `app` (1 s interval), with mutual TLS \
+         (a CA and certificates made by `halfopen certs` in the lab's directory)",
+    );
     let db_path = lab.log_dir().join("halfopen.db");
     let db_path = db_path.to_string_lossy().into_owned();
     let mut fleet = Fleet::start(lab, exe, "recon", &["--db", &db_path])?;
@@ -175,21 +178,22 @@ fn scenario(lab: &mut Lab, exe: &std::path::Path, args: &DemoArgs) -> Result<()>
     println!();
     step("What halfopen found (`halfopen orphans`)");
     let exe_s = exe.to_string_lossy().into_owned();
-    let table = lab.run_ok(
-        "recon",
-        &exe_s,
-        &["orphans", "--reconciler", &fleet.url],
-        Duration::from_secs(30),
-    )?;
+    let reader = fleet.reader_args();
+    let with_reader = |cmd: &[&'static str]| -> Vec<String> {
+        cmd.iter()
+            .map(|s| s.to_string())
+            .chain(reader.iter().cloned())
+            .collect()
+    };
+    let orphans_args = with_reader(&["orphans"]);
+    let orphans_args: Vec<&str> = orphans_args.iter().map(String::as_str).collect();
+    let table = lab.run_ok("recon", &exe_s, &orphans_args, Duration::from_secs(30))?;
     print!("{}", indent(&head(&table, 16)));
     println!();
     step("Why, and what to change (`halfopen explain db:3306`)");
-    let explain = lab.run_ok(
-        "recon",
-        &exe_s,
-        &["explain", "db:3306", "--reconciler", &fleet.url],
-        Duration::from_secs(30),
-    )?;
+    let explain_args = with_reader(&["explain", "db:3306"]);
+    let explain_args: Vec<&str> = explain_args.iter().map(String::as_str).collect();
+    let explain = lab.run_ok("recon", &exe_s, &explain_args, Duration::from_secs(30))?;
     print!("{}", indent(&explain));
     let pairs = finding_pairs(&found);
     let missed = truth.difference(&pairs).count();

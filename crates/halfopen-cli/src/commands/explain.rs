@@ -1,11 +1,12 @@
 //! `halfopen explain [TARGET]`: diagnoses with the concrete changes, and
 //! what the answer covers.
+use super::tls::Remote;
 use crate::output;
 use anyhow::Result;
 use halfopen_proto::convert::diagnosis_from_wire;
 use halfopen_proto::v1;
 
-pub async fn run(reconciler: &str, target: Option<String>, json: bool) -> Result<()> {
+pub async fn run(reconciler: &Remote, target: Option<String>, json: bool) -> Result<()> {
     let mut c = super::query_client(reconciler).await?;
     let r = c
         .explain(v1::ExplainRequest {

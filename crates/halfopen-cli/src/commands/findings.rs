@@ -1,5 +1,6 @@
 //! `halfopen orphans` and `halfopen findings`: the current findings, every
 //! page of them, with what the answer covers, as a table or JSON.
+use super::tls::Remote;
 use crate::output::{self, OrphanJson};
 use anyhow::{Context, Result};
 use halfopen_core::{Coverage, FindingKind};
@@ -8,7 +9,7 @@ use halfopen_proto::v1;
 use halfopen_proto::v1::query_client::QueryClient;
 use tonic::transport::Channel;
 
-pub async fn orphans(reconciler: &str, json: bool) -> Result<()> {
+pub async fn orphans(reconciler: &Remote, json: bool) -> Result<()> {
     let (rows, coverage) = list(reconciler, Some(FindingKind::ClientOnly), "orphans").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -19,7 +20,7 @@ pub async fn orphans(reconciler: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn findings(reconciler: &str, kind: Option<FindingKind>, json: bool) -> Result<()> {
+pub async fn findings(reconciler: &Remote, kind: Option<FindingKind>, json: bool) -> Result<()> {
     let (rows, coverage) = list(reconciler, kind, "findings").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -36,10 +37,13 @@ pub fn warn_incomplete(c: &Coverage) {
     for l in output::not_covered(c) {
         eprintln!("not covered: {l}");
     }
+    if let Some(l) = output::not_recorded(c) {
+        eprintln!("not recorded: {l}");
+    }
 }
 
 /// What the reconciler's answers cover now.
-pub async fn coverage_of(c: &mut QueryClient<Channel>, reconciler: &str) -> Result<Coverage> {
+pub async fn coverage_of(c: &mut QueryClient<Channel>, reconciler: &Remote) -> Result<Coverage> {
     let r = c
         .coverage(v1::CoverageRequest {})
         .await
@@ -48,7 +52,7 @@ pub async fn coverage_of(c: &mut QueryClient<Channel>, reconciler: &str) -> Resu
     Ok(r.coverage.as_ref().map(coverage_from_wire).unwrap_or_default())
 }
 
-async fn list(reconciler: &str, kind: Option<FindingKind>, what: &str) -> Result<(Vec<OrphanJson>, Coverage)> {
+async fn list(reconciler: &Remote, kind: Option<FindingKind>, what: &str) -> Result<(Vec<OrphanJson>, Coverage)> {
     let mut c = super::query_client(reconciler).await?;
     let kind_name = kind.map(|k| k.to_string()).unwrap_or_default();
     let findings = halfopen_proto::client::list_findings(&mut c, &kind_name)

@@ -1,5 +1,6 @@
 //! `halfopen history` and `halfopen incidents`: the past, from the
 //! reconciler's database, every page of it.
+use super::tls::Remote;
 use crate::output::{self, history_json, incident_json, Window};
 use anyhow::{bail, Context, Result};
 use halfopen_core::FindingKind;
@@ -45,7 +46,7 @@ pub struct HistoryArgs {
     pub csv: bool,
 }
 
-pub async fn history(reconciler: &str, a: HistoryArgs) -> Result<()> {
+pub async fn history(reconciler: &Remote, a: HistoryArgs) -> Result<()> {
     let (since, until, since_s, until_s) = window(&a.since, a.until.as_deref())?;
     if let Some(s) = &a.server {
         s.parse::<halfopen_history::ServerFilter>().context("--server")?;
@@ -115,7 +116,7 @@ pub async fn history(reconciler: &str, a: HistoryArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn incidents(reconciler: &str, since: &str, until: Option<&str>, json: bool) -> Result<()> {
+pub async fn incidents(reconciler: &Remote, since: &str, until: Option<&str>, json: bool) -> Result<()> {
     let (s, u, since_s, until_s) = window(since, until)?;
     let mut c = super::query_client(reconciler).await?;
     let r = c

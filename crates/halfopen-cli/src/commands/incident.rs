@@ -1,5 +1,6 @@
 //! `halfopen incident ID`: one incident's postmortem, from the reconciler's
 //! database, rendered by halfopen-report; its plot written next to it.
+use super::tls::Remote;
 use crate::cli::ReportFormat;
 use anyhow::{Context, Result};
 use halfopen_core::Postmortem;
@@ -9,7 +10,7 @@ use halfopen_report::postmortem::Format;
 use std::path::{Path, PathBuf};
 
 /// The incident `id` with its findings and samples.
-pub async fn fetch(reconciler: &str, id: &str) -> Result<Postmortem> {
+pub async fn fetch(reconciler: &Remote, id: &str) -> Result<Postmortem> {
     let mut c = super::query_client(reconciler).await?;
     let r = c
         .incident(v1::IncidentRequest { id: id.to_string() })
@@ -54,7 +55,7 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
-pub async fn run(reconciler: &str, a: Args) -> Result<()> {
+pub async fn run(reconciler: &Remote, a: Args) -> Result<()> {
     let pm = fetch(reconciler, &a.id).await?;
     let now = super::history::now_ms();
     let format = match a.format {

@@ -1,6 +1,7 @@
 //! What each command does. Services run until SIGINT/SIGTERM; queries ask
 //! the reconciler's `Query` service, decode through halfopen-proto's
 //! mappings and print through `output`.
+pub mod certs;
 pub mod collector;
 pub mod coverage;
 #[cfg(feature = "demo")]
@@ -12,29 +13,63 @@ pub mod hosts;
 pub mod incident;
 pub mod reconciler;
 pub mod snapshot;
+pub mod tls;
 
 use crate::cli::Cmd;
 use anyhow::Result;
 use halfopen_proto::transport::{self, ClientConfig, Role};
 use halfopen_proto::v1::query_client::QueryClient;
+use tls::Remote;
 use tonic::transport::Channel;
 
+/// Runs a command that talks gRPC. A failure that looks like a TLS
+/// mismatch gets what to check on top: with HTTP/2 some of them (plaintext
+/// to a TLS reconciler, a client certificate refused after the TLS 1.3
+/// handshake) only show at the first call, deep in the command.
 pub async fn run_async(cmd: Cmd) -> Result<()> {
+    let tls = match &cmd {
+        Cmd::Orphans { tls, .. }
+        | Cmd::Findings { tls, .. }
+        | Cmd::History { tls, .. }
+        | Cmd::Incidents { tls, .. }
+        | Cmd::Incident { tls, .. }
+        | Cmd::Explain { tls, .. }
+        | Cmd::Hosts { tls, .. }
+        | Cmd::Coverage { tls, .. } => Some(tls.tls_cert.is_some()),
+        _ => None,
+    };
+    let r = run_command(cmd).await;
+    match (r, tls) {
+        (Err(e), Some(tls)) => {
+            let hint = transport::tls_hint(&format!("{e:#}"), tls);
+            Err(if hint.is_empty() || format!("{e}").contains(hint) {
+                e
+            } else {
+                e.context(hint.trim_start_matches("; ").to_string())
+            })
+        }
+        (r, _) => r,
+    }
+}
+
+async fn run_command(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Collector {
             reconciler,
+            tls,
             interval,
             host_id,
             proc_net,
             show_secrets,
             redact_flags,
             netns,
+            metrics_listen,
         } => {
             halfopen_sockets::owners::set_redaction(halfopen_core::Redaction {
                 enabled: !show_secrets,
                 extra_flags: redact_flags,
             });
-            collector::run(reconciler, interval, host_id, proc_net, netns).await
+            collector::run(Remote { reconciler, tls }, interval, host_id, proc_net, metrics_listen, netns).await
         }
         Cmd::Reconciler {
             listen,
@@ -53,6 +88,8 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             max_sessions_per_peer,
             max_message_size,
             forget_hosts_after,
+            metrics_listen,
+            tls,
         } => {
             reconciler::run(reconciler::Args {
                 listen,
@@ -73,20 +110,29 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
                 max_sessions_per_peer,
                 max_message_size,
                 forget_hosts_after,
+                metrics_listen,
+                tls,
             })
             .await
         }
-        Cmd::Orphans { reconciler, json } => findings::orphans(&reconciler, json).await,
-        Cmd::Findings { reconciler, kind, json } => findings::findings(&reconciler, kind, json).await,
+        Cmd::Orphans { reconciler, tls, json } => findings::orphans(&Remote { reconciler, tls }, json).await,
+        Cmd::Findings {
+            reconciler,
+            tls,
+            kind,
+            json,
+        } => findings::findings(&Remote { reconciler, tls }, kind, json).await,
         Cmd::Explain {
             target,
             reconciler,
+            tls,
             json,
-        } => explain::run(&reconciler, target, json).await,
-        Cmd::Hosts { reconciler, json } => hosts::run(&reconciler, json).await,
-        Cmd::Coverage { reconciler, json } => coverage::run(&reconciler, json).await,
+        } => explain::run(&Remote { reconciler, tls }, target, json).await,
+        Cmd::Hosts { reconciler, tls, json } => hosts::run(&Remote { reconciler, tls }, json).await,
+        Cmd::Coverage { reconciler, tls, json } => coverage::run(&Remote { reconciler, tls }, json).await,
         Cmd::History {
             reconciler,
+            tls,
             since,
             until,
             kind,
@@ -97,7 +143,7 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
             csv,
         } => {
             history::history(
-                &reconciler,
+                &Remote { reconciler, tls },
                 history::HistoryArgs {
                     since,
                     until,
@@ -113,19 +159,21 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
         }
         Cmd::Incidents {
             reconciler,
+            tls,
             since,
             until,
             json,
-        } => history::incidents(&reconciler, &since, until.as_deref(), json).await,
+        } => history::incidents(&Remote { reconciler, tls }, &since, until.as_deref(), json).await,
         Cmd::Incident {
             id,
             reconciler,
+            tls,
             format,
             plot,
             output,
         } => {
             incident::run(
-                &reconciler,
+                &Remote { reconciler, tls },
                 incident::Args {
                     id,
                     format,
@@ -139,11 +187,15 @@ pub async fn run_async(cmd: Cmd) -> Result<()> {
     }
 }
 
-/// A connected client of the reconciler's Query service.
-pub async fn query_client(reconciler: &str) -> Result<QueryClient<Channel>> {
+/// A connected client of the reconciler's Query service: mutual TLS with a
+/// reader certificate when the TLS flags are given.
+pub async fn query_client(remote: &Remote) -> Result<QueryClient<Channel>> {
+    let tls = tls::load(&remote.tls, tls::Want::Reader)?;
     let ch = ClientConfig {
-        reconciler: reconciler.to_string(),
+        reconciler: remote.reconciler.clone(),
         role: Role::Reader,
+        tls,
+        insecure: remote.tls.insecure,
     }
     .connect()
     .await?;

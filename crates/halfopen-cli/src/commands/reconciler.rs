@@ -1,12 +1,15 @@
 //! `halfopen reconciler`: the central service, until SIGINT/SIGTERM.
+use super::tls::{self, Want};
+use crate::cli::TlsArgs;
 use anyhow::Result;
 use halfopen_reconciler::{EngineConfig, ServeConfig, DEFAULT_GREETING_PORTS};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct Args {
-    pub listen: SocketAddr,
+    /// None: 0.0.0.0:7077 with TLS or --insecure, else 127.0.0.1:7077.
+    pub listen: Option<SocketAddr>,
     pub db: Option<PathBuf>,
     pub grace: Duration,
     pub stale_intervals: u32,
@@ -21,6 +24,8 @@ pub struct Args {
     pub max_sessions_per_peer: usize,
     pub max_message_size: usize,
     pub forget_hosts_after: Duration,
+    pub metrics_listen: Option<SocketAddr>,
+    pub tls: TlsArgs,
 }
 
 pub async fn run(a: Args) -> Result<()> {
@@ -28,8 +33,17 @@ pub async fn run(a: Args) -> Result<()> {
     ports.extend(a.greeting_ports);
     ports.sort_unstable();
     ports.dedup();
+    let tls = tls::load(&a.tls, Want::Reconciler)?;
+    let listen = a.listen.unwrap_or_else(|| {
+        let port = halfopen_proto::transport::DEFAULT_PORT;
+        if tls.is_some() || a.tls.insecure {
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
+        } else {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+        }
+    });
     let cfg = ServeConfig {
-        listen: a.listen,
+        listen,
         db: a.db,
         engine: EngineConfig {
             grace_ms: a.grace.as_millis() as u64,
@@ -50,6 +64,10 @@ pub async fn run(a: Args) -> Result<()> {
             max_sessions_per_peer: a.max_sessions_per_peer,
         },
         max_message_bytes: a.max_message_size,
+        metrics_listen: a.metrics_listen,
+        insecure: a.tls.insecure,
+        tls,
+        auth_stats: Default::default(),
     };
     halfopen_reconciler::serve(cfg, super::shutdown_signal()).await?;
     Ok(())

@@ -99,6 +99,31 @@ pub struct CoverageJson {
     pub blind_spots: Vec<BlindSpotJson>,
     /// The same, in sentences (what the human all-clear prints).
     pub not_covered: Vec<String>,
+    /// The reconciler's database writes; null without a database.
+    pub store: Option<StoreJson>,
+}
+
+/// `coverage --json`'s `store`: whether findings are being recorded.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct StoreJson {
+    /// Whether writes fail now (they are retried until they succeed).
+    pub failing: bool,
+    /// RFC 3339, since when they fail; null while they succeed.
+    pub failing_since: Option<String>,
+    /// The last write error while they fail.
+    pub error: Option<String>,
+    /// Records queued, not yet written.
+    pub pending: u64,
+    /// Records the queue holds before it refuses more.
+    pub capacity: u64,
+    /// Records refused since start because the queue was full.
+    pub refused: u64,
+    /// Records written since start.
+    pub written: u64,
+    /// Records SQLite refused for good since start.
+    pub dropped: u64,
+    /// The same, in one sentence (what the human footer prints); null while writes succeed.
+    pub not_recorded: Option<String>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -156,6 +181,17 @@ pub fn coverage_json(c: &Coverage) -> CoverageJson {
             })
             .collect(),
         not_covered: super::table::not_covered(c),
+        store: c.store.as_ref().map(|st| StoreJson {
+            failing: st.failing(),
+            failing_since: st.failing_since_ms.map(super::rfc3339),
+            error: st.error.clone(),
+            pending: st.pending,
+            capacity: st.capacity,
+            refused: st.refused,
+            written: st.written,
+            dropped: st.dropped,
+            not_recorded: super::table::not_recorded(c),
+        }),
     }
 }
 

@@ -66,15 +66,46 @@ fn not_covered_raw(c: &Coverage) -> Vec<String> {
     v
 }
 
-/// The coverage after an answer: nothing when complete, else "Not covered:" and its lines.
+/// What the reconciler's database is not recording now, in one sentence;
+/// None while its writes succeed (or it keeps no database). The live
+/// answers are unaffected: this is about the record (history, restarts).
+pub fn not_recorded(c: &Coverage) -> Option<String> {
+    let st = c.store.as_ref()?;
+    let since = st.failing_since_ms?;
+    let mut line = format!(
+        "the database write is failing since {} ({}); {} record{} waiting, retried until written",
+        super::rfc3339(since),
+        st.error.as_deref().unwrap_or("unknown error"),
+        st.pending,
+        plural(st.pending as usize)
+    );
+    if st.refused > 0 {
+        let _ = write!(
+            line,
+            "; {} refused since start because the queue ({}) was full (the current findings are written again once it catches up)",
+            st.refused, st.capacity
+        );
+    }
+    Some(line)
+}
+
+/// The coverage after an answer: nothing when complete and recorded, else
+/// "Not covered:" and its lines, and "Not recorded:" and why.
 fn coverage_footer(c: &Coverage, s: &mut String) {
     let lines = not_covered(c);
-    if lines.is_empty() {
-        return;
+    if !lines.is_empty() {
+        let _ = writeln!(s, "Not covered ({} of {} hosts fresh):", c.fresh, c.hosts);
+        for l in lines {
+            let _ = writeln!(s, "  - {l}");
+        }
     }
-    let _ = writeln!(s, "Not covered ({} of {} hosts fresh):", c.fresh, c.hosts);
-    for l in lines {
-        let _ = writeln!(s, "  - {l}");
+    store_footer(c, s);
+}
+
+/// "Not recorded: ..." when the database write fails.
+pub fn store_footer(c: &Coverage, s: &mut String) {
+    if let Some(l) = not_recorded(c) {
+        let _ = writeln!(s, "Not recorded: {l}");
     }
 }
 
@@ -87,6 +118,7 @@ fn all_clear(what: &str, c: &Coverage, s: &mut String) {
             c.hosts,
             plural(c.hosts as usize)
         );
+        store_footer(c, s);
     } else {
         let _ = writeln!(s, "{what}, among what halfopen can see.");
         coverage_footer(c, s);
@@ -103,6 +135,7 @@ fn coverage_text_raw(c: &Coverage) -> String {
             c.hosts,
             plural(c.hosts as usize)
         );
+        store_footer(c, &mut s);
     } else {
         coverage_footer(c, &mut s);
     }

@@ -97,6 +97,23 @@ fn gaps() -> Coverage {
             host: "app".into(),
             what: "owners of other users' sockets: the collector lacks CAP_SYS_PTRACE".into(),
         }],
+        store: None,
+    }
+}
+
+/// Every host fresh, but the database write fails (a full disk).
+fn unrecorded() -> Coverage {
+    Coverage {
+        store: Some(halfopen_core::StoreHealth {
+            failing_since_ms: Some(T0),
+            error: Some("database /var/lib/halfopen/halfopen.db: database or disk is full".into()),
+            pending: 372,
+            capacity: 200_000,
+            refused: 0,
+            written: 14,
+            dropped: 0,
+        }),
+        ..complete()
     }
 }
 
@@ -308,6 +325,30 @@ fn coverage_in_words_and_json() {
         "coverage_gaps_json",
         serde_json::to_string_pretty(&coverage_json(&gaps())).unwrap()
     );
+}
+
+#[test]
+fn a_failing_database_write_is_said_after_every_answer() {
+    let c = unrecorded();
+    insta::assert_snapshot!("coverage_unrecorded", coverage_text(&c));
+    insta::assert_snapshot!("orphans_table_empty_unrecorded", orphans_table(&[], &c));
+    insta::assert_snapshot!(
+        "coverage_unrecorded_json",
+        serde_json::to_string_pretty(&coverage_json(&c)).unwrap()
+    );
+    // Refusals are said too; a healthy store says nothing.
+    let mut refused = c.clone();
+    refused.store.as_mut().unwrap().refused = 3;
+    assert!(not_recorded(&refused)
+        .unwrap()
+        .ends_with("; 3 refused since start because the queue (200000) was full (the current findings are written again once it catches up)"));
+    let mut healthy = c;
+    healthy.store = Some(halfopen_core::StoreHealth {
+        pending: 5,
+        ..Default::default()
+    });
+    assert_eq!(not_recorded(&healthy), None);
+    assert_eq!(coverage_text(&healthy), coverage_text(&complete()));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 mod confirm;
 mod diagnose;
 mod field;
+mod gauges;
 mod ingest;
 mod interleavings;
 mod limits;

@@ -2,7 +2,8 @@
 use super::socket::{addrs_from_wire, addrs_to_wire};
 use crate::v1;
 use halfopen_core::{
-    ip_from_wire, parse_endpoint, wire_bytes, BlindSpot, Coverage, HostView, Instance, SharedAddress, Unmonitored,
+    ip_from_wire, parse_endpoint, wire_bytes, BlindSpot, Coverage, HostView, Instance, SharedAddress, StoreHealth,
+    Unmonitored,
 };
 
 pub fn host_to_wire(h: &HostView) -> v1::HostInfo {
@@ -105,6 +106,31 @@ pub fn coverage_to_wire(c: &Coverage) -> v1::Coverage {
                 what: b.what.clone(),
             })
             .collect(),
+        store: c.store.as_ref().map(store_to_wire),
+    }
+}
+
+pub fn store_to_wire(s: &StoreHealth) -> v1::StoreStatus {
+    v1::StoreStatus {
+        failing_since_unix_ms: s.failing_since_ms.unwrap_or(0),
+        error: s.error.clone().unwrap_or_default(),
+        pending: s.pending,
+        capacity: s.capacity,
+        refused: s.refused,
+        written: s.written,
+        dropped: s.dropped,
+    }
+}
+
+pub fn store_from_wire(s: &v1::StoreStatus) -> StoreHealth {
+    StoreHealth {
+        failing_since_ms: (s.failing_since_unix_ms != 0).then_some(s.failing_since_unix_ms),
+        error: (!s.error.is_empty()).then(|| s.error.clone()),
+        pending: s.pending,
+        capacity: s.capacity,
+        refused: s.refused,
+        written: s.written,
+        dropped: s.dropped,
     }
 }
 
@@ -144,6 +170,7 @@ pub fn coverage_from_wire(c: &v1::Coverage) -> Coverage {
                 what: b.what.clone(),
             })
             .collect(),
+        store: c.store.as_ref().map(store_from_wire),
     }
 }
 
@@ -219,7 +246,22 @@ mod tests {
                 host: "app".into(),
                 what: "owners unknown".into(),
             }],
+            store: Some(StoreHealth {
+                failing_since_ms: Some(1_700_000_000_000),
+                error: Some("database /x.db: database or disk is full".into()),
+                pending: 372,
+                capacity: 200_000,
+                refused: 3,
+                written: 14,
+                dropped: 1,
+            }),
         };
         assert_eq!(coverage_from_wire(&coverage_to_wire(&c)), c);
+        let healthy = Coverage {
+            store: Some(StoreHealth::default()),
+            ..Default::default()
+        };
+        assert_eq!(coverage_from_wire(&coverage_to_wire(&healthy)), healthy);
+        assert_eq!(coverage_from_wire(&coverage_to_wire(&Coverage::default())).store, None);
     }
 }

@@ -106,9 +106,20 @@ pub(crate) fn normalise_uid(raw: &str) -> Option<String> {
         .chars()
         .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
         .collect();
-    let ok = uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    let hexes = uid.chars().filter(char::is_ascii_hexdigit).count();
-    (ok && hexes == 32).then_some(uid)
+    // 8-4-4-4-12 hex digits (a UUID), or 32 hex digits (a static pod's hash)
+    let dashes: &[usize] = match uid.len() {
+        36 => &[8, 13, 18, 23],
+        32 => &[],
+        _ => return None,
+    };
+    let ok = uid.bytes().enumerate().all(|(i, b)| {
+        if dashes.contains(&i) {
+            b == b'-'
+        } else {
+            b.is_ascii_hexdigit()
+        }
+    });
+    ok.then_some(uid)
 }
 
 /// `<prefix><64 hex>` with an optional `.scope` suffix.

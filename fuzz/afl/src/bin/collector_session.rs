@@ -1,0 +1,6 @@
+//! AFL++ harness of `halfopen_fuzz::collector_session` (see fuzz/README.md).
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        halfopen_fuzz::collector_session(data);
+    });
+}
