@@ -38,14 +38,16 @@ pub struct HostJson {
     /// The netns cookie (or nsfs inode) of this host's network namespace;
     /// 0 when unknown. For a machine's own namespace that is where its
     /// collector runs; for `HOSTID/NAME` hosts it is the namespace NAME.
-    pub netns: u64,
+    pub netns_cookie: u64,
     pub collector_pid: u32,
     /// Set when this host is one network namespace of a machine (host id
     /// `PARENT/NAME`, from `halfopen collector --netns`): the machine's host
-    /// id, the namespace's readable name, and the container and Kubernetes
-    /// pod (`namespace/name`) it belongs to; null when unknown or not one.
+    /// id (`parent`), the namespace's readable name (`netns`: the NAME of
+    /// `PARENT/NAME`), and the container and Kubernetes pod
+    /// (`namespace/name`) it belongs to; null when unknown or not one (a
+    /// machine's own namespace has all four null).
     pub parent: Option<String>,
-    pub netns_name: Option<String>,
+    pub netns: Option<String>,
     pub container: Option<String>,
     pub pod: Option<String>,
 }
@@ -72,10 +74,10 @@ pub fn host_json(h: &HostView) -> HostJson {
         nat: h.nat.clone(),
         machine_id: h.instance.machine_id.clone(),
         boot_id: h.instance.boot_id.clone(),
-        netns: h.instance.netns,
+        netns_cookie: h.instance.netns,
         collector_pid: h.instance.pid,
         parent: h.parent.clone(),
-        netns_name: h.netns_name.clone(),
+        netns: h.netns_name.clone(),
         container: h.container.clone(),
         pod: h.pod.clone(),
     }

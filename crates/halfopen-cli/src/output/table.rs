@@ -335,7 +335,7 @@ fn hosts_table_raw(rows: &[HostJson]) -> String {
         if let Some(parent) = &h.parent {
             let mut of = vec![format!(
                 "network namespace {} of {parent}",
-                h.netns_name.as_deref().unwrap_or("?")
+                h.netns.as_deref().unwrap_or("?")
             )];
             of.extend(h.pod.as_ref().map(|p| format!("pod {p}")));
             of.extend(h.container.as_ref().map(|c| format!("container {c}")));
