@@ -825,14 +825,13 @@ fn namespaces_the_collector_cannot_enter_are_listed_as_not_covered() {
     let exe = exe();
     let pa1 = lab.host("pa1").netns.clone();
     let list = format!("self,{pa1}");
-    let args = [
+    let remote = fleet.collector_args("na").unwrap(); // --reconciler URL and its TLS files
+    let mut args = vec![
         "--inh-caps=-sys_admin",
         "--ambient-caps=-sys_admin",
         "--bounding-set=-sys_admin",
         exe.to_str().unwrap(),
         "collector",
-        "--reconciler",
-        &fleet.url,
         "--interval",
         "1s",
         "--host-id",
@@ -842,6 +841,7 @@ fn namespaces_the_collector_cannot_enter_are_listed_as_not_covered() {
         "--netns-rescan",
         "1s",
     ];
+    args.extend(remote.iter().map(String::as_str));
     let c = lab.spawn("na", Path::new("setpriv"), &args).unwrap();
     fleet.collectors.push(("na".into(), c.clone()));
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
