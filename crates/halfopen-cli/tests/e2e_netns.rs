@@ -369,7 +369,10 @@ fn kubernetes_vip_across_nodes_with_one_collector_per_node() {
     );
     assert!(na["blind_spots"].as_array().unwrap().is_empty(), "{na}");
     assert_eq!(na["netns"], Value::Null, "{na}");
-    assert_ne!(a1["netns_cookie"], na["netns_cookie"], "each its own namespace identity");
+    assert_ne!(
+        a1["netns_cookie"], na["netns_cookie"],
+        "each its own namespace identity"
+    );
 
     // Healthy churn through the VIP from the other pod: not one finding.
     let _healthy = greet_server(&mut lab, "pb1", "0.0.0.0:8080", &["--backlog", "4096"]);

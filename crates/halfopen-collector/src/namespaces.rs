@@ -210,10 +210,7 @@ impl Manager {
             owners: self.owners.clone(),
             metrics: self.metrics.clone(),
             covered: self.covered.iter().map(|(i, c)| (*i, c.host_id.clone())).collect(),
-            namer: self
-                .namer
-                .take()
-                .unwrap_or_else(|| Namer::new(&cfg.host_root, "/proc")),
+            namer: self.namer.take().unwrap_or_else(|| Namer::new(&cfg.host_root, "/proc")),
         };
         let plan = match tokio::task::spawn_blocking(move || plan(input)).await {
             Ok(r) => r?,

@@ -69,7 +69,15 @@ async fn run_command(cmd: Cmd) -> Result<()> {
                 enabled: !show_secrets,
                 extra_flags: redact_flags,
             });
-            collector::run(Remote { reconciler, tls }, interval, host_id, proc_net, metrics_listen, netns).await
+            collector::run(
+                Remote { reconciler, tls },
+                interval,
+                host_id,
+                proc_net,
+                metrics_listen,
+                netns,
+            )
+            .await
         }
         Cmd::Reconciler {
             listen,
