@@ -28,7 +28,7 @@ skip() { [[ " $SKIP " == *" $1 "* ]]; }
 
 if ! skip criterion; then
   echo "== criterion (pure parts)" >&2
-  for b in "halfopen-core core" "halfopen-sockets parse" "halfopen-reconciler engine"; do
+  for b in "halfopen-core core" "halfopen-sockets parse" "halfopen-engine engine"; do
     set -- $b
     cargo bench -q -p "$1" --bench "$2" -- --warm-up-time 1 --measurement-time 3 2>&1 \
       | grep -vE '^(Benchmarking|Found|Performance|Change|No change|  [0-9]+ \(|$)' | grep -v '%' | tee -a "$OUT/criterion.txt"
