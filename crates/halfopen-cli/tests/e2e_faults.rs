@@ -520,6 +520,8 @@ fn a_collector_whose_clock_is_ten_minutes_off_changes_nothing() {
         "1s",
         "--host-id",
         "app",
+        "--netns",
+        "self",
     ];
     args.extend(remote.iter().map(String::as_str));
     let skewed = lab.spawn("app", Path::new("/usr/bin/env"), &args).unwrap();

@@ -47,6 +47,13 @@ pub struct OrphanJson {
     /// Whether the client's side confirmed it (false for a leftover of a
     /// gone host, which only the server could confirm; None for a listener).
     pub confirmed_by_client: Option<bool>,
+    /// The container and Kubernetes pod (`namespace/name`) whose network
+    /// namespace the client host and the server host are; null when unknown
+    /// or not one (a machine's own namespace).
+    pub client_container: Option<String>,
+    pub client_pod: Option<String>,
+    pub server_container: Option<String>,
+    pub server_pod: Option<String>,
 }
 
 /// A listed finding and its explanation as printed.
@@ -84,6 +91,10 @@ pub fn orphan_json(v: &FindingView, explanation: String) -> OrphanJson {
             .kind
             .is_connection()
             .then_some(f.evidence.client_host_gone_since_ms.is_none()),
+        client_container: v.client_container.clone(),
+        client_pod: v.client_pod.clone(),
+        server_container: v.server_container.clone(),
+        server_pod: v.server_pod.clone(),
     }
 }
 
@@ -108,6 +119,10 @@ pub fn history_json(s: &StoredFinding) -> HistoryJson {
         finding: s.finding.clone(),
         client_host_stale: false,
         client_host_gone: s.finding.evidence.client_host_gone_since_ms.is_some(),
+        client_container: None,
+        client_pod: None,
+        server_container: None,
+        server_pod: None,
     };
     HistoryJson {
         finding: orphan_json(&v, s.explanation.clone()),

@@ -10,6 +10,7 @@ pub async fn run(
     host_id: Option<String>,
     proc_net: bool,
     metrics_listen: Option<SocketAddr>,
+    netns: crate::cli::NetnsArgs,
 ) -> Result<()> {
     let host_id = match host_id {
         Some(h) if !h.trim().is_empty() => h,
@@ -26,6 +27,10 @@ pub async fn run(
         metrics_listen,
         tls,
         insecure: remote.tls.insecure,
+        netns: netns.netns,
+        netns_rescan: netns.netns_rescan,
+        max_namespaces: netns.max_namespaces as usize,
+        host_root: netns.host_root,
     };
     halfopen_collector::run(cfg, super::shutdown_signal()).await?;
     Ok(())

@@ -62,13 +62,22 @@ async fn run_command(cmd: Cmd) -> Result<()> {
             proc_net,
             show_secrets,
             redact_flags,
+            netns,
             metrics_listen,
         } => {
             halfopen_sockets::owners::set_redaction(halfopen_core::Redaction {
                 enabled: !show_secrets,
                 extra_flags: redact_flags,
             });
-            collector::run(Remote { reconciler, tls }, interval, host_id, proc_net, metrics_listen).await
+            collector::run(
+                Remote { reconciler, tls },
+                interval,
+                host_id,
+                proc_net,
+                metrics_listen,
+                netns,
+            )
+            .await
         }
         Cmd::Reconciler {
             listen,
