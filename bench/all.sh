@@ -28,7 +28,7 @@ skip() { [[ " $SKIP " == *" $1 "* ]]; }
 
 if ! skip criterion; then
   echo "== criterion (pure parts)" >&2
-  for b in "halfopen-core core" "halfopen-sockets parse" "halfopen-reconciler engine"; do
+  for b in "halfopen-core core" "halfopen-sockets parse" "halfopen-engine engine"; do
     set -- $b
     cargo bench -q -p "$1" --bench "$2" -- --warm-up-time 1 --measurement-time 3 2>&1 \
       | grep -vE '^(Benchmarking|Found|Performance|Change|No change|  [0-9]+ \(|$)' | grep -v '%' | tee -a "$OUT/criterion.txt"
@@ -42,7 +42,7 @@ fi
 
 if ! skip sim; then
   echo "== reconciler fed by halfopen-sim" >&2
-  cargo build --release -q -p halfopen -p halfopen-sim
+  cargo build --release -q -p halfopen-cli -p halfopen-sim
   sim() { NO_BUILD=1 CARGO_TARGET_DIR=$CARGO_TARGET_DIR bench/sim.sh "$@" | tee -a "$OUT/sim.jsonl"; }
   # hosts sockets churn/s orphans interval duration [-- halfopen-sim flags]
   SERVER_ONLY=10 sim 10 1000 100 10 5s 30s

@@ -81,7 +81,7 @@ trap teardown EXIT
 trap 'exit 130' INT TERM
 
 echo "== build (release) into $CARGO_TARGET_DIR"
-timeout 1800 cargo build --release -p halfopen -p halfopen-sockets
+timeout 1800 cargo build --release -p halfopen-cli -p halfopen-sockets
 BIN=$CARGO_TARGET_DIR/release
 HO=$BIN/halfopen
 SB=$BIN/halfopen-sockbench
@@ -107,7 +107,7 @@ real_collector() {
     RECONCILER=$!
     sleep 1
     HALFOPEN_LOG=warn,halfopen_collector=debug ip netns exec "$NS" timeout 900 "$bin" collector \
-        --reconciler http://127.0.0.1:$RECON_PORT --interval 1s --host-id bench >"$log" 2>&1 &
+        --reconciler http://127.0.0.1:$RECON_PORT --interval 1s --host-id bench --netns self >"$log" 2>&1 &
     COLLECTOR=$!
     local p t1 r1 t2 r2 hwm threads
     reports() { grep -c ' report' "$log" || true; }

@@ -42,7 +42,7 @@ command -v jq >/dev/null || { echo "bench/sim.sh needs jq" >&2; exit 1; }
 
 if [[ ${NO_BUILD:-0} != 1 ]]; then
   echo "building (release) ..." >&2
-  cargo build --release -q -p halfopen -p halfopen-sim >&2
+  cargo build --release -q -p halfopen-cli -p halfopen-sim >&2
 fi
 BIN=$TARGET/release
 

@@ -57,6 +57,32 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// Which network namespaces a collector covers, and how it names them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NetnsArgs {
+    /// Network namespaces to cover: all (every one on the machine that holds TCP sockets, found through
+    /// /proc/*/ns/net and /run/netns, rescanned), self (only the collector's own), or a list of
+    /// /run/netns names and pid:N (the namespace of process N), with self to include the own one.
+    /// Each namespace but the own is reported as the host HOSTID/NAME (NAME: its Kubernetes pod
+    /// namespace/name, container, /run/netns name or netns-INODE). Entering one needs CAP_SYS_ADMIN.
+    #[arg(long, env = "HALFOPEN_NETNS", default_value = "all", value_parser = parse_netns)]
+    pub netns: halfopen_sockets::netns::NetnsSpec,
+    /// How often namespaces are looked for again (100ms..1h).
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    pub netns_rescan: Duration,
+    /// At most this many namespaces besides the collector's own; the others are listed as not covered.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_namespaces: u32,
+    /// The node's root directory, where var/log/pods (Kubernetes) and var/lib/docker/containers name
+    /// the pods and containers of namespaces (e.g. /host when the node's / is mounted there).
+    #[arg(long, default_value = "/")]
+    pub host_root: PathBuf,
+}
+
+fn parse_netns(s: &str) -> Result<halfopen_sockets::netns::NetnsSpec, String> {
+    s.parse().map_err(|e: halfopen_sockets::netns::SpecError| e.to_string())
+}
+
 /// `--kind`: one of the finding kinds, listed in `--help`.
 fn kind_parser() -> impl TypedValueParser<Value = FindingKind> {
     PossibleValuesParser::new(FindingKind::ALL.map(|k| k.as_str()))
@@ -115,6 +141,8 @@ pub enum Cmd {
         /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; suggested port 9478).
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        netns: NetnsArgs,
     },
     /// Run the central reconciler: join every host's table, confirm and record findings.
     #[command(

@@ -44,7 +44,20 @@ fn collector(lab: &mut Lab, fleet: &mut Fleet, host: &str, source: &str, extra: 
         .map(String::from)
         .to_vec();
     args.extend(fleet.collector_args(host).unwrap()); // --reconciler URL and its TLS files
-    args.extend(["--interval", "1s", "--host-id", host, "--source", source].map(String::from));
+                                                      // `--netns self`: the default (all) would cover every test's namespaces.
+    args.extend(
+        [
+            "--interval",
+            "1s",
+            "--host-id",
+            host,
+            "--source",
+            source,
+            "--netns",
+            "self",
+        ]
+        .map(String::from),
+    );
     args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = lab.spawn(host, &exe(), &args).unwrap();
@@ -414,7 +427,7 @@ fn auto_falls_back_to_netlink_without_the_bpf_capabilities() {
     let mut args: Vec<&str> = drop_caps.to_vec();
     args.extend_from_slice(&[&exe, "collector"]);
     args.extend_from_slice(&remote);
-    args.extend_from_slice(&["--interval", "1s", "--host-id", "db"]);
+    args.extend_from_slice(&["--interval", "1s", "--host-id", "db", "--netns", "self"]);
     let child = lab.spawn("db", std::path::Path::new("setpriv"), &args).unwrap();
     fleet.collectors.push(("db".into(), child));
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
@@ -431,7 +444,7 @@ fn auto_falls_back_to_netlink_without_the_bpf_capabilities() {
     let mut args: Vec<&str> = drop_caps.to_vec();
     args.extend_from_slice(&[&exe, "collector"]);
     args.extend_from_slice(&remote);
-    args.extend_from_slice(&["--host-id", "db", "--source", "bpf"]);
+    args.extend_from_slice(&["--host-id", "db", "--source", "bpf", "--netns", "self"]);
     let out = lab.run("db", "setpriv", &args, Duration::from_secs(30)).unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -59,8 +59,9 @@ fn about_port(findings: &[Value], port: u16) -> Vec<Value> {
 /// `halfopen ARGS --reconciler URL` (text, no --json) from the reconciler's host.
 fn text(lab: &Lab, fleet: &Fleet, args: &[&str]) -> String {
     let exe = exe().to_string_lossy().into_owned();
+    let reader = fleet.reader_args(); // --reconciler URL and the reader certificate
     let mut a = args.to_vec();
-    a.extend_from_slice(&["--reconciler", &fleet.url]);
+    a.extend(reader.iter().map(String::as_str));
     let out = lab
         .run(&fleet.reconciler_host, &exe, &a, Duration::from_secs(30))
         .unwrap();
@@ -519,6 +520,8 @@ fn a_collector_whose_clock_is_ten_minutes_off_changes_nothing() {
         "1s",
         "--host-id",
         "app",
+        "--netns",
+        "self",
     ];
     args.extend(remote.iter().map(String::as_str));
     let skewed = lab.spawn("app", Path::new("/usr/bin/env"), &args).unwrap();

@@ -25,7 +25,7 @@ fn collector(lab: &mut Lab, fleet: &mut Fleet, host: &str, host_id: &str, wrap: 
     let exe_s = exe.to_str().unwrap().to_string();
     let mut tail: Vec<String> = vec!["collector".into()];
     tail.extend(fleet.collector_args(host_id).unwrap());
-    tail.extend(["--interval", "1s", "--host-id", host_id].map(String::from));
+    tail.extend(["--interval", "1s", "--host-id", host_id, "--netns", "self"].map(String::from));
     let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
     let c = if wrap.is_empty() {
         lab.spawn(host, &exe, &tail).unwrap()

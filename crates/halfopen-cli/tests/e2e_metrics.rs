@@ -309,6 +309,8 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
             h,
             "--metrics-listen",
             &metrics,
+            "--netns",
+            "self",
         ];
         args.extend(remote.iter().map(String::as_str));
         let child = lab.spawn(h, &exe(), &args).unwrap();

@@ -115,7 +115,7 @@ fn collector_under_setpriv(lab: &mut Lab, fleet: &mut Fleet, host: &str, setpriv
     let mut args: Vec<&str> = setpriv.to_vec();
     args.extend_from_slice(&[exe.to_str().unwrap(), "collector"]);
     args.extend(tls.iter().map(String::as_str));
-    args.extend_from_slice(&["--interval", "1s", "--host-id", host]);
+    args.extend_from_slice(&["--interval", "1s", "--host-id", host, "--netns", "self"]);
     let c = lab.spawn(host, Path::new("setpriv"), &args).unwrap();
     fleet.collectors.push((host.to_string(), c.clone()));
     c

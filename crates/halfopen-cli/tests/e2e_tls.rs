@@ -115,6 +115,10 @@ fn hello(host_id: &str, boot: &str) -> v1::CollectorMessage {
             }
         },
         blind_spots: Vec::new(),
+        parent: None,
+        netns_name: None,
+        container: None,
+        pod: None,
     };
     v1::CollectorMessage {
         msg: Some(Msg::Hello(hello_to_wire(&h))),
@@ -542,7 +546,7 @@ fn an_impostor_cannot_displace_a_reporting_host() {
     // A real second collector with db's certificate, on app.
     let mut a = vec!["collector".to_string()];
     a.extend(fleet.collector_args("db").unwrap());
-    a.extend(["--interval", "1s", "--host-id", "db"].map(String::from));
+    a.extend(["--interval", "1s", "--host-id", "db", "--netns", "self"].map(String::from));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let impostor = lab.spawn("app", &exe(), &a).unwrap();
     wait_for_log(
@@ -675,6 +679,8 @@ fn without_tls_the_reconciler_serves_loopback_unless_insecure() {
                 "app",
                 "--interval",
                 "1s",
+                "--netns",
+                "self",
             ],
         )
         .unwrap();

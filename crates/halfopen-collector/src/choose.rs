@@ -6,6 +6,7 @@
 use crate::bpf::{BpfHub, BpfSource, DEFAULT_DUMP_EVERY};
 use crate::metrics::CollectorMetrics;
 use crate::source::{Polling, SourceChoice};
+use crate::worker::SharedOwners;
 use crate::worker::{Kernel, KernelError};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -47,19 +48,29 @@ impl Default for BpfConfig {
 }
 
 /// Starts the worker on the source `choice` asks for (see the module
-/// documentation), counting its scans into `metrics`. Errors: `--source
-/// bpf` that cannot run (why), or a polling source that cannot read the
-/// kernel.
-pub fn start(choice: SourceChoice, bpf: BpfConfig, metrics: CollectorMetrics) -> Result<Kernel, StartError> {
+/// documentation), in the calling thread's network namespace, with the
+/// owner cache `owners`, naming `host` in its log lines and counting its
+/// scans into `metrics`. Errors: `--source bpf` that cannot run (why), or
+/// a polling source that cannot read the kernel.
+pub fn start(
+    choice: SourceChoice,
+    bpf: BpfConfig,
+    owners: SharedOwners,
+    host: String,
+    metrics: CollectorMetrics,
+) -> Result<Kernel, StartError> {
+    let polling = |force_proc: bool, owners, host, metrics| {
+        Kernel::start_shared(owners, host, metrics, move || Polling::open(force_proc))
+    };
     match choice {
-        SourceChoice::Proc => Ok(Kernel::start_with(|| Polling::open(true), metrics)?),
-        SourceChoice::Netlink => Ok(Kernel::start_with(|| Polling::open(false), metrics)?),
-        SourceChoice::Bpf => start_bpf(bpf, metrics).map_err(StartError::Bpf),
-        SourceChoice::Auto => match start_bpf(bpf, metrics.clone()) {
+        SourceChoice::Proc => Ok(polling(true, owners, host, metrics)?),
+        SourceChoice::Netlink => Ok(polling(false, owners, host, metrics)?),
+        SourceChoice::Bpf => start_bpf(bpf, owners, host, metrics).map_err(StartError::Bpf),
+        SourceChoice::Auto => match start_bpf(bpf, owners.clone(), host.clone(), metrics.clone()) {
             Ok(k) => Ok(k),
             Err(why) => {
                 info!("source netlink (--source auto): the eBPF source is not available: {why}");
-                Ok(Kernel::start_with(|| Polling::open(false), metrics)?)
+                Ok(polling(false, owners, host, metrics)?)
             }
         },
     }
@@ -74,7 +85,12 @@ pub enum StartError {
     Kernel(#[from] KernelError),
 }
 
-fn start_bpf(cfg: BpfConfig, metrics: CollectorMetrics) -> Result<Kernel, BpfUnavailable> {
+fn start_bpf(
+    cfg: BpfConfig,
+    owners: SharedOwners,
+    host: String,
+    metrics: CollectorMetrics,
+) -> Result<Kernel, BpfUnavailable> {
     if !halfopen_bpf::COMPILED_IN {
         return Err(BpfUnavailable::NotCompiledIn);
     }
@@ -89,7 +105,9 @@ fn start_bpf(cfg: BpfConfig, metrics: CollectorMetrics) -> Result<Kernel, BpfUna
     };
     let hub = BpfHub::start(netns, cfg.ring_bytes)?;
     let witness = hub.witness_hook();
-    let kernel = Kernel::start_with(move || BpfSource::open(hub, netns, cfg.dump_every), metrics)?;
+    let kernel = Kernel::start_shared(owners, host, metrics, move || {
+        BpfSource::open(hub, netns, cfg.dump_every)
+    })?;
     match witness {
         Some(h) => info!(
             "source bpf: TCP transitions from tracepoint sock:inet_sock_set_state, a sock_diag dump every {:?} and \
@@ -117,7 +135,17 @@ mod tests {
     fn without_the_feature_bpf_is_refused_as_not_compiled_in_and_auto_takes_netlink() {
         use halfopen_core::SourceKind;
         assert!(!halfopen_bpf::COMPILED_IN);
-        let err = match start(SourceChoice::Bpf, BpfConfig::default(), CollectorMetrics::default()) {
+        let start = |choice| {
+            let owners = crate::worker::shared_owners();
+            start(
+                choice,
+                BpfConfig::default(),
+                owners,
+                String::new(),
+                CollectorMetrics::default(),
+            )
+        };
+        let err = match start(SourceChoice::Bpf) {
             Ok(k) => panic!("--source bpf started without the feature: {:?}", k.source()),
             Err(e) => e.to_string(),
         };
@@ -125,8 +153,7 @@ mod tests {
             err,
             "--source bpf: this build of halfopen has no eBPF programs (built without the cargo feature `bpf`)"
         );
-        let k = start(SourceChoice::Auto, BpfConfig::default(), CollectorMetrics::default())
-            .expect("netlink (or /proc) is readable by anyone");
+        let k = start(SourceChoice::Auto).expect("netlink (or /proc) is readable by anyone");
         assert!(
             matches!(k.source(), SourceKind::Netlink | SourceKind::ProcNet),
             "{:?}",

@@ -12,6 +12,8 @@
 //!   cannot see (missing capabilities).
 //! - [`nat`]: the NAT'd connections of the conntrack table, kept current.
 //! - [`metrics`]: the collector's Prometheus metrics.
+//! - [`namespaces`]: which network namespaces are covered (`--netns`), one
+//!   host, worker and session per namespace, rescanned as they come and go.
 //! - [`session`]: the gRPC stream to the reconciler, with reconnects.
 //! - [`snapshot`]: this host's table with owners, for `halfopen snapshot`.
 pub mod bpf;
@@ -20,10 +22,11 @@ pub mod differ;
 pub mod hostinfo;
 pub mod instance;
 pub mod metrics;
+pub mod namespaces;
 pub mod nat;
 pub mod session;
 pub mod snapshot;
 pub mod source;
 pub mod worker;
 
-pub use session::{run, CollectorConfig, CollectorError};
+pub use session::{run, CollectorConfig, CollectorError, HostSpec};

@@ -85,6 +85,21 @@ impl Default for CollectorMetrics {
 }
 
 impl CollectorMetrics {
+    /// The metrics of another network namespace's host (`HOSTID/NAME`) of
+    /// the same collector: its scan times and failures, owner failures,
+    /// reconnects, reports and lookups add to this collector's; the
+    /// gauges of one table and one session (`sockets`, `listeners`,
+    /// `connected`) are its own and not exported, so the exported ones stay
+    /// the collector's own namespace's.
+    pub fn for_namespace(&self) -> CollectorMetrics {
+        CollectorMetrics {
+            sockets: Family::default(),
+            listeners: Gauge::default(),
+            connected: Gauge::default(),
+            ..self.clone()
+        }
+    }
+
     /// Metrics registered in `registry` (names under its prefix, `halfopen_collector_*`).
     pub fn register(registry: &mut Registry) -> CollectorMetrics {
         let m = CollectorMetrics::default();
@@ -296,5 +311,50 @@ mod tests {
             .parse()
             .unwrap();
         assert!(ts > 1.7e9, "{ts}");
+    }
+
+    /// Another namespace's host adds to the collector's counters, never to
+    /// the gauges of the collector's own table and session.
+    #[test]
+    fn a_namespace_counts_into_the_counters_and_leaves_the_own_gauges() {
+        let mut r = new_registry("collector", &[("host", "node-a")]);
+        let own = CollectorMetrics::register(&mut r);
+        let ns = own.for_namespace();
+        own.scanned(
+            Duration::from_millis(1),
+            &[rec(TcpState::Established, Side::Client, 40000)],
+            3,
+        );
+        own.session_opened();
+        let many: Vec<SocketRecord> = (0..7)
+            .map(|i| rec(TcpState::Established, Side::Client, 41000 + i))
+            .collect();
+        ns.scanned(Duration::from_millis(1), &many, 9);
+        ns.session_opened();
+        ns.session_ended();
+        ns.scan_failed();
+        ns.report_sent(true);
+        ns.lookup_answered(5);
+        let text = encode(&r, Format::OpenMetrics).unwrap();
+        let value = |name: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .map(|l| l.rsplit(' ').next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            value("halfopen_collector_sockets{"),
+            ["1"],
+            "the own table's count: {text}"
+        );
+        assert_eq!(value("halfopen_collector_listeners{"), ["3"], "{text}");
+        assert_eq!(value("halfopen_collector_connected{"), ["1"], "{text}");
+        assert_eq!(value("halfopen_collector_scan_failures_total{"), ["1"], "{text}");
+        assert_eq!(value("halfopen_collector_lookup_tuples_total{"), ["5"], "{text}");
+        assert_eq!(
+            value("halfopen_collector_scan_duration_seconds_count{"),
+            ["2"],
+            "both scans: {text}"
+        );
     }
 }

@@ -2,6 +2,11 @@
 //! a full table and then numbered deltas every interval, answers lookups,
 //! and reconnects with backoff whenever the reconciler is away. Nothing the
 //! reconciler does (absent, slow, restarting) stops the collector.
+//!
+//! One session per host: the collector's own network namespace is the host
+//! `--host-id`; every other namespace it covers (`--netns`, see
+//! [`crate::namespaces`]) is a host of its own, `HOSTID/NAME`, with its own
+//! session, worker and reconnects ([`run_host`]).
 use crate::choose::{BpfConfig, StartError};
 use crate::metrics::CollectorMetrics;
 use crate::source::SourceChoice;
@@ -11,11 +16,12 @@ use halfopen_identity::TlsPem;
 use halfopen_proto::convert::*;
 use halfopen_proto::transport::{self, ClientConfig, Role, TransportError};
 use halfopen_proto::v1;
-use halfopen_sockets::local_addresses;
+use halfopen_sockets::netns::NetnsSpec;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, error, info, warn};
 
@@ -28,10 +34,26 @@ pub struct CollectorConfig {
     pub reconciler: String,
     pub interval: Duration,
     pub host_id: String,
-    /// `--source`: auto (eBPF if possible, else netlink), bpf, netlink, proc.
+    /// `--source`: auto (eBPF if possible, else netlink), bpf, netlink,
+    /// proc, for the collector's own network namespace. Other namespaces
+    /// (`--netns`) are polled: netlink, or /proc with `force_proc`.
     pub source: SourceChoice,
     /// Options of the eBPF source.
     pub bpf: BpfConfig,
+    /// `--source proc` (or `--proc-net`): /proc/net/tcp in every namespace.
+    pub force_proc: bool,
+    /// Which network namespaces to cover (`--netns`, default all): the
+    /// collector's own is the host `host_id`, each other one the host
+    /// `host_id/NAME`.
+    pub netns: NetnsSpec,
+    /// How often the namespaces are looked for again (`--netns-rescan`).
+    pub netns_rescan: Duration,
+    /// At most this many namespaces besides its own (`--max-namespaces`);
+    /// those past it are listed as not covered.
+    pub max_namespaces: usize,
+    /// The node's root directory, under which `var/log/pods` and
+    /// `var/lib/docker/containers` name pods and containers (`--host-root`).
+    pub host_root: PathBuf,
     /// Serve Prometheus metrics at `http://ADDR/metrics`; None: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
     /// Mutual TLS to the reconciler (CA, this host's collector certificate
@@ -39,6 +61,43 @@ pub struct CollectorConfig {
     pub tls: Option<TlsPem>,
     /// Allow plaintext to a reconciler that is not on a loopback address.
     pub insecure: bool,
+}
+
+impl CollectorConfig {
+    /// A collector of its own network namespace only (`--netns self`),
+    /// polling it with netlink (`--source netlink`), with the defaults of
+    /// every other setting.
+    pub fn own_namespace(reconciler: String, interval: Duration, host_id: String) -> CollectorConfig {
+        CollectorConfig {
+            reconciler,
+            interval,
+            host_id,
+            source: SourceChoice::Netlink,
+            bpf: BpfConfig::default(),
+            force_proc: false,
+            netns: NetnsSpec::Only(vec![halfopen_sockets::netns::NetnsSelector::Own]),
+            netns_rescan: Duration::from_secs(5),
+            max_namespaces: 1024,
+            host_root: PathBuf::from("/"),
+            metrics_listen: None,
+            tls: None,
+            insecure: false,
+        }
+    }
+}
+
+/// Who a session speaks for: the host id and what the Hello says beyond it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostSpec {
+    pub host_id: String,
+    /// Set for a namespace other than the collector's own (see [`Hello`]).
+    pub parent: Option<String>,
+    pub netns_name: Option<String>,
+    pub container: Option<String>,
+    pub pod: Option<String>,
+    /// The namespace's cookie (or inode) for the Hello's instance; None:
+    /// the collector's own (read by [`crate::instance::this_instance`]).
+    pub netns: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +108,8 @@ pub enum CollectorError {
     Source(#[from] StartError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Netns(#[from] halfopen_sockets::netns::NetnsError),
     #[error(transparent)]
     Metrics(#[from] halfopen_telemetry::TelemetryError),
 }
@@ -84,8 +145,6 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
         Some(addr) => Some(halfopen_telemetry::serve(addr, Arc::new(registry)).await?),
         None => None,
     };
-    let kernel = crate::choose::start(cfg.source, cfg.bpf, metrics.clone())?;
-    info!(host_id = %cfg.host_id, source = %kernel.source(), reconciler = %resolved.url, tls = resolved.tls, interval = ?cfg.interval, "collector starting");
     if resolved.exposed() {
         warn!(
             reconciler = %resolved.url,
@@ -94,6 +153,42 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
              collector from an impostor. Use --tls-ca, --tls-cert and --tls-key"
         );
     }
+    let link = Link {
+        cfg: Arc::new(cfg),
+        client,
+        tls: resolved.tls,
+        url: resolved.url.to_string(),
+    };
+    crate::namespaces::run(link, metrics, shutdown).await
+}
+
+/// What every session of a collector shares: its settings and how it
+/// reaches the reconciler.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub cfg: Arc<CollectorConfig>,
+    pub client: ClientConfig,
+    /// Whether the reconciler is reached over TLS (for error hints).
+    pub tls: bool,
+    /// The reconciler's URL as resolved (for the log).
+    pub url: String,
+}
+
+/// One host's sessions until `shutdown` resolves: connect, Hello, reports
+/// and lookups, reconnect with backoff. `spots` (the collector's own host
+/// only) carries the blind spots found after start (namespaces it cannot
+/// enter): the Hello includes them, a change goes out with the next report.
+/// `metrics` counts this host's scans, reports and session.
+pub(crate) async fn run_host(
+    link: &Link,
+    host: &HostSpec,
+    kernel: &Kernel,
+    metrics: &CollectorMetrics,
+    mut spots: Option<watch::Receiver<Vec<String>>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let cfg = &*link.cfg;
+    info!(host_id = %host.host_id, source = %kernel.source(), reconciler = %link.url, tls = link.tls, interval = ?cfg.interval, "collector starting");
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);
     let mut attempts = 0u64;
@@ -101,8 +196,8 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
         let started = Instant::now();
         attempts += 1;
         tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            r = session(&cfg, &client, &kernel, &metrics, attempts > 1) => {
+            _ = &mut shutdown => return,
+            r = session(link, host, kernel, metrics, attempts > 1, spots.as_mut()) => {
                 metrics.session_ended();
                 match r {
                     Ok(()) => {}
@@ -110,6 +205,7 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
                         if matches!(s.code(), tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied) =>
                     {
                         error!(
+                            host_id = %host.host_id,
                             reconciler = %cfg.reconciler,
                             "the reconciler refused this collector: {}; retrying in {backoff:?}",
                             s.message()
@@ -118,10 +214,10 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
                     Err(e) => {
                         // a connect error carries its hint already
                         let hint = match &e {
-                            SessionError::Status(_) => transport::tls_hint(&e.to_string(), resolved.tls),
+                            SessionError::Status(_) => transport::tls_hint(&e.to_string(), link.tls),
                             _ => "",
                         };
-                        warn!(reconciler = %cfg.reconciler, "session ended: {e}{hint}; retrying in {backoff:?}")
+                        warn!(host_id = %host.host_id, reconciler = %cfg.reconciler, "session ended: {e}{hint}; retrying in {backoff:?}")
                     }
                 }
             }
@@ -137,41 +233,64 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl std::future::Future<Output
                 % 250) as u64,
         );
         tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => return,
             _ = tokio::time::sleep(backoff + jitter) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
-/// One session; `again`: not the collector's first attempt (counted as a reconnect).
+/// What the collector cannot see for this host: its capabilities', and
+/// (own host) the namespaces it found but could not cover.
+fn blind_spots_of(spots: Option<&mut watch::Receiver<Vec<String>>>) -> Vec<String> {
+    let mut v = crate::instance::my_blind_spots();
+    if let Some(s) = spots {
+        v.extend(s.borrow_and_update().iter().cloned());
+    }
+    v
+}
+
+/// One session; `again`: not this host's first attempt (counted as a reconnect).
 async fn session(
-    cfg: &CollectorConfig,
-    client: &ClientConfig,
+    link: &Link,
+    host: &HostSpec,
     kernel: &Kernel,
     metrics: &CollectorMetrics,
     again: bool,
+    mut spots: Option<&mut watch::Receiver<Vec<String>>>,
 ) -> Result<(), SessionError> {
+    let cfg = &*link.cfg;
     if again {
         metrics.reconnecting();
     }
-    let mut client = transport::ingest_client(client.connect().await?);
+    let mut client = transport::ingest_client(link.client.connect().await?);
     let (tx, rx) = mpsc::channel::<v1::CollectorMessage>(64);
-    let mut addrs = local_addresses().map_err(KernelError::from)?;
+    let mut addrs = kernel.addresses().await?;
+    let mut instance = crate::instance::this_instance();
+    if let Some(n) = host.netns {
+        instance.netns = n;
+    }
     let hello = Hello {
-        host_id: cfg.host_id.clone(),
+        host_id: host.host_id.clone(),
         addresses: addrs.clone(),
         interval_ms: cfg.interval.as_millis().min(u32::MAX as u128) as u32,
         source: kernel.source(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        instance: crate::instance::this_instance(),
-        blind_spots: crate::instance::my_blind_spots(),
+        instance,
+        blind_spots: blind_spots_of(spots.as_deref_mut()),
+        parent: host.parent.clone(),
+        netns_name: host.netns_name.clone(),
+        container: host.container.clone(),
+        pod: host.pod.clone(),
     };
+    // A sender that is gone (collector stopping) changes nothing more.
+    let mut spots_open = spots.is_some();
+    let mut spots_changed = false;
     tx.send(msg_hello(hello_to_wire(&hello)))
         .await
         .map_err(|_| SessionError::Closed)?;
     let mut inbound = client.collect(ReceiverStream::new(rx)).await?.into_inner();
-    info!(reconciler = %cfg.reconciler, "connected");
+    info!(host_id = %host.host_id, reconciler = %cfg.reconciler, "connected");
     metrics.session_opened();
 
     let mut seq = 0u64;
@@ -181,18 +300,21 @@ async fn session(
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                let data = match kernel.report(need_full).await {
+                let mut data = match kernel.report(need_full).await {
                     Ok(d) => d,
                     Err(KernelError::Scan(e)) => {
                         // Skip this interval; the next report is a full one so
                         // the reconciler never applies a delta against a gap.
-                        warn!("scan failed, skipping this interval: {e}");
+                        warn!(host_id = %host.host_id, "scan failed, skipping this interval: {e}");
                         need_full = true;
                         continue;
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let new_addrs = local_addresses().map_err(KernelError::from)?;
+                let new_addrs = kernel.addresses().await?;
+                if std::mem::take(&mut spots_changed) {
+                    data.blind_spots = Some(blind_spots_of(spots.as_deref_mut()));
+                }
                 let changed = if new_addrs != addrs { addrs = new_addrs; Some(addrs.clone()) } else { None };
                 debug!(full = data.full, upserted = data.upserted.len(), removed = data.removed.len(), sockets = data.stats.sockets, scan_us = data.stats.scan_us, "report");
                 let full = data.full;
@@ -203,6 +325,12 @@ async fn session(
                 }
                 metrics.report_sent(full);
                 need_full = false;
+            }
+            r = async { spots.as_deref_mut()?.changed().await.ok() }, if spots_open => {
+                match r {
+                    Some(()) => spots_changed = true,
+                    None => spots_open = false,
+                }
             }
             m = inbound.message() => {
                 let Some(m) = m? else { return Err(SessionError::Closed) };
@@ -216,7 +344,7 @@ async fn session(
                         let answers = match hits {
                             Ok(h) => h,
                             Err(KernelError::Scan(e)) => {
-                                warn!("lookup scan failed, the reconciler will ask again: {e}");
+                                warn!(host_id = %host.host_id, "lookup scan failed, the reconciler will ask again: {e}");
                                 continue;
                             }
                             Err(e) => return Err(e.into()),

@@ -5,6 +5,12 @@
 //! greeting-port clients, and the delta. A source that follows changes
 //! (eBPF) gives the delta without a dump, except when it needs one. Lookups
 //! are answered from a fresh kernel read taken after the request arrived.
+//!
+//! One worker per covered network namespace ([`Kernel::start_in`]: the
+//! thread enters the namespace before it opens its source, so every netlink
+//! socket, /proc/thread-self/net file and sysctl it reads is that
+//! namespace's); the owner cache is shared by all of them ([`SharedOwners`]:
+//! /proc is the machine's, and socket inodes are unique on it).
 use crate::differ::{Delta, Differ};
 use crate::metrics::CollectorMetrics;
 use crate::nat::NatReader;
@@ -13,13 +19,25 @@ use halfopen_core::{
     Listener, ListenerPorts, LookupAnswer, Report, ReportStats, Side, SilentSocket, SocketRecord, SourceKind, TcpState,
     Tuple, Wants,
 };
+use halfopen_sockets::netns::{spawn_in_with, NetnsError, NetnsHandle, NetnsThread};
 use halfopen_sockets::owners::{Owners, ResolveStats};
 use halfopen_sockets::ScanError;
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
-use tracing::warn;
+use tracing::{info, warn};
+
+/// The owner cache, shared by the workers of every namespace a collector
+/// covers (one /proc walk serves them all).
+pub type SharedOwners = Arc<Mutex<Owners>>;
+
+/// A new, empty [`SharedOwners`].
+pub fn shared_owners() -> SharedOwners {
+    Arc::new(Mutex::new(Owners::new()))
+}
 
 enum Job {
     Configure(Wants),
@@ -31,6 +49,9 @@ enum Job {
         tuples: Vec<Tuple>,
         attribute: bool,
         reply: oneshot::Sender<Result<Vec<LookupAnswer>, ScanError>>,
+    },
+    Addresses {
+        reply: oneshot::Sender<Result<Vec<IpAddr>, ScanError>>,
     },
 }
 
@@ -48,6 +69,10 @@ pub enum KernelError {
     Stopped,
     #[error("cannot start the kernel worker thread: {0}")]
     Spawn(std::io::Error),
+    /// The worker thread could not enter its network namespace (refused:
+    /// CAP_SYS_ADMIN; gone; ...).
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
 }
 
 impl Kernel {
@@ -56,13 +81,24 @@ impl Kernel {
     pub fn start<S: TableSource + 'static>(
         open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
     ) -> Result<Kernel, KernelError> {
-        Kernel::start_with(open, CollectorMetrics::default())
+        Kernel::start_shared(shared_owners(), String::new(), CollectorMetrics::default(), open)
     }
 
     /// [`Kernel::start`], counting scans and owner lookups into `metrics`.
     pub fn start_with<S: TableSource + 'static>(
         open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
         metrics: CollectorMetrics,
+    ) -> Result<Kernel, KernelError> {
+        Kernel::start_shared(shared_owners(), String::new(), metrics, open)
+    }
+
+    /// [`Kernel::start_with`] with an owner cache shared with other workers;
+    /// `host` names the host in the worker's log lines ("" for none).
+    pub fn start_shared<S: TableSource + 'static>(
+        owners: SharedOwners,
+        host: String,
+        metrics: CollectorMetrics,
+        open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
     ) -> Result<Kernel, KernelError> {
         let (tx, rx) = std_mpsc::channel();
         let (opened_tx, opened) = std_mpsc::channel();
@@ -71,7 +107,7 @@ impl Kernel {
             .spawn(move || match open() {
                 Ok(source) => {
                     let _ = opened_tx.send(Ok(source.kind()));
-                    Worker::new(Box::new(source), metrics).run(rx)
+                    Worker::new(Box::new(source), owners, host, metrics).run(rx)
                 }
                 Err(e) => {
                     let _ = opened_tx.send(Err(e));
@@ -80,6 +116,47 @@ impl Kernel {
             .map_err(KernelError::Spawn)?;
         let source = opened.recv().map_err(|_| KernelError::Stopped)??;
         Ok(Kernel { tx, source })
+    }
+
+    /// Starts the worker thread inside network namespace `ns`: the thread
+    /// enters it (setns, checked: halfopen_sockets::netns::spawn_in) and only
+    /// then runs `open`, so the source, the conntrack reader, the counters
+    /// and sysctls are all that namespace's. Returns the handle and the
+    /// thread, which ends once every [`Kernel`] handle is dropped (join it
+    /// to know it is gone). Errors: entering refused or failed
+    /// ([`KernelError::Netns`], naming CAP_SYS_ADMIN when refused), or the
+    /// source could not be opened there.
+    pub fn start_in<S: TableSource + 'static>(
+        ns: &NetnsHandle,
+        owners: SharedOwners,
+        host: String,
+        metrics: CollectorMetrics,
+        open: impl FnOnce() -> Result<S, ScanError> + Send + 'static,
+    ) -> Result<(Kernel, NetnsThread<()>), KernelError> {
+        let (tx, rx) = std_mpsc::channel();
+        let (opened_tx, opened) = std_mpsc::channel();
+        // at most 15 bytes show in /proc/PID/task/TID/comm
+        let name = format!("ho-ns-{}", ns.inode().ino);
+        let thread = spawn_in_with(ns, std::thread::Builder::new().name(name), move || match open() {
+            Ok(source) => {
+                let _ = opened_tx.send(Ok(source.kind()));
+                Worker::new(Box::new(source), owners, host, metrics).run(rx)
+            }
+            Err(e) => {
+                let _ = opened_tx.send(Err(e));
+            }
+        })?;
+        match opened.recv() {
+            Ok(Ok(source)) => Ok((Kernel { tx, source }, thread)),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e.into())
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(KernelError::Stopped)
+            }
+        }
     }
 
     pub fn source(&self) -> SourceKind {
@@ -101,6 +178,15 @@ impl Kernel {
         Ok(rx.await.map_err(|_| KernelError::Stopped)??)
     }
 
+    /// The addresses of the worker's network namespace (getifaddrs there).
+    pub async fn addresses(&self) -> Result<Vec<IpAddr>, KernelError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Addresses { reply })
+            .map_err(|_| KernelError::Stopped)?;
+        Ok(rx.await.map_err(|_| KernelError::Stopped)??)
+    }
+
     /// One answer per tuple, from a fresh read; owners resolved when `attribute`.
     pub async fn lookup(&self, tuples: Vec<Tuple>, attribute: bool) -> Result<Vec<LookupAnswer>, KernelError> {
         let (reply, rx) = oneshot::channel();
@@ -118,7 +204,11 @@ impl Kernel {
 struct Worker {
     source: Box<dyn TableSource>,
     nat: NatReader,
-    owners: Owners,
+    owners: SharedOwners,
+    /// The host this worker reads, for log lines ("" when alone).
+    host: String,
+    /// "no connection tracking here" was said (once per worker).
+    nat_absent_said: bool,
     differ: Differ,
     buf: Vec<SocketRecord>,
     listeners: Vec<Listener>,
@@ -142,11 +232,13 @@ struct Worker {
 const LIBWRAP_REFRESH: u64 = 60;
 
 impl Worker {
-    fn new(source: Box<dyn TableSource>, metrics: CollectorMetrics) -> Self {
+    fn new(source: Box<dyn TableSource>, owners: SharedOwners, host: String, metrics: CollectorMetrics) -> Self {
         Worker {
             source,
             nat: NatReader::open(),
-            owners: Owners::new(),
+            owners,
+            host,
+            nat_absent_said: false,
             differ: Differ::default(),
             buf: Vec::new(),
             listeners: Vec::new(),
@@ -165,9 +257,19 @@ impl Worker {
     /// Logs a recurring problem when it first appears or changes, not every interval.
     fn problem(&mut self, what: &'static str, detail: String) {
         if self.last_problem.get(what) != Some(&detail) {
-            warn!("{what}: {detail}");
+            if self.host.is_empty() {
+                warn!("{what}: {detail}");
+            } else {
+                warn!(host = %self.host, "{what}: {detail}");
+            }
             self.last_problem.insert(what, detail);
         }
+    }
+
+    /// Owners of these inodes through the shared cache (a poisoned lock is
+    /// taken over: the cache holds no invariant a panic could break).
+    fn resolve(&self, inodes: &[u64]) -> (HashMap<u64, halfopen_core::Process>, ResolveStats) {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner()).resolve(inodes)
     }
 
     /// What went wrong reading /proc for owners, logged when it is new.
@@ -214,6 +316,9 @@ impl Worker {
                         self.metrics.scan_failed();
                     }
                     let _ = reply.send(r);
+                }
+                Job::Addresses { reply } => {
+                    let _ = reply.send(halfopen_sockets::local_addresses());
                 }
             }
         }
@@ -341,6 +446,13 @@ impl Worker {
         if let halfopen_core::NatState::Unknown(why) = &nat.state {
             self.problem("NAT translations unknown", why.clone());
         }
+        if nat.state == halfopen_core::NatState::Absent && !self.nat_absent_said {
+            self.nat_absent_said = true;
+            info!(
+                host = %self.host,
+                "no connection tracking in this network namespace (nf_conntrack_netlink not loaded): nothing is translated here, so there is nothing to map"
+            );
+        }
         r.nat = nat.upserted;
         r.nat_removed = nat.removed;
         r.nat_state = nat.state;
@@ -353,7 +465,7 @@ impl Worker {
         if inodes.is_empty() {
             return;
         }
-        let (procs, s) = self.owners.resolve(&inodes);
+        let (procs, s) = self.resolve(&inodes);
         let unresolved = inodes.iter().filter(|i| !procs.contains_key(i)).count();
         stats.owners_vanished = s.vanished;
         stats.permission_errors = if s.permission_errors > 0 { unresolved as u64 } else { 0 };
@@ -446,7 +558,7 @@ impl Worker {
         let procs = if inodes.is_empty() {
             HashMap::new()
         } else {
-            let (p, stats) = self.owners.resolve(&inodes);
+            let (p, stats) = self.resolve(&inodes);
             let unresolved = inodes.iter().filter(|i| !p.contains_key(i)).count();
             self.owner_problems(&stats, unresolved);
             p
@@ -484,7 +596,7 @@ impl Worker {
                 .collect();
             if !inodes.is_empty() {
                 let inodes: Vec<u64> = inodes.into_iter().collect();
-                let (p, stats) = self.owners.resolve(&inodes);
+                let (p, stats) = self.resolve(&inodes);
                 let unresolved = inodes.iter().filter(|i| !p.contains_key(i)).count();
                 self.owner_problems(&stats, unresolved);
                 procs = p;

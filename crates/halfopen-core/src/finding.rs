@@ -434,6 +434,12 @@ pub struct FindingView {
     /// The client's host has been gone (disconnected) for longer than
     /// `gone_after`: what is listed for it is its last word, not current.
     pub client_host_gone: bool,
+    /// The container and Kubernetes pod whose network namespace the client
+    /// and the server host are (from the hosts' Hellos), when known.
+    pub client_container: Option<String>,
+    pub client_pod: Option<String>,
+    pub server_container: Option<String>,
+    pub server_pod: Option<String>,
 }
 
 #[cfg(test)]

@@ -36,4 +36,14 @@ pub struct HostView {
     pub blind_spots: Vec<String>,
     /// "visible", "absent" (no conntrack there) or "unknown: why".
     pub nat: String,
+    /// The machine's host id when this host is one of its network
+    /// namespaces (`HOSTID` of `HOSTID/NAME`); None for a machine's own.
+    pub parent: Option<String>,
+    /// That namespace's readable name (/run/netns name, container, pod or
+    /// `netns-INODE`), when `parent` is set.
+    pub netns_name: Option<String>,
+    /// The container whose namespace this host is, when known.
+    pub container: Option<String>,
+    /// The Kubernetes pod (`namespace/name`) whose namespace this host is, when known.
+    pub pod: Option<String>,
 }

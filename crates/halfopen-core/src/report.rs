@@ -115,6 +115,19 @@ pub struct Hello {
     /// capability, a kernel feature): "owners of other users' sockets: the
     /// collector lacks CAP_SYS_PTRACE".
     pub blind_spots: Vec<String>,
+    /// The machine's own host id when this host is one network namespace of
+    /// a machine whose collector covers several (`HOSTID` of `HOSTID/NAME`);
+    /// None for the machine's own namespace and for older collectors.
+    pub parent: Option<String>,
+    /// The namespace's readable name when `parent` is set: its /run/netns
+    /// name, its container or pod, or `netns-INODE`.
+    pub netns_name: Option<String>,
+    /// The container whose network namespace this host is (a Docker name,
+    /// else `<runtime>-<short id>`), when it could be found.
+    pub container: Option<String>,
+    /// The Kubernetes pod (`namespace/name`) whose network namespace this
+    /// host is, when it could be found.
+    pub pod: Option<String>,
 }
 
 /// A client socket on a greeting port that has received nothing.
@@ -248,6 +261,10 @@ pub struct Report {
     /// The collector's wall clock when the scan was taken, ms since the epoch
     /// (informational: matching never compares two hosts' clocks).
     pub taken_at_ms: i64,
+    /// What the collector cannot see now, when it changed since the Hello or
+    /// the previous report that carried it (a network namespace it found
+    /// but could not enter): replaces the Hello's list. None: unchanged.
+    pub blind_spots: Option<Vec<String>>,
 }
 
 /// The socket a lookup found.

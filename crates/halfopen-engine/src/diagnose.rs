@@ -246,10 +246,16 @@ fn facts(ctx: &ListenerContext, server: &advice::ServerAdvice, d: &mut Diagnosis
             l.backlog
         ));
         if l.process.is_some() {
-            d.facts.push(format!(
-                "server software: {} (the listen() backlog comes from {})",
-                server.name, server.backlog.name
-            ));
+            d.facts.push(if server.server == advice::Server::Unknown {
+                "server software: not one halfopen knows the settings of (its accept-queue limit is the \
+                 backlog it passes to listen())"
+                    .to_string()
+            } else {
+                format!(
+                    "server software: {} (the listen() backlog comes from {})",
+                    server.name, server.backlog.name
+                )
+            });
         }
     }
     d.facts.push(format!(

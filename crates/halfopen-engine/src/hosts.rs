@@ -44,6 +44,12 @@ pub(crate) struct HostState {
     pub peer: String,
     pub instance: Instance,
     pub blind_spots: Vec<String>,
+    /// What its Hello said it is beyond its name (a network namespace of a
+    /// machine: parent host id, namespace name, container, pod).
+    pub parent: Option<String>,
+    pub netns_name: Option<String>,
+    pub container: Option<String>,
+    pub pod: Option<String>,
     /// When the engine first heard of the host (a restored finding, or a session).
     pub known_since: Clock,
     /// When its last session ended; None while connected (or never connected).
@@ -101,6 +107,10 @@ impl HostState {
             peer: String::new(),
             instance: Instance::default(),
             blind_spots: Vec::new(),
+            parent: None,
+            netns_name: None,
+            container: None,
+            pod: None,
             known_since: now,
             disconnected_at: None,
             conflict: None,
@@ -461,6 +471,10 @@ impl Hosts {
                 NatState::Absent => "absent".to_string(),
                 NatState::Unknown(why) => format!("unknown: {why}"),
             },
+            parent: x.parent.clone(),
+            netns_name: x.netns_name.clone(),
+            container: x.container.clone(),
+            pod: x.pod.clone(),
         }
     }
 }

@@ -84,6 +84,10 @@ impl Engine {
         host.peer = peer;
         host.instance = hello.instance;
         host.blind_spots = hello.blind_spots;
+        host.parent = hello.parent;
+        host.netns_name = hello.netns_name;
+        host.container = hello.container;
+        host.pod = hello.pod;
         host.interval_ms = hello.interval_ms.max(1);
         host.source = hello.source;
         host.seq = None;
@@ -169,6 +173,9 @@ impl Engine {
         self.on_witnessed(h, witnessed, now, &mut out);
         if !r.addresses.is_empty() {
             self.set_addresses(h, std::mem::take(&mut r.addresses), &mut out);
+        }
+        if let Some(b) = r.blind_spots.take() {
+            self.hosts[h].blind_spots = b;
         }
         // A table beyond the limit ends the session (the buffer of a full
         // table being received counts): memory stays bounded per host.

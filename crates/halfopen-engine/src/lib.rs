@@ -368,9 +368,17 @@ impl Engine {
                     .client_host()
                     .filter(|c| !c.is_empty())
                     .map(|c| self.hosts.find(c));
+                let server = self.hosts.find(f.subject.server_host());
+                let of = |h: Option<HostIdx>, what: fn(&hosts::HostState) -> &Option<String>| {
+                    h.and_then(|h| what(&self.hosts[h]).clone())
+                };
                 FindingView {
                     client_host_stale: client.is_some_and(|h| h.is_none_or(|h| self.hosts.is_stale(h, now, &self.cfg))),
                     client_host_gone: client.is_some_and(|h| h.is_some_and(|h| self.hosts.is_gone(h, now, &self.cfg))),
+                    client_container: of(client.flatten(), |x| &x.container),
+                    client_pod: of(client.flatten(), |x| &x.pod),
+                    server_container: of(server, |x| &x.container),
+                    server_pod: of(server, |x| &x.pod),
                     finding: f.clone(),
                 }
             })

@@ -95,6 +95,10 @@ impl Collector {
                     pid: 100 + u32::from(slot),
                 },
                 blind_spots: Vec::new(),
+                parent: None,
+                netns_name: None,
+                container: None,
+                pod: None,
             },
             table: Vec::new(),
             listeners: Vec::new(),
@@ -144,6 +148,7 @@ impl Collector {
             nat_removed: Vec::new(),
             nat_state: Default::default(),
             witnessed: Vec::new(),
+            blind_spots: None,
         }
     }
 
@@ -678,6 +683,10 @@ pub fn query_responses() -> Vec<Seed> {
                     finding: f.clone(),
                     client_host_stale: false,
                     client_host_gone: false,
+                    client_container: None,
+                    client_pod: None,
+                    server_container: None,
+                    server_pod: None,
                 }),
                 _ => None,
             })

@@ -28,9 +28,11 @@ use crate::peer::{peer_from_der, system_time, Role, OU_COLLECTOR, OU_READER, OU_
 pub const DEFAULT_CA_VALIDITY: Duration = Duration::from_secs(3650 * 86_400);
 /// Default validity of a reconciler, collector or reader certificate: 1 year (365 days).
 pub const DEFAULT_LEAF_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
-/// Certificates start this long before "now", so that a host whose clock is a little behind
-/// the issuer's accepts a certificate issued a moment ago.
-pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
+/// Certificates start this long before "now", so that a host whose clock is behind the
+/// issuer's (by up to an hour) accepts a certificate issued a moment ago: a collector with
+/// a skewed clock must still report, since halfopen never compares clocks otherwise. One
+/// hour, as Let's Encrypt backdates (Boulder `ca.backdate`).
+pub const BACKDATE: Duration = Duration::from_secs(60 * 60);
 /// Longest validity accepted: 100 years.
 pub const MAX_VALIDITY: Duration = Duration::from_secs(36_500 * 86_400);
 /// Start of the default CN of the CA certificate, followed by the time it was made

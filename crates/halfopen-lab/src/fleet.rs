@@ -129,16 +129,33 @@ impl Fleet {
     }
 
     /// Starts a collector on `host`, named after the lab host (with a
-    /// collector certificate for it).
+    /// collector certificate for it), covering only the host's own network
+    /// namespace (`--netns self`: every lab namespace of every test shares
+    /// one machine, so `all` would see them all).
     pub fn add_collector(&mut self, lab: &mut Lab, host: &str, interval: &str) -> Result<(), LabError> {
+        self.add_collector_with(lab, host, interval, &["--netns", "self"])
+            .map(|_| ())
+    }
+
+    /// Starts a collector on `host`, named after the lab host, with `extra`
+    /// flags (e.g. `--netns self,NS1,NS2` for a node and its pods; give
+    /// `--netns` always: the default, all, covers every test's namespaces).
+    pub fn add_collector_with(
+        &mut self,
+        lab: &mut Lab,
+        host: &str,
+        interval: &str,
+        extra: &[&str],
+    ) -> Result<LabChild, LabError> {
         let exe = self.exe.clone();
         let mut args: Vec<String> = vec!["collector".into()];
         args.extend(self.collector_args(host)?);
         args.extend(["--interval", interval, "--host-id", host].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = lab.spawn(host, &exe, &args)?;
-        self.collectors.push((host.to_string(), child));
-        Ok(())
+        self.collectors.push((host.to_string(), child.clone()));
+        Ok(child)
     }
 
     /// The TLS flags of the reconciler (its certificate, the lab's CA): to

@@ -66,6 +66,8 @@ pub struct Lab {
     children: Vec<SharedChild>,
     /// Per host: how many hosts were added behind it (names its interfaces).
     behind: BTreeMap<String, u32>,
+    /// Per host: the address of its pod bridge (`cbr0`), once it has one.
+    bridges: BTreeMap<String, Ipv4Addr>,
     log_dir: PathBuf,
     keep_logs: bool,
     spawned: usize,
@@ -203,6 +205,7 @@ impl Lab {
             namespaces: Vec::new(),
             children: Vec::new(),
             behind: BTreeMap::new(),
+            bridges: BTreeMap::new(),
             log_dir,
             keep_logs: false,
             spawned: 0,
@@ -301,6 +304,62 @@ impl Lab {
         ip(&["-n", &ns, "link", "set", HOST_IF, "up"])?;
         ip(&["-n", &ns, "route", "add", "default", "via", &gateway.to_string()])?;
         self.sysctl(via, "net.ipv4.ip_forward", "1")?;
+        let host = Host {
+            name: name.to_string(),
+            netns: ns,
+            ip: inner,
+            switch_port: via_if,
+        };
+        self.hosts.push(host.clone());
+        Ok(host)
+    }
+
+    /// Adds a host behind a bridge of `via` (pods behind their node, as the
+    /// bridge CNI plugin and kubenet make them; containers behind docker0):
+    /// the first call makes the bridge `cbr0` in `via`'s namespace with
+    /// `gateway`/24 and forwarding on; each call plugs a veth into it whose
+    /// other end is the new host's `eth0` at `inner`/24, with a default route
+    /// through `gateway`. Every host behind one bridge shares its /24, so
+    /// `gateway` must be the same at every call for one `via`.
+    pub fn add_bridged(&mut self, via: &str, name: &str, gateway: Ipv4Addr, inner: Ipv4Addr) -> Result<Host, LabError> {
+        naming::validate_host_name(name)?;
+        naming::validate_lab_ip(gateway)?;
+        naming::validate_lab_ip(inner)?;
+        if self.try_host(name).is_some() {
+            return Err(LabError::invalid("host name", name, "already in this lab"));
+        }
+        let via_ns = self.ns_of(via)?.to_string();
+        match self.bridges.get(via) {
+            Some(g) if *g != gateway => {
+                return Err(LabError::invalid(
+                    "gateway",
+                    gateway.to_string(),
+                    "the bridge of this host has another address",
+                ))
+            }
+            Some(_) => {}
+            None => {
+                ip(&["-n", &via_ns, "link", "add", "cbr0", "type", "bridge"])?;
+                ip(&["-n", &via_ns, "addr", "add", &format!("{gateway}/24"), "dev", "cbr0"])?;
+                ip(&["-n", &via_ns, "link", "set", "cbr0", "up"])?;
+                self.sysctl(via, "net.ipv4.ip_forward", "1")?;
+                self.bridges.insert(via.to_string(), gateway);
+            }
+        }
+        let behind = self.behind.entry(via.to_string()).or_insert(0);
+        *behind += 1;
+        let via_if = format!("vp{}", *behind);
+        let ns = naming::ns_name(&self.prefix, name);
+        self.add_ns(&ns)?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n", &via_ns, "link", "add", &via_if, "type", "veth", "peer", "name", HOST_IF, "netns", &ns,
+        ])?;
+        ip(&["-n", &via_ns, "link", "set", &via_if, "master", "cbr0"])?;
+        ip(&["-n", &via_ns, "link", "set", &via_if, "up"])?;
+        ip(&["-n", &ns, "addr", "add", &format!("{inner}/24"), "dev", HOST_IF])?;
+        ip(&["-n", &ns, "link", "set", HOST_IF, "up"])?;
+        ip(&["-n", &ns, "route", "add", "default", "via", &gateway.to_string()])?;
         let host = Host {
             name: name.to_string(),
             netns: ns,

@@ -10,6 +10,7 @@
 //! Families and labels (all bounded by hosts, listeners, kinds, reasons):
 //! see [`ReconcilerMetrics`]'s `Collector` implementation and the README.
 use crate::actor::Input;
+use crate::auth::AuthStats;
 use crate::ingest::IngestStats;
 use crate::serve::AcceptStats;
 use halfopen_engine::gauges::MetricsSnapshot;
@@ -69,6 +70,8 @@ pub struct ReconcilerMetrics {
     ingest: OnceLock<Arc<IngestStats>>,
     /// Connections accepted and accepts that failed (file limit).
     accepts: OnceLock<Arc<AcceptStats>>,
+    /// The edge's authorisation decisions (refused roles, plaintext calls).
+    auth: OnceLock<Arc<AuthStats>>,
 }
 
 impl ReconcilerMetrics {
@@ -100,6 +103,11 @@ impl ReconcilerMetrics {
     /// Reads the accept loop's counters at each scrape.
     pub(crate) fn watch_accepts(&self, stats: Arc<AcceptStats>) {
         let _ = self.accepts.set(stats); // set once, by serve
+    }
+
+    /// Reads the edge's authorisation counters at each scrape.
+    pub(crate) fn watch_auth(&self, stats: Arc<AuthStats>) {
+        let _ = self.auth.set(stats); // set once, by serve
     }
 
     /// Reads the Ingest service's refusals at each scrape.
@@ -460,6 +468,29 @@ impl Collector for ReconcilerMetrics {
                 a.failed.load(Relaxed),
             )?;
         }
+        if let Some(a) = self.auth.get() {
+            let c = a.snapshot();
+            f.counters(
+                "reconciler_auth_refused",
+                "Calls refused at the edge with PERMISSION_DENIED, by what was asked (collect: not a collector \
+                 certificate, or a host id the certificate does not name; query: not a reader certificate)",
+                None,
+                &[
+                    (l1("call", "collect"), c.refused_collect),
+                    (l1("call", "query"), c.refused_query),
+                ],
+            )?;
+            f.counters(
+                "reconciler_plaintext_calls",
+                "Calls served without TLS (the caller's identity unknown), by kind: only on loopback or with \
+                 --insecure",
+                None,
+                &[
+                    (l1("call", "collect"), c.plaintext_sessions),
+                    (l1("call", "query"), c.plaintext_queries),
+                ],
+            )?;
+        }
         Ok(())
     }
 }
@@ -584,6 +615,32 @@ mod tests {
         assert!(text.contains("halfopen_listener_drops_total{host=\"db\",listener=\"0.0.0.0:3306\"} 181\n"));
         assert!(text.contains("halfopen_engine_queue_depth 0\n"), "{text}");
         drop(tx);
+    }
+
+    #[test]
+    fn refusals_at_the_edge_are_counted_by_call() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut r = new_registry("reconciler", &[]);
+        let m = ReconcilerMetrics::register(&mut r);
+        let auth = Arc::new(AuthStats::default());
+        m.watch_auth(auth.clone());
+        auth.refused_collect.fetch_add(3, Relaxed);
+        auth.refused_query.fetch_add(1, Relaxed);
+        auth.plaintext_queries.fetch_add(7, Relaxed);
+        let text = encode(&r, Format::PrometheusText).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("halfopen_reconciler_auth") || l.starts_with("halfopen_reconciler_plaintext"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "halfopen_reconciler_auth_refused_total{call=\"collect\"} 3",
+                "halfopen_reconciler_auth_refused_total{call=\"query\"} 1",
+                "halfopen_reconciler_plaintext_calls_total{call=\"collect\"} 0",
+                "halfopen_reconciler_plaintext_calls_total{call=\"query\"} 7",
+            ]
+        );
     }
 
     #[test]

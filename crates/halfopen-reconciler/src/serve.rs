@@ -261,6 +261,7 @@ pub async fn serve(
     metrics.watch_ingest(ingest_stats.clone());
     let accept_stats = Arc::new(AcceptStats::default());
     metrics.watch_accepts(accept_stats.clone());
+    metrics.watch_auth(cfg.auth_stats.clone());
     let (actor, writer) = start(&cfg, metrics)?;
     // Kept until serving ends; dropping it stops the endpoint.
     let _metrics_server = match cfg.metrics_listen {

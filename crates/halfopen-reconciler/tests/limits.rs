@@ -73,6 +73,7 @@ fn hello(host: &str, netns: u64) -> v1::CollectorMessage {
                 pid: 1,
             },
             blind_spots: vec![],
+            ..Default::default()
         }))),
     }
 }

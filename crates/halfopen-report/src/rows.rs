@@ -47,6 +47,13 @@ pub struct OrphanJson {
     /// Whether the client's side confirmed it (false for a leftover of a
     /// gone host, which only the server could confirm; None for a listener).
     pub confirmed_by_client: Option<bool>,
+    /// The container and Kubernetes pod (`namespace/name`) whose network
+    /// namespace the client host and the server host are; null when unknown
+    /// or not one (a machine's own namespace).
+    pub client_container: Option<String>,
+    pub client_pod: Option<String>,
+    pub server_container: Option<String>,
+    pub server_pod: Option<String>,
     /// The server's kernel witnessed this connection's handshake being
     /// dropped on a full accept queue (eBPF source on the server host):
     /// when, by which path, and the queue against its backlog then.
@@ -107,6 +114,10 @@ pub fn orphan_json(v: &FindingView, explanation: String) -> OrphanJson {
             queue: w.queue,
             backlog: w.backlog,
         }),
+        client_container: v.client_container.clone(),
+        client_pod: v.client_pod.clone(),
+        server_container: v.server_container.clone(),
+        server_pod: v.server_pod.clone(),
     }
 }
 
@@ -131,6 +142,10 @@ pub fn history_json(s: &StoredFinding) -> HistoryJson {
         finding: s.finding.clone(),
         client_host_stale: false,
         client_host_gone: s.finding.evidence.client_host_gone_since_ms.is_some(),
+        client_container: None,
+        client_pod: None,
+        server_container: None,
+        server_pod: None,
     };
     HistoryJson {
         finding: orphan_json(&v, s.explanation.clone()),

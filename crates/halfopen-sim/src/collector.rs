@@ -138,6 +138,7 @@ async fn session(
             pid: std::process::id(),
         }),
         blind_spots: Vec::new(),
+        ..Default::default()
     };
     send(
         &tx,

@@ -90,6 +90,10 @@ pub struct Owners {
     /// inode -> the call whose walk did not find it
     absent: HashMap<u64, u64>,
     calls: u64,
+    /// How many callers share this cache, each calling about once per
+    /// interval ([`Owners::set_sharers`]): the idle and retry limits count
+    /// in calls of all of them.
+    sharers: u64,
     proc_buf: Vec<u8>,
     fd_buf: Vec<u8>,
     file_buf: Vec<u8>,
@@ -363,10 +367,21 @@ impl Owners {
             cache: HashMap::new(),
             absent: HashMap::new(),
             calls: 0,
+            sharers: 1,
             proc_buf: vec![0; 32 * 1024],
             fd_buf: vec![0; 32 * 1024],
             file_buf: Vec::with_capacity(4096),
         }
+    }
+
+    /// Declares that `n` callers (the workers of `n` network namespaces,
+    /// each resolving once per interval) share this cache, so that "unused
+    /// for 32 calls" and "not looked for again for 32 calls" still mean 32
+    /// intervals, not 32/n: without it, the entry of a listener resolved
+    /// once per interval by each of 51 workers would be dropped between two
+    /// of its uses, and found again by a walk of /proc every interval.
+    pub fn set_sharers(&mut self, n: usize) {
+        self.sharers = (n as u64).max(1);
     }
 
     /// Number of cached inode -> (pid, fd) pairs.
@@ -402,7 +417,11 @@ impl Owners {
                 continue;
             }
             let Some(c) = self.cache.get_mut(&inode) else {
-                if self.absent.get(&inode).is_some_and(|&at| at + ABSENT_RETRY_CALLS > now) {
+                if self
+                    .absent
+                    .get(&inode)
+                    .is_some_and(|&at| at + ABSENT_RETRY_CALLS * self.sharers > now)
+                {
                     errs.stats.absent_skipped += 1;
                 } else {
                     misses.insert(inode);
@@ -468,8 +487,9 @@ impl Owners {
         self.attach_processes(proc_fd, found, &mut shared, &mut errs);
         owners.extend(shared.into_iter().map(|(i, p)| (i, Arc::unwrap_or_clone(p))));
         if now.is_multiple_of(CACHE_IDLE_CALLS) {
-            self.cache.retain(|_, c| c.last_used + CACHE_IDLE_CALLS > now);
-            self.absent.retain(|_, &mut at| at + ABSENT_RETRY_CALLS > now);
+            let (idle, retry) = (CACHE_IDLE_CALLS * self.sharers, ABSENT_RETRY_CALLS * self.sharers);
+            self.cache.retain(|_, c| c.last_used + idle > now);
+            self.absent.retain(|_, &mut at| at + retry > now);
         }
         stats.elapsed = t0.elapsed();
         (owners, stats)

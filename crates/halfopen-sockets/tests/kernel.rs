@@ -410,6 +410,46 @@ fn an_inode_nobody_holds_is_not_walked_for_every_call() {
     assert_eq!(got.get(&inode_of(&l)).map(|p| p.pid), Some(std::process::id()));
 }
 
+/// A cache shared by the workers of n namespaces counts their calls as
+/// one interval: a listener resolved once per round of 40 callers keeps its
+/// cache entry (no walk), and an inode nobody holds is looked for again
+/// only after 32 rounds, not 32 calls.
+#[test]
+fn a_cache_shared_by_many_callers_keeps_its_entries_between_their_rounds() {
+    let callers = 40usize;
+    let l = listen_on(sa("127.0.0.1:0"), 16, None);
+    let ino = inode_of(&l);
+    let nobody = u64::MAX - 9;
+    let mut owners = Owners::new();
+    owners.set_sharers(callers);
+    let (got, _) = owners.resolve(&[ino]);
+    assert_eq!(got.get(&ino).map(|p| p.pid), Some(std::process::id()));
+    let (_, st) = owners.resolve(&[nobody]);
+    assert!(st.pids_walked > 0, "looked for once: {st:?}");
+    // 40 rounds: our listener once per round, the other callers' inodes
+    // (here: inode 0, never walked for) the rest of the round.
+    for round in 0..40u64 {
+        let (got, st) = owners.resolve(&[ino]);
+        assert_eq!(got.get(&ino).map(|p| p.pid), Some(std::process::id()), "round {round}");
+        assert_eq!((st.revalidated, st.pids_walked), (1, 0), "round {round}: {st:?}");
+        if round < 30 {
+            let (_, st) = owners.resolve(&[nobody]);
+            assert_eq!((st.pids_walked, st.absent_skipped), (0, 1), "round {round}: {st:?}");
+        }
+        for _ in 0..callers - 2 {
+            owners.resolve(&[0]);
+        }
+    }
+    // Unshared, the same pattern drops the entry: a walk to find it again.
+    let mut alone = Owners::new();
+    alone.resolve(&[ino]);
+    for _ in 0..2 * callers {
+        alone.resolve(&[0]);
+    }
+    let (_, st) = alone.resolve(&[ino]);
+    assert!(st.pids_walked > 0, "evicted after 32 calls when not shared: {st:?}");
+}
+
 #[test]
 fn owners_resolve_all_sees_our_sockets_and_fills_the_cache() {
     let l = listen_on(sa("127.0.0.1:0"), 16, None);

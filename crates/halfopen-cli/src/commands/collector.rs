@@ -11,6 +11,7 @@ pub async fn run(
     source: halfopen_collector::source::SourceChoice,
     bpf: halfopen_collector::choose::BpfConfig,
     metrics_listen: Option<SocketAddr>,
+    netns: crate::cli::NetnsArgs,
 ) -> Result<()> {
     let host_id = match host_id {
         Some(h) if !h.trim().is_empty() => h,
@@ -23,11 +24,16 @@ pub async fn run(
         reconciler: remote.reconciler,
         interval,
         host_id,
+        force_proc: source == halfopen_collector::source::SourceChoice::Proc,
         source,
         bpf,
         metrics_listen,
         tls,
         insecure: remote.tls.insecure,
+        netns: netns.netns,
+        netns_rescan: netns.netns_rescan,
+        max_namespaces: netns.max_namespaces as usize,
+        host_root: netns.host_root,
     };
     halfopen_collector::run(cfg, super::shutdown_signal()).await?;
     Ok(())

@@ -269,12 +269,10 @@ fn postmortem(lab: &Lab, fleet: &Fleet, exe: &str, burst: &halfopen_lab::LabChil
     step(&format!(
         "The postmortem of the incident it caused (`halfopen incident '{id}'`)"
     ));
-    let text = lab.run_ok(
-        &fleet.reconciler_host,
-        exe,
-        &["incident", &id, "--plot", &plot_s, "--reconciler", &fleet.url],
-        Duration::from_secs(60),
-    )?;
+    let reader = fleet.reader_args(); // --reconciler URL and the reader certificate
+    let mut args = vec!["incident", id.as_str(), "--plot", plot_s.as_str()];
+    args.extend(reader.iter().map(String::as_str));
+    let text = lab.run_ok(&fleet.reconciler_host, exe, &args, Duration::from_secs(60))?;
     print!("{}", indent(&text));
     println!();
     println!(

@@ -65,6 +65,7 @@ async fn run_command(cmd: Cmd) -> Result<()> {
             bpf_ring_size,
             show_secrets,
             redact_flags,
+            netns,
             metrics_listen,
         } => {
             halfopen_sockets::owners::set_redaction(halfopen_core::Redaction {
@@ -87,6 +88,7 @@ async fn run_command(cmd: Cmd) -> Result<()> {
                 source,
                 bpf,
                 metrics_listen,
+                netns,
             )
             .await
         }

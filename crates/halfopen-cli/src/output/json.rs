@@ -35,8 +35,21 @@ pub struct HostJson {
     /// Where its collector runs.
     pub machine_id: String,
     pub boot_id: String,
-    pub netns: u64,
+    /// The netns cookie (or nsfs inode) of this host's network namespace;
+    /// 0 when unknown. For a machine's own namespace that is where its
+    /// collector runs; for `HOSTID/NAME` hosts it is the namespace NAME.
+    pub netns_cookie: u64,
     pub collector_pid: u32,
+    /// Set when this host is one network namespace of a machine (host id
+    /// `PARENT/NAME`, from `halfopen collector --netns`): the machine's host
+    /// id (`parent`), the namespace's readable name (`netns`: the NAME of
+    /// `PARENT/NAME`), and the container and Kubernetes pod
+    /// (`namespace/name`) it belongs to; null when unknown or not one (a
+    /// machine's own namespace has all four null).
+    pub parent: Option<String>,
+    pub netns: Option<String>,
+    pub container: Option<String>,
+    pub pod: Option<String>,
 }
 
 pub fn host_json(h: &HostView) -> HostJson {
@@ -61,8 +74,12 @@ pub fn host_json(h: &HostView) -> HostJson {
         nat: h.nat.clone(),
         machine_id: h.instance.machine_id.clone(),
         boot_id: h.instance.boot_id.clone(),
-        netns: h.instance.netns,
+        netns_cookie: h.instance.netns,
         collector_pid: h.instance.pid,
+        parent: h.parent.clone(),
+        netns: h.netns_name.clone(),
+        container: h.container.clone(),
+        pod: h.pod.clone(),
     }
 }
 

@@ -347,6 +347,15 @@ fn hosts_table_raw(rows: &[HostJson]) -> String {
             h.source,
             addrs.join(",")
         );
+        if let Some(parent) = &h.parent {
+            let mut of = vec![format!(
+                "network namespace {} of {parent}",
+                h.netns.as_deref().unwrap_or("?")
+            )];
+            of.extend(h.pod.as_ref().map(|p| format!("pod {p}")));
+            of.extend(h.container.as_ref().map(|c| format!("container {c}")));
+            let _ = writeln!(s, "    {}", of.join(", "));
+        }
         if let Some(c) = &h.conflict {
             let _ = writeln!(s, "    ! conflict: {c}");
         }

@@ -56,6 +56,10 @@ fn view(f: Finding) -> FindingView {
         finding: f,
         client_host_stale: false,
         client_host_gone: false,
+        client_container: None,
+        client_pod: None,
+        server_container: None,
+        server_pod: None,
     }
 }
 
@@ -292,18 +296,30 @@ fn hosts_table_shows_state_and_routable_addresses() {
     conflicted.conflict = Some("a second collector (machine 3f2a…, boot 9c1d…, netns 4026532286, pid 77, from 198.18.0.5:40000) claims this host id and has been refused for 5 s".into());
     conflicted.shared_addresses = vec!["198.18.0.1".parse().unwrap()];
     conflicted.blind_spots = vec!["owners of other users' sockets: the collector lacks CAP_SYS_PTRACE".into()];
+    // One network namespace of node-a (halfopen collector --netns), a pod's.
+    let mut pod = h("node-a/shop/web-7d9f", false, true, Some(T0));
+    pod.addresses = vec!["198.18.1.2".parse().unwrap()];
+    pod.parent = Some("node-a".into());
+    pod.netns_name = Some("shop/web-7d9f".into());
+    pod.pod = Some("shop/web-7d9f".into());
+    pod.instance.netns = 4097;
     let rows: Vec<_> = [
         h("db", false, true, Some(T0)),
         h("app", true, true, Some(T0)),
         h("old-db", true, false, None),
         h("down-db", true, false, Some(T0)),
         conflicted,
+        pod,
     ]
     .iter()
     .map(host_json)
     .collect();
     insta::assert_snapshot!(hosts_table(&rows));
     insta::assert_snapshot!(serde_json::to_string_pretty(&rows[0]).unwrap());
+    insta::assert_snapshot!(
+        "hosts_json_of_a_pods_namespace",
+        serde_json::to_string_pretty(&rows[5]).unwrap()
+    );
     insta::assert_snapshot!("hosts_table_empty", hosts_table(&[]));
 }
 

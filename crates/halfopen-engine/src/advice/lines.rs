@@ -4,7 +4,7 @@
 //! table and the given evidence support; layout is the caller's.
 use super::keepalive::{humanize, keepalive_reap_time, KeepaliveSysctls};
 use super::servers::KERNEL_CAP;
-use super::{Greeting, KeepaliveDefault, Knob, ServerAdvice};
+use super::{Greeting, KeepaliveDefault, Knob, Server, ServerAdvice};
 
 /// What the evidence shows, for [`ServerAdvice::lines_for`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,14 +72,16 @@ impl ServerAdvice {
     }
 
     fn accept_queue_lines(&self, backlog: u32, somaxconn: Option<u32>) -> Vec<Line> {
-        let mut v = vec![line(
+        let text = if self.server == Server::Unknown {
+            format!("The accept-queue limit is the {}", knob_text(&self.backlog))
+        } else {
             format!(
                 "{}: the listen() backlog comes from {}",
                 self.name,
                 knob_text(&self.backlog)
-            ),
-            self.backlog.source,
-        )];
+            )
+        };
+        let mut v = vec![line(text, self.backlog.source)];
         if let Some(n) = self.backlog_note {
             v.push(line(n.text.to_string(), n.source));
         }

@@ -17,6 +17,7 @@ mod gauges;
 mod ingest;
 mod interleavings;
 mod limits;
+mod netns;
 mod paging;
 mod risk;
 mod stalled;
@@ -63,6 +64,7 @@ fn hello(name: &str, ip: &str) -> Hello {
             pid: 1,
         },
         blind_spots: Vec::new(),
+        ..Default::default()
     }
 }
 

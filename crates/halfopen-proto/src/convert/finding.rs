@@ -142,6 +142,10 @@ pub fn finding_to_wire(v: FindingView, explanation: String) -> v1::Finding {
         in_accept_queue: f.evidence.in_accept_queue.unwrap_or(false),
         evidence: Some(evidence_to_wire(&f.evidence)),
         client_host_gone: v.client_host_gone,
+        client_container: v.client_container.clone(),
+        client_pod: v.client_pod.clone(),
+        server_container: v.server_container.clone(),
+        server_pod: v.server_pod.clone(),
     }
 }
 
@@ -185,6 +189,10 @@ pub fn finding_from_wire(w: &v1::Finding) -> Option<(FindingView, String)> {
             finding,
             client_host_stale: w.client_host_stale,
             client_host_gone: w.client_host_gone,
+            client_container: w.client_container.clone(),
+            client_pod: w.client_pod.clone(),
+            server_container: w.server_container.clone(),
+            server_pod: w.server_pod.clone(),
         },
         w.explanation.clone(),
     ))
@@ -286,6 +294,10 @@ mod tests {
                 finding: f,
                 client_host_stale: true,
                 client_host_gone: false,
+                client_container: None,
+                client_pod: Some("shop/web-7d9f".into()),
+                server_container: Some("mysql-1".into()),
+                server_pod: None,
             };
             let w = finding_to_wire(v.clone(), "why".into());
             assert_eq!(finding_from_wire(&w), Some((v, "why".to_string())));

@@ -30,6 +30,10 @@ pub fn host_to_wire(h: &HostView) -> v1::HostInfo {
         shared_addresses: addrs_to_wire(&h.shared_addresses),
         blind_spots: h.blind_spots.clone(),
         nat: h.nat.clone(),
+        parent: h.parent.clone(),
+        netns_name: h.netns_name.clone(),
+        container: h.container.clone(),
+        pod: h.pod.clone(),
     }
 }
 
@@ -60,6 +64,10 @@ pub fn host_from_wire(h: &v1::HostInfo) -> HostView {
         shared_addresses: addrs_from_wire(&h.shared_addresses),
         blind_spots: h.blind_spots.clone(),
         nat: h.nat.clone(),
+        parent: h.parent.clone(),
+        netns_name: h.netns_name.clone(),
+        container: h.container.clone(),
+        pod: h.pod.clone(),
     }
 }
 
@@ -198,8 +206,22 @@ mod tests {
             shared_addresses: vec!["198.18.0.1".parse().unwrap()],
             blind_spots: vec!["owners".into()],
             nat: "unknown: EPERM".into(),
+            parent: Some("node-1".into()),
+            netns_name: Some("cni-0a1b".into()),
+            container: None,
+            pod: Some("shop/web-7d9f".into()),
         };
         assert_eq!(host_from_wire(&host_to_wire(&h)), h);
+        // The machine's own namespace: nothing set, and nothing read back.
+        let own = HostView {
+            parent: None,
+            netns_name: None,
+            pod: None,
+            ..h
+        };
+        let w = host_to_wire(&own);
+        assert_eq!((w.parent.as_deref(), w.pod.as_deref()), (None, None));
+        assert_eq!(host_from_wire(&w), own);
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub fn hello_to_wire(h: &Hello) -> v1::Hello {
             pid: h.instance.pid,
         }),
         blind_spots: h.blind_spots.clone(),
+        parent: h.parent.clone(),
+        netns_name: h.netns_name.clone(),
+        container: h.container.clone(),
+        pod: h.pod.clone(),
     }
 }
 
@@ -60,6 +64,10 @@ pub fn hello_from_wire(h: &v1::Hello) -> Hello {
             })
             .unwrap_or_default(),
         blind_spots: h.blind_spots.clone(),
+        parent: h.parent.clone(),
+        netns_name: h.netns_name.clone(),
+        container: h.container.clone(),
+        pod: h.pod.clone(),
     }
 }
 
@@ -118,6 +126,7 @@ pub fn report_chunk_to_wire(
             permission_errors: r.stats.permission_errors,
         });
         w.addresses = addrs_to_wire(&r.addresses);
+        w.blind_spots = r.blind_spots.as_ref().map(|b| v1::BlindSpots { items: b.clone() });
     }
     w
 }
@@ -169,6 +178,7 @@ pub fn report_from_wire(r: v1::Report) -> (Report, usize) {
             permission_errors: stats.permission_errors,
         },
         taken_at_ms: r.taken_at_unix_ms,
+        blind_spots: r.blind_spots.map(|b| b.items),
     };
     (report, bad)
 }
@@ -323,10 +333,43 @@ mod tests {
                 permission_errors: 0,
             },
             taken_at_ms: 99,
+            blind_spots: Some(vec!["network namespace x: cannot enter".into()]),
         };
         let want = r.clone();
         let w = report_chunk_to_wire(&mut r, 0..2, 0..0, 7, true);
         assert_eq!(report_from_wire(w), (want, 0));
+        // An empty list is a list (every spot cleared), not "unchanged".
+        let mut cleared = Report {
+            last_chunk: true,
+            blind_spots: Some(Vec::new()),
+            ..Default::default()
+        };
+        let w = report_chunk_to_wire(&mut cleared, 0..0, 0..0, 1, true);
+        assert_eq!(report_from_wire(w).0.blind_spots, Some(Vec::new()));
+        let mut unchanged = Report::default();
+        let w = report_chunk_to_wire(&mut unchanged, 0..0, 0..0, 1, true);
+        assert_eq!(report_from_wire(w).0.blind_spots, None);
+    }
+
+    #[test]
+    fn a_namespace_hello_round_trips() {
+        let h = Hello {
+            host_id: "node-1/shop/web-7d9f".into(),
+            addresses: vec!["198.18.1.2".parse().unwrap()],
+            interval_ms: 1000,
+            version: "0.1.0".into(),
+            parent: Some("node-1".into()),
+            netns_name: Some("shop/web-7d9f".into()),
+            container: None,
+            pod: Some("shop/web-7d9f".into()),
+            ..Default::default()
+        };
+        assert_eq!(hello_from_wire(&hello_to_wire(&h)), h);
+        let own = Hello {
+            host_id: "node-1".into(),
+            ..Default::default()
+        };
+        assert_eq!(hello_from_wire(&hello_to_wire(&own)), own);
     }
 
     #[test]
