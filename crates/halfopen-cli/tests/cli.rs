@@ -288,7 +288,9 @@ fn demo_cleans_up_when_its_terminal_closes() {
         line.clear();
         let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
         assert!(n > 0, "demo ended before its lab was up");
-        if line.contains("Starting the reconciler") || line.contains("collectors") {
+        // Printed once the reconciler and collectors run (the "Starting"
+        // line comes before they are spawned).
+        if line.contains("On `db`") {
             break;
         }
         assert!(
@@ -297,7 +299,7 @@ fn demo_cleans_up_when_its_terminal_closes() {
         );
     }
     // Its descendants (the lab's reconciler, collectors, ...).
-    let descendants = {
+    let descendants = || {
         let ps = Command::new("ps").args(["-eo", "pid=,ppid="]).output().unwrap();
         let pairs: Vec<(u32, u32)> = String::from_utf8_lossy(&ps.stdout)
             .lines()
@@ -316,7 +318,17 @@ fn demo_cleans_up_when_its_terminal_closes() {
         d.remove(0);
         d
     };
-    assert!(!descendants.is_empty(), "the demo started no process yet");
+    let descendants = {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let d = descendants();
+            if !d.is_empty() {
+                break d;
+            }
+            assert!(std::time::Instant::now() < until, "the demo started no process in 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
     // SAFETY: plain kill(2) on our child's pid.
     unsafe { libc::kill(pid as i32, libc::SIGHUP) };
     drop(out); // the terminal is gone: its output goes nowhere
