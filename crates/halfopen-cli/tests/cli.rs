@@ -133,13 +133,24 @@ fn demo_without_root_says_why() {
     // As root: run it as nobody, from a copy that nobody can read wherever
     // the build directory is.
     let exe = halfopen_lab::ExeForOthers::copy(std::path::Path::new(env!("CARGO_BIN_EXE_halfopen"))).unwrap();
-    // bounded: coreutils `timeout` ends it after 60 s
-    let out = Command::new("timeout")
-        .args(["60", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(exe.path())
-        .arg("demo")
-        .output()
-        .expect("timeout (coreutils) and setpriv (util-linux) are needed for this test");
+    // bounded: coreutils `timeout` ends it after 60 s. ETXTBSY: the copy can
+    // still be open for writing in a child another test thread forked a
+    // moment ago (until it execs); bounded retries.
+    let mut tries = 0;
+    let out = loop {
+        let out = Command::new("timeout")
+            .args(["60", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(exe.path())
+            .arg("demo")
+            .output()
+            .expect("timeout (coreutils) and setpriv (util-linux) are needed for this test");
+        if tries < 50 && String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+            tries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
+        break out;
+    };
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert_ne!(out.status.code(), Some(124), "demo as nobody did not end within 60 s");

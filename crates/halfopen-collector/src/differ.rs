@@ -196,6 +196,11 @@ impl Differ {
         delta
     }
 
+    /// The state and side of every socket as last reported (any order).
+    pub fn states(&self) -> impl Iterator<Item = (TcpState, Side)> + '_ {
+        self.sent.values().map(|s| (s.state, s.side))
+    }
+
     /// Whether a socket as last reported matches `f` (tuple, state, side).
     pub fn any(&self, f: impl Fn(&Tuple, TcpState, Side) -> bool) -> bool {
         self.sent.iter().any(|(t, s)| f(t, s.state, s.side))

@@ -167,12 +167,18 @@ impl CollectorMetrics {
 
     /// A scan for a report: how long it took and what it found.
     pub(crate) fn scanned(&self, took: Duration, sockets: &[SocketRecord], listeners: usize) {
+        self.table(took, sockets.iter().map(|r| (r.state, r.side)), listeners);
+    }
+
+    /// A report built without a dump (the eBPF source's delta): how long it
+    /// took and the table it leaves, as (state, side) of every socket.
+    pub(crate) fn table(&self, took: Duration, sockets: impl Iterator<Item = (TcpState, Side)>, listeners: usize) {
         self.scan_duration.observe(took.as_secs_f64());
         self.listeners.set(listeners as i64);
         // By the kernel's state number (1..=12), then by side.
         let mut counts = [[0i64; SIDES.len()]; 13];
-        for r in sockets {
-            counts[r.state as usize][usize::from(r.side == Side::Server)] += 1;
+        for (state, side) in sockets {
+            counts[state as usize][usize::from(side == Side::Server)] += 1;
         }
         for (st, state) in STATES {
             for (j, (_, side)) in SIDES.iter().enumerate() {

@@ -379,7 +379,10 @@ impl Worker {
         }
         let delta = self.differ.apply(&self.buf, &removed);
         self.following = true;
-        Ok(Some((t0.elapsed().as_micros() as u64, delta)))
+        let took = t0.elapsed();
+        // The socket gauges follow the table between dumps too.
+        self.metrics.table(took, self.differ.states(), self.listeners.len());
+        Ok(Some((took.as_micros() as u64, delta)))
     }
 
     fn report(&mut self, full: bool) -> Result<Report, ScanError> {

@@ -79,7 +79,19 @@ pub fn wait_pid_gone(pid: u32, timeout: Duration) -> bool {
 /// Runs `cmd` to completion with a bound; panics on timeout (after killing it).
 pub fn output_within(mut cmd: Command, timeout: Duration) -> Output {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn child process");
+    // ETXTBSY: a binary copied a moment ago can still be open for writing in
+    // a child that another test thread forked meanwhile (until that child
+    // execs); it passes within milliseconds. Bounded retries.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => break r.expect("spawn child process"),
+        }
+    };
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = std::thread::spawn(move || {
