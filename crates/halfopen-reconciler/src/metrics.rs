@@ -703,18 +703,30 @@ mod tests {
         let server = halfopen_telemetry::serve("127.0.0.1:0".parse().unwrap(), Arc::new(registry))
             .await
             .unwrap();
-        let first = scrape(server.local_addr()).await;
-        let t0 = value(&first, "halfopen_engine_snapshot_timestamp_seconds");
-        assert!(t0 > 1.7e9, "{first}");
+        // The engine thread publishes its first snapshot soon after it starts.
+        let mut t0 = 0.0;
+        for _ in 0..100 {
+            let first = scrape(server.local_addr()).await;
+            t0 = value(&first, "halfopen_engine_snapshot_timestamp_seconds");
+            if t0 > 1.7e9 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(t0 > 1.7e9, "no snapshot published within 5 s: {t0}");
 
+        // The engine is held by a job until the test releases it (bounded).
         let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (release, held) = std::sync::mpsc::channel::<()>();
         let busy = {
             let engine = engine.clone();
             tokio::spawn(async move {
                 engine
                     .ask(move |_, _| {
                         let _ = started_tx.send(());
-                        std::thread::sleep(Duration::from_secs(2));
+                        let _ = held.recv_timeout(Duration::from_secs(60));
+                        // so that the next snapshot is a second newer
+                        std::thread::sleep(Duration::from_millis(1100));
                     })
                     .await
             })
@@ -727,8 +739,8 @@ mod tests {
             ticks.push(rx);
         }
         let during = scrape(server.local_addr()).await;
-        // Answered while the engine is still blocked (not a timing bound:
-        // the engine's job has not finished, whatever the machine's load).
+        // Answered while the engine is still blocked: its job waits for the
+        // release below, whatever the machine's load.
         assert!(!busy.is_finished(), "the scrape waited for the engine's job");
         assert_eq!(value(&during, "halfopen_engine_queue_depth"), 3.0);
         assert_eq!(
@@ -737,6 +749,7 @@ mod tests {
         );
 
         // Once the engine is through, a tick publishes a newer snapshot.
+        release.send(()).unwrap();
         busy.await.unwrap().unwrap();
         for t in ticks {
             t.await.unwrap();
