@@ -65,12 +65,25 @@ impl Sent {
     }
 }
 
+/// Sockets by the kernel's state number (index 1..=12) and side (index 0
+/// client, 1 server).
+pub type StateCounts = [[u32; 2]; 13];
+
+/// Adds `by` (+1 or -1) to the count of `state` on `side`.
+fn count(counts: &mut StateCounts, state: TcpState, side: Side, by: i32) {
+    let c = &mut counts[state as usize][usize::from(side == Side::Server)];
+    *c = c.wrapping_add_signed(by);
+}
+
 /// The table as last reported. See the module documentation.
 #[derive(Debug, Default)]
 pub struct Differ {
     sent: HashMap<Tuple, Sent, TupleHash>,
     /// Number of the current scan (wrapping), for `Sent::seen`.
     generation: u32,
+    /// `sent` by state and side, kept with every change to it, so that a
+    /// report built from changes (eBPF) does not walk the table to count.
+    counts: StateCounts,
 }
 
 impl Differ {
@@ -104,12 +117,15 @@ impl Differ {
                     if changed_now && s.changed != generation {
                         changed.push(i);
                     }
+                    count(&mut self.counts, s.state, s.side, -1);
+                    count(&mut self.counts, now.state, now.side, 1);
                     *s = Sent {
                         changed: if changed_now { generation } else { s.changed },
                         ..now
                     };
                 }
                 Entry::Vacant(e) => {
+                    count(&mut self.counts, now.state, now.side, 1);
                     e.insert(Sent {
                         changed: generation,
                         ..now
@@ -119,10 +135,12 @@ impl Differ {
             }
         }
         let mut removed = Vec::new();
+        let counts = &mut self.counts;
         self.sent.retain(|t, s| {
             let keep = s.seen == generation;
             if !keep {
                 removed.push(*t);
+                count(counts, s.state, s.side, -1);
             }
             keep
         });
@@ -152,9 +170,13 @@ impl Differ {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         let mut delta = Delta::default();
-        let fresh: std::collections::HashSet<Tuple> = upserted.iter().map(|r| r.tuple).collect();
+        let fresh: std::collections::HashSet<Tuple, TupleHash> = upserted.iter().map(|r| r.tuple).collect();
         for t in removed {
-            if !fresh.contains(t) && self.sent.remove(t).is_some() {
+            if fresh.contains(t) {
+                continue;
+            }
+            if let Some(s) = self.sent.remove(t) {
+                count(&mut self.counts, s.state, s.side, -1);
                 delta.removed.push(*t);
             }
         }
@@ -169,6 +191,8 @@ impl Differ {
                     if changed_now && s.changed != generation {
                         changed.push(i);
                     }
+                    count(&mut self.counts, s.state, s.side, -1);
+                    count(&mut self.counts, now.state, now.side, 1);
                     // `seen` stays what the last whole diff saw: a later diff renews it.
                     *s = Sent {
                         changed: if changed_now { generation } else { s.changed },
@@ -177,6 +201,7 @@ impl Differ {
                     };
                 }
                 Entry::Vacant(e) => {
+                    count(&mut self.counts, now.state, now.side, 1);
                     e.insert(Sent {
                         changed: generation,
                         ..now
@@ -196,9 +221,10 @@ impl Differ {
         delta
     }
 
-    /// The state and side of every socket as last reported (any order).
-    pub fn states(&self) -> impl Iterator<Item = (TcpState, Side)> + '_ {
-        self.sent.values().map(|s| (s.state, s.side))
+    /// Sockets as last reported, by state and side (kept as the table
+    /// changes: no walk).
+    pub fn counts(&self) -> &StateCounts {
+        &self.counts
     }
 
     /// Whether a socket as last reported matches `f` (tuple, state, side).
@@ -319,12 +345,23 @@ mod tests {
         assert_eq!(delta.removed, vec![reused.tuple]);
     }
 
+    /// What [`Differ::counts`] must be for this table, counted the long way.
+    fn counted<'a>(table: impl Iterator<Item = &'a SocketRecord>) -> StateCounts {
+        let mut c = StateCounts::default();
+        for r in table {
+            c[r.state as usize][usize::from(r.side == Side::Server)] += 1;
+        }
+        c
+    }
+
     fn arb_scan() -> impl Strategy<Value = Vec<SocketRecord>> {
         prop::collection::vec((0u16..40, 0usize..3, 0u64..4), 0..60).prop_map(|v| {
             v.into_iter()
                 .map(|(p, s, c)| {
                     let st = [TcpState::Established, TcpState::CloseWait, TcpState::TimeWait][s];
-                    rec(p, st, c)
+                    // a third of the ports on the server side, so both sides are counted
+                    let side = if p % 3 == 0 { Side::Server } else { Side::Client };
+                    SocketRecord { side, ..rec(p, st, c) }
                 })
                 .collect()
         })
@@ -359,6 +396,7 @@ mod tests {
                 for (t, r) in &truth {
                     prop_assert!(replica.get(t).is_some_and(|x| same(x, r)), "{:?} differs", t);
                 }
+                prop_assert_eq!(d.counts(), &counted(truth.values()));
             }
         }
 
@@ -387,6 +425,7 @@ mod tests {
                 for (t, r) in &truth {
                     prop_assert!(replica.get(t).is_some_and(|x| same(x, r)), "{:?} differs", t);
                 }
+                prop_assert_eq!(d.counts(), &counted(truth.values()));
             }
         }
     }

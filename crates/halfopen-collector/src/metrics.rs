@@ -4,6 +4,7 @@
 //! them (prometheus-client families), so it never waits on a scan.
 //!
 //! Labels are bounded: TCP states, sides, failure reasons, report kinds.
+use crate::differ::StateCounts;
 use halfopen_core::{Side, SocketRecord, TcpState};
 use halfopen_sockets::owners::ResolveStats;
 use halfopen_telemetry::prometheus_client::metrics::counter::Counter;
@@ -167,23 +168,22 @@ impl CollectorMetrics {
 
     /// A scan for a report: how long it took and what it found.
     pub(crate) fn scanned(&self, took: Duration, sockets: &[SocketRecord], listeners: usize) {
-        self.table(took, sockets.iter().map(|r| (r.state, r.side)), listeners);
+        let mut counts = StateCounts::default();
+        for r in sockets {
+            counts[r.state as usize][usize::from(r.side == Side::Server)] += 1;
+        }
+        self.table(took, &counts, listeners);
     }
 
     /// A report built without a dump (the eBPF source's delta): how long it
-    /// took and the table it leaves, as (state, side) of every socket.
-    pub(crate) fn table(&self, took: Duration, sockets: impl Iterator<Item = (TcpState, Side)>, listeners: usize) {
+    /// took and the table it leaves, counted by state and side.
+    pub(crate) fn table(&self, took: Duration, counts: &StateCounts, listeners: usize) {
         self.scan_duration.observe(took.as_secs_f64());
         self.listeners.set(listeners as i64);
-        // By the kernel's state number (1..=12), then by side.
-        let mut counts = [[0i64; SIDES.len()]; 13];
-        for (state, side) in sockets {
-            counts[state as usize][usize::from(side == Side::Server)] += 1;
-        }
         for (st, state) in STATES {
             for (j, (_, side)) in SIDES.iter().enumerate() {
                 let labels: SocketLabels = [("state", state), ("side", side)];
-                let n = counts[st as usize][j];
+                let n = i64::from(counts[st as usize][j]);
                 // A state seen once stays, at 0 when none is left; one never
                 // seen is not shown.
                 if n > 0 {

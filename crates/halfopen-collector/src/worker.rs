@@ -381,7 +381,7 @@ impl Worker {
         self.following = true;
         let took = t0.elapsed();
         // The socket gauges follow the table between dumps too.
-        self.metrics.table(took, self.differ.states(), self.listeners.len());
+        self.metrics.table(took, self.differ.counts(), self.listeners.len());
         Ok(Some((took.as_micros() as u64, delta)))
     }
 
