@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn without_the_feature_bpf_is_refused_as_not_compiled_in_and_auto_takes_netlink() {
         use halfopen_core::SourceKind;
-        assert!(!halfopen_bpf::COMPILED_IN);
+        const { assert!(!halfopen_bpf::COMPILED_IN) };
         let start = |choice| {
             let owners = crate::worker::shared_owners();
             start(
