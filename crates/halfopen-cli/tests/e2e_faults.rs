@@ -16,7 +16,7 @@ mod common;
 
 use common::*;
 use halfopen_lab::fleet::{ss_client_only, Fleet, RECONCILER_PORT};
-use halfopen_lab::{Lab, LabChild, Signal};
+use halfopen_lab::{Lab, LabChild, Signal, Tmpfs};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -107,38 +107,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A tmpfs mounted on a directory, lazily unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount -t tmpfs on {}", dir.display());
-        Tmpfs(dir.to_path_buf())
-    }
-
-    fn resize(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "remount {}", self.0.display());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
@@ -358,7 +326,7 @@ fn a_full_disk_keeps_the_live_view_says_so_and_every_finding_is_written_when_spa
     let _serial = serial();
     let Some(mut lab) = lab("e2e-flt-full") else { return };
     let dir = TempDir::new("e2e-flt-full");
-    let fs = Tmpfs::mount(&dir.0, "256k");
+    let fs = Tmpfs::mount(&dir.0, "256k").unwrap();
     let db = dir.db();
     let fleet = standard_with(&mut lab, "1s", &["--db", db.to_str().unwrap()]);
     // Under load the server accepts more of the burst; 700 connects leave
@@ -398,7 +366,7 @@ fn a_full_disk_keeps_the_live_view_says_so_and_every_finding_is_written_when_spa
     // The live view is unaffected.
     wait_for_agreement(&lab, &fleet, "app", "db", server, TIMEOUT);
 
-    fs.resize("64m");
+    fs.resize("64m").unwrap();
     let n = wait_for("every current finding to be written", TIMEOUT, || {
         let orphans = fleet.orphans(&lab).unwrap().len() as i64;
         (rows(&db, CURRENT_ORPHANS) == orphans).then_some(orphans)

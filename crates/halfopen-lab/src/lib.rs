@@ -38,6 +38,7 @@ pub mod naming;
 mod privilege;
 mod procs;
 pub mod ss;
+mod tmpfs;
 
 pub use child::LabChild;
 pub use error::LabError;
@@ -46,3 +47,4 @@ pub use nix::sys::signal::Signal;
 pub use privilege::{require_root_or_skip, ExeForOthers};
 pub use procs::{run, BurstArgs, BurstReport, ChurnArgs, ChurnReport, GreetServerArgs, LabCommand, ServerCounters};
 pub use ss::SsConn;
+pub use tmpfs::Tmpfs;

@@ -4,10 +4,10 @@
 //! the failure is visible in the stats while it lasts, and a finding
 //! confirmed again keeps its first sighting.
 use halfopen_core::{Evidence, Finding, FindingKind, GoneReason, Subject, Tuple};
+use halfopen_lab::Tmpfs;
 use halfopen_store::{open_with, StoreCmd, StoreConfig};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -183,38 +183,6 @@ fn after_refusals_a_catch_up_records_what_is_current_and_ends_what_ended() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount tmpfs on {}", dir.display());
-        Tmpfs(dir.to_path_buf())
-    }
-
-    fn resize(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "remount {}", self.0.display());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 fn root_or_skip(test: &str) -> bool {
     if nix_is_root() {
         return true;
@@ -242,7 +210,7 @@ fn a_full_disk_loses_nothing_and_every_record_is_written_when_space_returns() {
         return;
     }
     let d = dir("full");
-    let fs = Tmpfs::mount(&d, "256k");
+    let fs = Tmpfs::mount(&d, "256k").unwrap();
     let path = d.join("h.db");
     let (w, r) = open_with(&path, config(4096, 100)).unwrap();
     let words = "x".repeat(1_000);
@@ -260,7 +228,7 @@ fn a_full_disk_loses_nothing_and_every_record_is_written_when_space_returns() {
     std::thread::sleep(Duration::from_secs(1));
     let h = w.stats().health();
     assert!(h.failing() && h.dropped == 0, "{h:?}");
-    fs.resize("64m");
+    fs.resize("64m").unwrap();
     w.flush_within(Duration::from_secs(60)).unwrap();
     let h = w.stats().health();
     assert!(!h.failing() && h.pending == 0, "{h:?}");
