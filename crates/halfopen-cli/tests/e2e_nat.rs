@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use halfopen_lab::fleet::Fleet;
+use halfopen_lab::fleet::{ss_client_only_through_dnat, Fleet};
 use halfopen_lab::{BurstReport, Lab, LabChild};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -192,33 +192,6 @@ fn docker_published_port_healthy_connections_are_never_one_sided() {
     lab.teardown().unwrap();
 }
 
-/// The client ends of the connections `client_host` holds to `dialed` that
-/// `server_host` does not hold on `server` (the client holds the VIP tuple,
-/// the server the real one: only the client ends compare), by `ss`.
-fn ss_client_only_through_nat(
-    lab: &Lab,
-    client_host: &str,
-    dialed: SocketAddr,
-    server_host: &str,
-    server: SocketAddr,
-) -> BTreeSet<SocketAddr> {
-    let client: BTreeSet<SocketAddr> = lab
-        .ss_established(client_host)
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.remote == dialed)
-        .map(|c| c.local)
-        .collect();
-    let held: BTreeSet<SocketAddr> = lab
-        .ss_established(server_host)
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.local == server)
-        .map(|c| c.remote)
-        .collect();
-    client.difference(&held).copied().collect()
-}
-
 /// (2) A kube-proxy Service VIP for host-network clients: app translates
 /// 198.18.100.1:80 to db:8080 in its own output path. Healthy connections
 /// through the VIP are never one-sided (in particular db's ends are not
@@ -246,7 +219,9 @@ fn kube_proxy_vip_is_joined_through_the_clients_conntrack() {
     let healthy = greet_server(&mut lab, "db", "0.0.0.0:8080", &["--backlog", "128"]);
     let clients = held_healthy(&mut lab, "app", "198.18.100.1:80", 5);
     assert!(
-        ss_client_only_through_nat(&lab, "app", vip, "db", backend).is_empty(),
+        ss_client_only_through_dnat(&lab, "app", vip, "db", backend)
+            .unwrap()
+            .is_empty(),
         "the healthy connections must be held by both ends"
     );
     assert_eq!(
@@ -267,7 +242,7 @@ fn kube_proxy_vip_is_joined_through_the_clients_conntrack() {
     let inc = incident(&mut lab, "db", "0.0.0.0:8080", "app", "198.18.100.1:80", 200);
     let start = Instant::now();
     let (truth, found) = loop {
-        let truth = ss_client_only_through_nat(&lab, "app", vip, "db", backend);
+        let truth = ss_client_only_through_dnat(&lab, "app", vip, "db", backend).unwrap();
         let found: Vec<Value> = fleet
             .orphans(&lab)
             .unwrap()
@@ -278,7 +253,10 @@ fn kube_proxy_vip_is_joined_through_the_clients_conntrack() {
             .iter()
             .map(|f| f["client"].as_str().unwrap().parse().unwrap())
             .collect();
-        if !truth.is_empty() && ends == truth && ss_client_only_through_nat(&lab, "app", vip, "db", backend) == truth {
+        if !truth.is_empty()
+            && ends == truth
+            && ss_client_only_through_dnat(&lab, "app", vip, "db", backend).unwrap() == truth
+        {
             break (truth, found);
         }
         assert!(

@@ -20,7 +20,7 @@
 mod common;
 
 use common::*;
-use halfopen_lab::fleet::Fleet;
+use halfopen_lab::fleet::{ss_client_only_through_dnat, Fleet};
 use halfopen_lab::{BurstReport, Lab, LabChild};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -228,33 +228,6 @@ fn assert_no_finding_for(lab: &Lab, fleet: &Fleet, period: Duration, hosts: &[&s
     }
 }
 
-/// The client ends `client_host` holds to `dialed` whose server end
-/// `server_host` does not hold on `server` (no SNAT between them: the
-/// server sees the client's own address), by `ss`.
-fn ss_client_only_through_dnat(
-    lab: &Lab,
-    client_host: &str,
-    dialed: SocketAddr,
-    server_host: &str,
-    server: SocketAddr,
-) -> BTreeSet<SocketAddr> {
-    let client: BTreeSet<SocketAddr> = lab
-        .ss_established(client_host)
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.remote == dialed)
-        .map(|c| c.local)
-        .collect();
-    let held: BTreeSet<SocketAddr> = lab
-        .ss_established(server_host)
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.local == server)
-        .map(|c| c.remote)
-        .collect();
-    client.difference(&held).copied().collect()
-}
-
 /// Polls until halfopen's orphans of `client_host_id` that dialed `dialed`
 /// are exactly `truth()` (non-empty, and unchanged when read again), or
 /// fails after TIMEOUT with both sets.
@@ -415,7 +388,7 @@ fn kubernetes_vip_across_nodes_with_one_collector_per_node() {
     let backend: SocketAddr = "198.18.2.2:8081".parse().unwrap();
     let inc = incident(&mut lab, "pb1", "0.0.0.0:8081", "pa1", "198.18.100.1:81", 200);
     let (truth, found) = wait_for_orphans(&lab, &fleet, client_id, vip, || {
-        ss_client_only_through_dnat(&lab, "pa1", vip, "pb1", backend)
+        ss_client_only_through_dnat(&lab, "pa1", vip, "pb1", backend).unwrap()
     });
     assert!(
         truth.len() >= 50,
@@ -500,7 +473,7 @@ fn docker_published_port_into_a_container_of_the_servers_machine() {
     let real: SocketAddr = "198.19.0.2:3306".parse().unwrap();
     let inc = incident(&mut lab, "ctr", "0.0.0.0:3306", "cli", "198.18.0.1:13306", 200);
     let (truth, found) = wait_for_orphans(&lab, &fleet, "cli", published, || {
-        ss_client_only_through_dnat(&lab, "cli", published, "ctr", real)
+        ss_client_only_through_dnat(&lab, "cli", published, "ctr", real).unwrap()
     });
     assert!(
         truth.len() >= 50,

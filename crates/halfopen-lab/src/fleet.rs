@@ -282,6 +282,32 @@ pub fn ss_client_only(
     Ok(client.difference(&held).copied().collect())
 }
 
+/// Through DNAT (a VIP or a published port, no SNAT): the client ends
+/// `client_host` holds ESTABLISHED to `dialed` whose server end `server_host`
+/// does not hold on `server`, by `ss` on both. The client holds the dialed
+/// tuple and the server the translated one, so only client ends compare.
+pub fn ss_client_only_through_dnat(
+    lab: &Lab,
+    client_host: &str,
+    dialed: SocketAddr,
+    server_host: &str,
+    server: SocketAddr,
+) -> Result<BTreeSet<SocketAddr>, LabError> {
+    let client: BTreeSet<SocketAddr> = lab
+        .ss_established(client_host)?
+        .into_iter()
+        .filter(|c| c.remote == dialed)
+        .map(|c| c.local)
+        .collect();
+    let held: BTreeSet<SocketAddr> = lab
+        .ss_established(server_host)?
+        .into_iter()
+        .filter(|c| c.local == server)
+        .map(|c| c.remote)
+        .collect();
+    Ok(client.difference(&held).copied().collect())
+}
+
 /// (client, server) pairs of a JSON array of findings.
 pub fn finding_pairs(findings: &[serde_json::Value]) -> BTreeSet<(SocketAddr, SocketAddr)> {
     findings
