@@ -103,37 +103,10 @@ impl Differ {
     pub fn diff(&mut self, scan: &[SocketRecord], full: bool) -> Delta {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
-        let mut changed: Vec<u32> = Vec::new(); // tuples, by their entry's latest index in scan
         self.sent.reserve(scan.len().saturating_sub(self.sent.len()));
-        for (i, r) in scan.iter().enumerate() {
-            let i = i as u32;
-            let now = Sent::of(r, i, generation);
-            match self.sent.entry(r.tuple) {
-                Entry::Occupied(mut e) => {
-                    let s = e.get_mut();
-                    // Two records for one tuple can only come from a dump
-                    // racing a state change; the later one wins.
-                    let changed_now = full || !s.same(&now) || s.changed == generation;
-                    if changed_now && s.changed != generation {
-                        changed.push(i);
-                    }
-                    count(&mut self.counts, s.state, s.side, -1);
-                    count(&mut self.counts, now.state, now.side, 1);
-                    *s = Sent {
-                        changed: if changed_now { generation } else { s.changed },
-                        ..now
-                    };
-                }
-                Entry::Vacant(e) => {
-                    count(&mut self.counts, now.state, now.side, 1);
-                    e.insert(Sent {
-                        changed: generation,
-                        ..now
-                    });
-                    changed.push(i);
-                }
-            }
-        }
+        // Two records for one tuple can only come from a dump racing a state
+        // change; the later one wins. Every record renews `seen`.
+        let changed = self.upsert(scan, full, true);
         let mut removed = Vec::new();
         let counts = &mut self.counts;
         self.sent.retain(|t, s| {
@@ -145,14 +118,7 @@ impl Differ {
             keep
         });
         // each changed tuple once, as its latest record in this scan
-        let upserted = changed
-            .iter()
-            .map(|&i| {
-                let t = scan[i as usize].tuple;
-                self.sent.get(&t).map_or(i, |s| s.idx)
-            })
-            .map(|i| scan[i as usize])
-            .collect();
+        let upserted = self.latest(scan, &changed);
         Delta {
             upserted,
             removed: if full { Vec::new() } else { removed },
@@ -168,7 +134,6 @@ impl Differ {
     /// For sources that see changes happen (eBPF): no whole table needed.
     pub fn apply(&mut self, upserted: &[SocketRecord], removed: &[Tuple]) -> Delta {
         self.generation = self.generation.wrapping_add(1);
-        let generation = self.generation;
         let mut delta = Delta::default();
         let fresh: std::collections::HashSet<Tuple, TupleHash> = upserted.iter().map(|r| r.tuple).collect();
         for t in removed {
@@ -180,23 +145,36 @@ impl Differ {
                 delta.removed.push(*t);
             }
         }
+        // `seen` stays what the last whole diff saw: a later diff renews it.
+        let changed = self.upsert(upserted, false, false);
+        delta.upserted = self.latest(upserted, &changed);
+        delta
+    }
+
+    /// Puts `records` into the table for the current generation and returns
+    /// the indexes (into `records`) of the tuples that changed, each tuple
+    /// once, at its first record's index (`Sent::idx` then points at its
+    /// latest). With `all`, every record counts as changed (a full report);
+    /// with `renew_seen`, every record marks its tuple seen in this
+    /// generation (a whole scan), else an existing tuple keeps its `seen`.
+    fn upsert(&mut self, records: &[SocketRecord], all: bool, renew_seen: bool) -> Vec<u32> {
+        let generation = self.generation;
         let mut changed: Vec<u32> = Vec::new();
-        for (i, r) in upserted.iter().enumerate() {
+        for (i, r) in records.iter().enumerate() {
             let i = i as u32;
             let now = Sent::of(r, i, generation);
             match self.sent.entry(r.tuple) {
                 Entry::Occupied(mut e) => {
                     let s = e.get_mut();
-                    let changed_now = !s.same(&now) || s.changed == generation;
+                    let changed_now = all || !s.same(&now) || s.changed == generation;
                     if changed_now && s.changed != generation {
                         changed.push(i);
                     }
                     count(&mut self.counts, s.state, s.side, -1);
                     count(&mut self.counts, now.state, now.side, 1);
-                    // `seen` stays what the last whole diff saw: a later diff renews it.
                     *s = Sent {
                         changed: if changed_now { generation } else { s.changed },
-                        seen: s.seen,
+                        seen: if renew_seen { generation } else { s.seen },
                         ..now
                     };
                 }
@@ -210,15 +188,19 @@ impl Differ {
                 }
             }
         }
-        delta.upserted = changed
+        changed
+    }
+
+    /// The latest record of each changed tuple (`changed` as [`Differ::upsert`]
+    /// returned it, for the same `records`).
+    fn latest(&self, records: &[SocketRecord], changed: &[u32]) -> Vec<SocketRecord> {
+        changed
             .iter()
             .map(|&i| {
-                let t = upserted[i as usize].tuple;
-                self.sent.get(&t).map_or(i, |s| s.idx)
+                let t = records[i as usize].tuple;
+                records[self.sent.get(&t).map_or(i, |s| s.idx) as usize]
             })
-            .map(|i| upserted[i as usize])
-            .collect();
-        delta
+            .collect()
     }
 
     /// Sockets as last reported, by state and side (kept as the table
