@@ -786,12 +786,8 @@ impl TableSource for BpfSource {
     }
 
     fn lookup(&mut self, tuples: &[Tuple], out: &mut Vec<SocketRecord>) -> Result<(), ScanError> {
-        // A fresh dump of every socket, as the polling source does: never the table.
-        self.buf.clear();
-        self.scanner.scan(TcpState::MATCH_MASK, false, &mut self.buf)?;
-        let wanted: HashSet<Tuple> = tuples.iter().copied().collect();
-        out.extend(self.buf.iter().filter(|r| wanted.contains(&r.tuple)));
-        Ok(())
+        // A fresh dump, as the polling source does: never the table.
+        crate::source::fresh_lookup(&mut self.scanner, &mut self.buf, tuples, out)
     }
 }
 

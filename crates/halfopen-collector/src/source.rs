@@ -169,11 +169,23 @@ impl TableSource for Polling {
     }
 
     fn lookup(&mut self, tuples: &[Tuple], out: &mut Vec<SocketRecord>) -> Result<(), ScanError> {
-        // A fresh dump of every socket; the wanted ones are kept.
-        self.buf.clear();
-        self.scanner.scan(TcpState::MATCH_MASK, false, &mut self.buf)?;
-        let wanted: std::collections::HashSet<Tuple> = tuples.iter().copied().collect();
-        out.extend(self.buf.iter().filter(|r| wanted.contains(&r.tuple)));
-        Ok(())
+        fresh_lookup(&mut self.scanner, &mut self.buf, tuples, out)
     }
+}
+
+/// What every source's [`TableSource::lookup`] does: a fresh dump of every
+/// socket in `scanner`'s namespace (into `buf`, reused), the records of
+/// `tuples` appended to `out`. Never a table kept between calls: the
+/// race-free confirmation rests on it.
+pub(crate) fn fresh_lookup(
+    scanner: &mut Scanner,
+    buf: &mut Vec<SocketRecord>,
+    tuples: &[Tuple],
+    out: &mut Vec<SocketRecord>,
+) -> Result<(), ScanError> {
+    buf.clear();
+    scanner.scan(TcpState::MATCH_MASK, false, buf)?;
+    let wanted: rustc_hash::FxHashSet<Tuple> = tuples.iter().copied().collect();
+    out.extend(buf.iter().filter(|r| wanted.contains(&r.tuple)));
+    Ok(())
 }
