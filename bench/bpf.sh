@@ -83,7 +83,8 @@ LAB=$BIN/halfopen-lab
     echo "MACHINE git=$(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty) date=$(date -Is) load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 } | tee -a "$RESULTS"
 
-# collectors NS: a reconciler (loopback, no database) and a collector per source in NS, both
+# collectors NS: a reconciler (loopback, no database) and a collector per source in NS (its own
+# namespace only, --netns self: the source is what is measured), both
 # reporting every second; waits for 3 reports of each. Sets PID_bpf, PID_netlink, LOG_*.
 collectors() {
     local ns=$1 port=7101 src
@@ -97,7 +98,7 @@ collectors() {
     port=7101
     for src in bpf netlink; do
         ip netns exec "$ns" timeout 3600 "$HO" --log warn,halfopen_collector=debug collector \
-            --reconciler http://127.0.0.1:$port --interval 1s --host-id "$src" --source "$src" \
+            --reconciler http://127.0.0.1:$port --interval 1s --host-id "$src" --source "$src" --netns self \
             >"$OUT/collector-$src-$ns.log" 2>&1 &
         PIDS+=($!)
         port=$((port + 1))
