@@ -343,6 +343,29 @@ impl Bpf {
         Ok(bpf)
     }
 
+    /// Stops reporting network namespace `cookie` (its namespace is gone or no longer
+    /// covered). Only for programs loaded with a namespace filter; a cookie not in the filter
+    /// is not an error.
+    ///
+    /// Errors: [`BpfError::Read`] when the filter map refuses the deletion.
+    pub fn disallow_netns(&mut self, cookie: u64) -> Result<(), BpfError> {
+        if !self.filtered {
+            return Ok(());
+        }
+        let skel = self.skel.as_deref().ok_or(BpfError::Read {
+            what: "updating the namespace filter",
+            source: io::Error::other("the BPF object is not loaded"),
+        })?;
+        match skel.maps.netns_allow.delete(&cookie.to_ne_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BpfError::Read {
+                what: "updating the namespace filter",
+                source: to_io(&e),
+            }),
+        }
+    }
+
     /// Reports network namespace `cookie` too, from now on. Only for programs loaded with a
     /// namespace filter ([`LoadOptions::only_netns`] not empty; without one every namespace is
     /// reported already, and this does nothing).

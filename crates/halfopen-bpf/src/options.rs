@@ -39,7 +39,7 @@ pub struct LoadOptions {
     /// 256 KiB. Clamped, per ring, to half of that ring.
     pub wake_bytes: u32,
     /// Report only these network namespaces (netns cookies, as `SO_NETNS_COOKIE` gives them;
-    /// at most 256). Empty: every namespace.
+    /// at most [`MAX_NETNS_FILTER`]). Empty: every namespace.
     pub only_netns: Vec<u64>,
 }
 
@@ -57,7 +57,7 @@ impl Default for LoadOptions {
 }
 
 /// Most network namespaces [`LoadOptions::only_netns`] may name (the BPF hash map's size).
-pub const MAX_NETNS_FILTER: usize = 256;
+pub const MAX_NETNS_FILTER: usize = 4096;
 
 impl LoadOptions {
     /// Checks the sizes and the filter; returns the wake thresholds actually used for the

@@ -25,6 +25,11 @@ impl Bpf {
     }
 
     /// Unreachable: there is no `Bpf` to call it on.
+    pub fn disallow_netns(&mut self, _cookie: u64) -> Result<(), BpfError> {
+        match self.never {}
+    }
+
+    /// Unreachable: there is no `Bpf` to call it on.
     pub fn witness_hook(&self) -> Option<WitnessHook> {
         match self.never {}
     }

@@ -15,7 +15,10 @@
 //! - `--source auto` falls back to netlink when the collector lacks
 //!   CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN, and `--source bpf` then refuses;
 //! - a transitions ring too small for the churn loses events, each loss
-//!   forces a dump, and the reconciler's table of the host stays exact.
+//!   forces a dump, and the reconciler's table of the host stays exact;
+//! - one set of programs for every namespace: a collector that also covers
+//!   another namespace (`--netns self,NAME`) follows it with the eBPF source
+//!   too, finds the seed incident there and carries that kernel's witnesses.
 //!
 //! What the server's :3306 sends is slowed (100 kbit/s): on veth a
 //! connect() often completes its handshake inside the system call, so a
@@ -45,19 +48,10 @@ fn collector(lab: &mut Lab, fleet: &mut Fleet, host: &str, source: &str, extra: 
         .to_vec();
     args.extend(fleet.collector_args(host).unwrap()); // --reconciler URL and its TLS files
                                                       // `--netns self`: the default (all) would cover every test's namespaces.
-    args.extend(
-        [
-            "--interval",
-            "1s",
-            "--host-id",
-            host,
-            "--source",
-            source,
-            "--netns",
-            "self",
-        ]
-        .map(String::from),
-    );
+    args.extend(["--interval", "1s", "--host-id", host, "--source", source].map(String::from));
+    if !extra.contains(&"--netns") {
+        args.extend(["--netns", "self"].map(String::from));
+    }
     args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = lab.spawn(host, &exe(), &args).unwrap();
@@ -542,5 +536,69 @@ fn ring_buffer_loss_forces_a_dump() {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+    lab.teardown().unwrap();
+}
+
+/// One set of eBPF programs for every namespace (issue 14): a collector in
+/// `app`'s namespace that also covers `db`'s (`--netns self,DBNS`) follows
+/// both with the eBPF source, routed by netns cookie: the programs are
+/// loaded once, `db`'s namespace is host `app/DBNS` with source `bpf`, the
+/// seed incident is found with the server end there, and the drops `db`'s
+/// kernel witnessed are on the findings.
+#[test]
+fn one_set_of_programs_follows_every_covered_namespace() {
+    let Some(mut lab) = lab("e2e-bpf-ns") else { return };
+    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
+    lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
+    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
+    lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
+    let mut fleet = Fleet::start(&mut lab, &exe(), "recon", &["--no-db"]).unwrap();
+    let db_ns = lab.host("db").netns.clone();
+    let db_host = format!("app/{db_ns}");
+    let list = format!("self,{db_ns}");
+    collector(
+        &mut lab,
+        &mut fleet,
+        "app",
+        "bpf",
+        &["--netns", &list, "--netns-rescan", "1s"],
+    );
+    fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
+    wait_for("db's namespace covered by the eBPF source", Duration::from_secs(30), || {
+        (source_of(&lab, &fleet, &db_host) == "bpf").then_some(())
+    });
+    assert_eq!(source_of(&lab, &fleet, "app"), "bpf");
+    slow_egress(&lab, "db");
+    let _server = greet_server(
+        &mut lab,
+        "db",
+        "0.0.0.0:3306",
+        &["--backlog", "4", "--accept-delay", "600s"],
+    );
+    let _burst = burst(&mut lab, "app", "198.18.0.1:3306", 200);
+    let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
+    let (truth, found) = agree(&lab, "every namespace", "app", "db", server, TIMEOUT, || {
+        fleet.orphans(&lab).unwrap()
+    });
+    for f in &found {
+        assert_eq!(f["client_host"], "app", "{f}");
+        assert_eq!(f["server_host"], db_host.as_str(), "{f}");
+    }
+    assert_witnesses(&found, true);
+    let log = fleet.collector("app").unwrap().read_stderr().unwrap();
+    assert_eq!(
+        log.matches("source bpf: TCP transitions").count(),
+        1,
+        "the programs are loaded once, for both namespaces:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("covering network namespace") && l.contains("source=Bpf") && l.contains(&db_host)),
+        "db's namespace is followed by the eBPF source:\n{log}"
+    );
+    println!(
+        "{} client-only connections in {db_host}, found through the one set of programs",
+        truth.len()
+    );
     lab.teardown().unwrap();
 }

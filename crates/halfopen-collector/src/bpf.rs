@@ -286,6 +286,8 @@ impl Feed {
 /// What the hub thread is asked to do.
 enum HubRequest {
     Subscribe(u64, Arc<Feed>, mpsc::Sender<Result<(), BpfError>>),
+    /// The namespace's source is gone: its feed and filter entry go too.
+    Unsubscribe(u64),
 }
 
 /// The loaded programs and the thread that drains them. Dropping it stops
@@ -382,6 +384,19 @@ impl BpfHub {
         rx.recv_timeout(Duration::from_secs(10)).map_err(|_| stopped())??;
         Ok(feed)
     }
+
+    /// Stops following namespace `netns`: its feed is dropped and its
+    /// cookie leaves the programs' filter (at the hub's next poll), so a
+    /// namespace that came and went leaves nothing behind. Best effort: a
+    /// stopped hub has nothing left to release.
+    pub fn unsubscribe(&self, netns: u64) {
+        let _ = lock(&self.requests).send(HubRequest::Unsubscribe(netns));
+    }
+
+    /// Namespaces whose events the hub routes now (for tests and logs).
+    pub fn subscribed(&self) -> usize {
+        lock(&self.feeds).len()
+    }
 }
 
 impl Drop for BpfHub {
@@ -408,12 +423,22 @@ fn drain(
     };
     let mut last_loss_read = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        while let Ok(HubRequest::Subscribe(netns, feed, reply)) = requests.try_recv() {
-            let r = bpf.allow_netns(netns);
-            if r.is_ok() {
-                lock(&feeds).insert(netns, feed);
+        while let Ok(req) = requests.try_recv() {
+            match req {
+                HubRequest::Subscribe(netns, feed, reply) => {
+                    let r = bpf.allow_netns(netns);
+                    if r.is_ok() {
+                        lock(&feeds).insert(netns, feed);
+                    }
+                    let _ = reply.send(r);
+                }
+                HubRequest::Unsubscribe(netns) => {
+                    lock(&feeds).remove(&netns);
+                    if let Err(e) = bpf.disallow_netns(netns) {
+                        warn!(netns, "removing a namespace from the eBPF filter: {e}");
+                    }
+                }
             }
-            let _ = reply.send(r);
         }
         if let Err(e) = bpf.poll(POLL_PERIOD, &mut socks, &mut drops) {
             return fail(&feeds, &format!("reading the eBPF rings: {e}"));
@@ -541,8 +566,9 @@ fn clock_ticks() -> u64 {
 /// A worker's source for one namespace: see the module documentation.
 pub struct BpfSource {
     scanner: Scanner,
-    /// Keeps the programs loaded (and their thread running) while the source lives.
-    _hub: Arc<BpfHub>,
+    /// Keeps the programs loaded (and their thread running) while the source
+    /// lives; unsubscribed from when it drops.
+    hub: Arc<BpfHub>,
     feed: Arc<Feed>,
     netns: u64,
     dump_every: Duration,
@@ -567,7 +593,7 @@ impl BpfSource {
         }
         Ok(BpfSource {
             scanner,
-            _hub: hub,
+            hub,
             feed,
             netns,
             dump_every,
@@ -630,6 +656,12 @@ impl BpfSource {
                 s.mark(cookie);
             }
         }
+    }
+}
+
+impl Drop for BpfSource {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.netns);
     }
 }
 

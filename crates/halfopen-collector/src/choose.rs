@@ -8,6 +8,9 @@ use crate::metrics::CollectorMetrics;
 use crate::source::{Polling, SourceChoice};
 use crate::worker::SharedOwners;
 use crate::worker::{Kernel, KernelError};
+use crate::source::TableSource;
+use halfopen_sockets::ScanError;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -47,6 +50,14 @@ impl Default for BpfConfig {
     }
 }
 
+/// The own namespace's worker, and the loaded eBPF programs when it took
+/// the eBPF source: every other covered namespace subscribes to them
+/// (one program for every namespace, routed by netns cookie).
+pub struct Chosen {
+    pub kernel: Kernel,
+    pub hub: Option<Arc<BpfHub>>,
+}
+
 /// Starts the worker on the source `choice` asks for (see the module
 /// documentation), in the calling thread's network namespace, with the
 /// owner cache `owners`, naming `host` in its log lines and counting its
@@ -58,22 +69,48 @@ pub fn start(
     owners: SharedOwners,
     host: String,
     metrics: CollectorMetrics,
-) -> Result<Kernel, StartError> {
-    let polling = |force_proc: bool, owners, host, metrics| {
-        Kernel::start_shared(owners, host, metrics, move || Polling::open(force_proc))
+) -> Result<Chosen, StartError> {
+    let polling = |force_proc: bool, owners, host, metrics| -> Result<Chosen, StartError> {
+        let kernel = Kernel::start_shared(owners, host, metrics, move || Polling::open(force_proc))?;
+        Ok(Chosen { kernel, hub: None })
     };
     match choice {
-        SourceChoice::Proc => Ok(polling(true, owners, host, metrics)?),
-        SourceChoice::Netlink => Ok(polling(false, owners, host, metrics)?),
+        SourceChoice::Proc => polling(true, owners, host, metrics),
+        SourceChoice::Netlink => polling(false, owners, host, metrics),
         SourceChoice::Bpf => start_bpf(bpf, owners, host, metrics).map_err(StartError::Bpf),
         SourceChoice::Auto => match start_bpf(bpf, owners.clone(), host.clone(), metrics.clone()) {
-            Ok(k) => Ok(k),
+            Ok(c) => Ok(c),
             Err(why) => {
                 info!("source netlink (--source auto): the eBPF source is not available: {why}");
-                Ok(polling(false, owners, host, metrics)?)
+                polling(false, owners, host, metrics)
             }
         },
     }
+}
+
+/// The source of another namespace's worker, opened on that worker's thread
+/// (inside the namespace): the eBPF source fed by `hub` when there is one
+/// and the namespace has a cookie, else polling (`force_proc`: /proc/net).
+/// An eBPF source that cannot be opened there falls back to polling, said
+/// once per namespace.
+pub fn open_in_namespace(
+    hub: Option<(Arc<BpfHub>, Duration)>,
+    force_proc: bool,
+    host: &str,
+) -> Result<Box<dyn TableSource>, ScanError> {
+    if let Some((hub, dump_every)) = hub {
+        match halfopen_sockets::netns::current_cookie() {
+            Ok(Some(c)) => match BpfSource::open(hub, c.0, dump_every) {
+                Ok(s) => return Ok(Box::new(s)),
+                Err(e) => warn!(host_id = %host, "the eBPF source cannot follow this namespace ({e}): polling it"),
+            },
+            Ok(None) => {
+                warn!(host_id = %host, "this namespace has no netns cookie (Linux 5.14+): polling it instead of eBPF")
+            }
+            Err(e) => warn!(host_id = %host, "reading the netns cookie failed ({e}): polling this namespace"),
+        }
+    }
+    Ok(Box::new(Polling::open(force_proc)?))
 }
 
 /// Why the collector could not start its source.
@@ -90,7 +127,7 @@ fn start_bpf(
     owners: SharedOwners,
     host: String,
     metrics: CollectorMetrics,
-) -> Result<Kernel, BpfUnavailable> {
+) -> Result<Chosen, BpfUnavailable> {
     if !halfopen_bpf::COMPILED_IN {
         return Err(BpfUnavailable::NotCompiledIn);
     }
@@ -105,8 +142,9 @@ fn start_bpf(
     };
     let hub = BpfHub::start(netns, cfg.ring_bytes)?;
     let witness = hub.witness_hook();
+    let own = hub.clone();
     let kernel = Kernel::start_shared(owners, host, metrics, move || {
-        BpfSource::open(hub, netns, cfg.dump_every)
+        BpfSource::open(own, netns, cfg.dump_every)
     })?;
     match witness {
         Some(h) => info!(
@@ -119,7 +157,7 @@ fn start_bpf(
              kfree_skb drop reasons all refused): dropped handshakes are not witnessed"
         ),
     }
-    Ok(kernel)
+    Ok(Chosen { kernel, hub: Some(hub) })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! it; it is never skipped silently.
 use crate::metrics::CollectorMetrics;
 use crate::session::{run_host, CollectorError, HostSpec, Link};
-use crate::source::Polling;
+use crate::bpf::BpfHub;
 use crate::worker::{shared_owners, Kernel, KernelError, SharedOwners};
 use halfopen_sockets::containers::{Namer, NetnsName};
 use halfopen_sockets::netns::{
@@ -29,6 +29,7 @@ use halfopen_sockets::netns::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -54,17 +55,19 @@ pub(crate) async fn run(
     let cfg = link.cfg.clone();
     let owners = shared_owners();
     let own = covers_own(&cfg.netns);
-    let own_kernel = if own {
-        // `--source` picks the own namespace's source (eBPF where allowed).
-        Some(crate::choose::start(
+    let (own_kernel, hub) = if own {
+        // `--source` picks the own namespace's source (eBPF where allowed);
+        // every other namespace follows the same programs when it is eBPF.
+        let c = crate::choose::start(
             cfg.source,
             cfg.bpf,
             owners.clone(),
             cfg.host_id.clone(),
             metrics.clone(),
-        )?)
+        )?;
+        (Some(c.kernel), c.hub)
     } else {
-        None
+        (None, None)
     };
     let own_host = HostSpec {
         host_id: cfg.host_id.clone(),
@@ -80,6 +83,7 @@ pub(crate) async fn run(
     }
 
     let mut m = Manager {
+        bpf: hub.map(|h| (h, cfg.bpf.dump_every)),
         link: link.clone(),
         metrics: metrics.for_namespace(),
         owners,
@@ -167,6 +171,9 @@ struct Covered {
 }
 
 struct Manager {
+    /// The own namespace's eBPF programs and the dump period, when it took
+    /// the eBPF source: the other namespaces subscribe to them.
+    bpf: Option<(Arc<BpfHub>, Duration)>,
     link: Link,
     /// Shared by every namespace's host (see [`CollectorMetrics::for_namespace`]).
     metrics: CollectorMetrics,
@@ -207,6 +214,7 @@ impl Manager {
             spec: cfg.netns.clone(),
             host_id: cfg.host_id.clone(),
             force_proc: cfg.force_proc,
+            bpf: self.bpf.clone(),
             max: cfg.max_namespaces,
             owners: self.owners.clone(),
             metrics: self.metrics.clone(),
@@ -238,7 +246,7 @@ impl Manager {
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let (link, metrics, host) = (self.link.clone(), self.metrics.clone(), s.host.clone());
             let kernel = s.kernel;
-            info!(host_id = %host.host_id, netns = %s.inode, "covering network namespace");
+            info!(host_id = %host.host_id, netns = %s.inode, source = ?kernel.source(), "covering network namespace");
             let task = tokio::spawn(async move {
                 run_host(&link, &host, &kernel, &metrics, None, async {
                     let _ = stop_rx.await;
@@ -294,6 +302,7 @@ struct PlanInput {
     spec: NetnsSpec,
     host_id: String,
     force_proc: bool,
+    bpf: Option<(Arc<BpfHub>, Duration)>,
     max: usize,
     owners: SharedOwners,
     metrics: CollectorMetrics,
@@ -366,12 +375,13 @@ fn plan(mut input: PlanInput) -> Result<Plan, CollectorError> {
         let label = unique_label(&input.host_id, &namespace_label(&name), ns.inode, &used);
         let host_id = host_id_of(&input.host_id, &label, ns.inode);
         let force_proc = input.force_proc;
+        let (bpf, host) = (input.bpf.clone(), host_id.clone());
         match Kernel::start_in(
             &handle,
             input.owners.clone(),
             host_id.clone(),
             input.metrics.clone(),
-            move || Polling::open(force_proc),
+            move || crate::choose::open_in_namespace(bpf, force_proc, &host),
         ) {
             Ok((kernel, thread)) => {
                 let id = thread.id();

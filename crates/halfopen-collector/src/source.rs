@@ -62,6 +62,38 @@ pub trait TableSource: Send {
     }
 }
 
+/// A source chosen at run time (a namespace's worker takes the eBPF source
+/// when the collector has one, else polling).
+impl TableSource for Box<dyn TableSource> {
+    fn kind(&self) -> SourceKind {
+        (**self).kind()
+    }
+    fn listeners(&mut self, out: &mut Vec<Listener>) -> Result<(), ScanError> {
+        (**self).listeners(out)
+    }
+    fn dump(&mut self, out: &mut Vec<SocketRecord>) -> Result<ScanStats, ScanError> {
+        (**self).dump(out)
+    }
+    fn greeting_clients(&mut self, ports: &[u16], out: &mut Vec<SocketRecord>) -> Option<Result<ScanStats, ScanError>> {
+        (**self).greeting_clients(ports, out)
+    }
+    fn lookup(&mut self, tuples: &[Tuple], out: &mut Vec<SocketRecord>) -> Result<(), ScanError> {
+        (**self).lookup(tuples, out)
+    }
+    fn follows(&self) -> bool {
+        (**self).follows()
+    }
+    fn changes(&mut self, listeners: &[Listener], out: &mut Vec<SocketRecord>, removed: &mut Vec<Tuple>) -> Changes {
+        (**self).changes(listeners, out, removed)
+    }
+    fn witnessed(&mut self, out: &mut Vec<DropWitness>) {
+        (**self).witnessed(out)
+    }
+    fn connect_owner(&mut self, cookie: u64) -> Option<Process> {
+        (**self).connect_owner(cookie)
+    }
+}
+
 /// What [`TableSource::changes`] had for a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changes {

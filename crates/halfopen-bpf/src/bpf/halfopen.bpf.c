@@ -40,7 +40,7 @@ const volatile __u32 wake_drops = 64 * 1024;   /* wake the reader when `drops` c
 /* Network namespace cookies to report when netns_filtered is set (filled before attach). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
+	__uint(max_entries, 4096); /* MAX_NETNS_FILTER in options.rs; --max-namespaces is 1024 by default */
 	__type(key, __u64);
 	__type(value, __u8);
 } netns_allow SEC(".maps");
