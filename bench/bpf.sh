@@ -21,7 +21,8 @@
 #
 # Every RESULT line goes to $OUT/results.txt. Everything started is stopped and every namespace
 # deleted on exit (also on failure or Ctrl-C). Environment: MODES, CONNS (100000), IDLE_SECS
-# (120: two of the eBPF source's periodic dumps), RATE (10000), CHURN_SECS (60), WITNESS_REPS
+# (120: two of the eBPF source's periodic dumps), RATE (10000), CHURN_SECS (60), INTERVAL (1s: the
+# collectors' --interval; the default of `halfopen collector` is 5s), WITNESS_REPS
 # (3), OUT (bench/results/bpf-<date>), CARGO_TARGET_DIR (./target).
 set -euo pipefail
 
@@ -33,6 +34,11 @@ RATE=${RATE:-10000}
 CHURN_SECS=${CHURN_SECS:-60}
 WITNESS_REPS=${WITNESS_REPS:-3}
 OUT=${OUT:-bench/results/bpf-$(date +%Y%m%d-%H%M%S)}
+INTERVAL=${INTERVAL:-1s}
+# The churn generator holds tens of thousands of sockets: lift the descriptor limit (root may
+# raise the hard limit up to fs.nr_open); with 20,000 it stalled at ~7,900 connections/s.
+ulimit -Hn "$(cat /proc/sys/fs/nr_open)" 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 P=hobpf-$$
 NSES=()
@@ -98,7 +104,7 @@ collectors() {
     port=7101
     for src in bpf netlink; do
         ip netns exec "$ns" timeout 3600 "$HO" --log warn,halfopen_collector=debug collector \
-            --reconciler http://127.0.0.1:$port --interval 1s --host-id "$src" --source "$src" --netns self \
+            --reconciler http://127.0.0.1:$port --interval "$INTERVAL" --host-id "$src" --source "$src" --netns self \
             >"$OUT/collector-$src-$ns.log" 2>&1 &
         PIDS+=($!)
         port=$((port + 1))

@@ -5,10 +5,10 @@
 //! drop witness's hook).
 use crate::bpf::{BpfHub, BpfSource, DEFAULT_DUMP_EVERY};
 use crate::metrics::CollectorMetrics;
+use crate::source::TableSource;
 use crate::source::{Polling, SourceChoice};
 use crate::worker::SharedOwners;
 use crate::worker::{Kernel, KernelError};
-use crate::source::TableSource;
 use halfopen_sockets::ScanError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,7 +184,7 @@ mod tests {
             )
         };
         let err = match start(SourceChoice::Bpf) {
-            Ok(k) => panic!("--source bpf started without the feature: {:?}", k.source()),
+            Ok(k) => panic!("--source bpf started without the feature: {:?}", k.kernel.source()),
             Err(e) => e.to_string(),
         };
         assert_eq!(
@@ -192,6 +192,8 @@ mod tests {
             "--source bpf: this build of halfopen has no eBPF programs (built without the cargo feature `bpf`)"
         );
         let k = start(SourceChoice::Auto).expect("netlink (or /proc) is readable by anyone");
+        assert!(k.hub.is_none(), "no programs to share without the feature");
+        let k = k.kernel;
         assert!(
             matches!(k.source(), SourceKind::Netlink | SourceKind::ProcNet),
             "{:?}",

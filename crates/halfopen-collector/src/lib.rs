@@ -16,6 +16,8 @@
 //!   host, worker and session per namespace, rescanned as they come and go.
 //! - [`session`]: the gRPC stream to the reconciler, with reconnects.
 //! - [`snapshot`]: this host's table with owners, for `halfopen snapshot`.
+//! - [`witnesses`]: witnessed drops sent lately, carried again by full
+//!   reports (a report lost with its session loses no witness), pure.
 pub mod bpf;
 pub mod choose;
 pub mod differ;
@@ -27,6 +29,7 @@ pub mod nat;
 pub mod session;
 pub mod snapshot;
 pub mod source;
+pub mod witnesses;
 pub mod worker;
 
 pub use session::{run, CollectorConfig, CollectorError, HostSpec};

@@ -19,9 +19,9 @@
 //! What cannot be covered (entering refused, too many) is a blind spot of
 //! the collector's own host, `halfopen hosts` and `halfopen coverage` show
 //! it; it is never skipped silently.
+use crate::bpf::BpfHub;
 use crate::metrics::CollectorMetrics;
 use crate::session::{run_host, CollectorError, HostSpec, Link};
-use crate::bpf::BpfHub;
 use crate::worker::{shared_owners, Kernel, KernelError, SharedOwners};
 use halfopen_sockets::containers::{Namer, NetnsName};
 use halfopen_sockets::netns::{
@@ -700,6 +700,7 @@ mod tests {
             spec,
             host_id: "node".into(),
             force_proc: false,
+            bpf: None,
             max: 65_536,
             owners: shared_owners(),
             metrics: CollectorMetrics::default(),

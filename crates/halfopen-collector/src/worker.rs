@@ -227,6 +227,8 @@ struct Worker {
     /// The listening addresses of the previous report (sides depend on them).
     listening: Vec<std::net::SocketAddr>,
     metrics: CollectorMetrics,
+    /// Witnesses sent lately, carried again by full reports.
+    resend: crate::witnesses::Resend,
 }
 
 const LIBWRAP_REFRESH: u64 = 60;
@@ -251,6 +253,7 @@ impl Worker {
             following: false,
             listening: Vec::new(),
             metrics,
+            resend: crate::witnesses::Resend::default(),
         }
     }
 
@@ -443,6 +446,9 @@ impl Worker {
         r.upserted = upserted;
         r.removed = removed;
         self.source.witnessed(&mut r.witnessed);
+        // A full report (a new session, or after a failed one) carries again
+        // the witnesses that a lost report may have taken with it.
+        self.resend.carry(std::time::Instant::now(), full, &mut r.witnessed);
         // After the sockets: every connection in the scan has its conntrack
         // entry already (made with its first packet).
         let nat = self.nat.delta(full);
