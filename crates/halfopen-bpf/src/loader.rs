@@ -349,21 +349,10 @@ impl Bpf {
     ///
     /// Errors: [`BpfError::Read`] when the filter map refuses the deletion.
     pub fn disallow_netns(&mut self, cookie: u64) -> Result<(), BpfError> {
-        if !self.filtered {
-            return Ok(());
-        }
-        let skel = self.skel.as_deref().ok_or(BpfError::Read {
-            what: "updating the namespace filter",
-            source: io::Error::other("the BPF object is not loaded"),
-        })?;
-        match skel.maps.netns_allow.delete(&cookie.to_ne_bytes()) {
-            Ok(()) => Ok(()),
+        self.update_filter(|skel| match skel.maps.netns_allow.delete(&cookie.to_ne_bytes()) {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BpfError::Read {
-                what: "updating the namespace filter",
-                source: to_io(&e),
-            }),
-        }
+            r => r,
+        })
     }
 
     /// Reports network namespace `cookie` too, from now on. Only for programs loaded with a
@@ -379,20 +368,31 @@ impl Bpf {
                 reason: "0 is not a namespace cookie".into(),
             });
         }
+        self.update_filter(|skel| {
+            skel.maps
+                .netns_allow
+                .update(&cookie.to_ne_bytes(), &[1u8], MapFlags::ANY)
+        })
+    }
+
+    /// Runs `op` on the namespace filter map when the programs were loaded with one (else
+    /// does nothing: every namespace is reported); its error becomes [`BpfError::Read`].
+    fn update_filter(
+        &mut self,
+        op: impl FnOnce(&HalfopenSkel<'static>) -> Result<(), libbpf_rs::Error>,
+    ) -> Result<(), BpfError> {
+        const WHAT: &str = "updating the namespace filter";
         if !self.filtered {
             return Ok(());
         }
         let skel = self.skel.as_deref().ok_or(BpfError::Read {
-            what: "updating the namespace filter",
+            what: WHAT,
             source: io::Error::other("the BPF object is not loaded"),
         })?;
-        skel.maps
-            .netns_allow
-            .update(&cookie.to_ne_bytes(), &[1u8], MapFlags::ANY)
-            .map_err(|e| BpfError::Read {
-                what: "updating the namespace filter",
-                source: to_io(&e),
-            })
+        op(skel).map_err(|e| BpfError::Read {
+            what: WHAT,
+            source: to_io(&e),
+        })
     }
 
     /// Which hook the drop witness uses (None: no witness loaded).

@@ -30,7 +30,7 @@ mod common;
 
 use common::*;
 use halfopen_lab::fleet::{finding_pairs, ss_client_only, Fleet};
-use halfopen_lab::{Lab, Signal};
+use halfopen_lab::{Lab, LabChild, Signal};
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -261,26 +261,45 @@ fn assert_witnesses(found: &[Value], syncookies: bool) {
     println!("witness paths: {paths:?}");
 }
 
+/// A seed-incident lab: the server host `db` (198.18.0.1) with
+/// `tcp_syncookies` = `syncookies` and one SYN-ACK retry (request sockets
+/// whose ACK was dropped expire within the test: 1 s + 2 s), the client host
+/// `client` (198.18.0.2 for `app`, 198.18.0.5 otherwise) and `recon`
+/// (198.18.0.3) for the reconciler. None: skipped (see `lab`).
+fn seed_lab(tag: &str, client: &str, syncookies: &str) -> Option<Lab> {
+    let mut lab = lab(tag)?;
+    let client_ip = if client == "app" { "198.18.0.2" } else { "198.18.0.5" };
+    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
+    lab.add_host(client, client_ip.parse().unwrap()).unwrap();
+    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
+    lab.sysctl("db", "net.ipv4.tcp_syncookies", syncookies).unwrap();
+    lab.sysctl("db", "net.ipv4.tcp_synack_retries", "1").unwrap();
+    Some(lab)
+}
+
+/// The seed incident in a [`seed_lab`]: db's :3306 slowed (`slow_egress`), a
+/// greeting server on `listen` with backlog 4 that does not accept during
+/// the test, 200 simultaneous connects from `client`. Returns the server
+/// address and the two processes (kept alive by the caller).
+fn seed_incident(lab: &mut Lab, listen: &str, client: &str) -> (SocketAddr, [LabChild; 2]) {
+    slow_egress(lab, "db");
+    let server = greet_server(lab, "db", listen, &["--backlog", "4", "--accept-delay", "600s"]);
+    let burst = burst(lab, client, "198.18.0.1:3306", 200);
+    ("198.18.0.1:3306".parse().unwrap(), [server, burst])
+}
+
 /// One witness scenario: the db host's collector uses the eBPF source, the
 /// app host's netlink (so that only the server is watched by eBPF); the
 /// greeting server on `listen` never accepts during the test.
 fn witness_case(tag: &str, listen: &str, syncookies: &str) {
-    let Some(mut lab) = lab(tag) else { return };
-    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
-    lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
-    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
-    lab.sysctl("db", "net.ipv4.tcp_syncookies", syncookies).unwrap();
-    // Without cookies the server keeps a request socket for each dropped ACK and retries
-    // its SYN-ACK; one retry (1 s + 2 s) makes them expire within the test.
-    lab.sysctl("db", "net.ipv4.tcp_synack_retries", "1").unwrap();
+    let Some(mut lab) = seed_lab(tag, "app", syncookies) else {
+        return;
+    };
     let mut fleet = Fleet::start(&mut lab, &exe(), "recon", &["--no-db"]).unwrap();
     collector(&mut lab, &mut fleet, "db", "bpf", &[]);
     collector(&mut lab, &mut fleet, "app", "netlink", &[]);
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
-    slow_egress(&lab, "db");
-    let _server = greet_server(&mut lab, "db", listen, &["--backlog", "4", "--accept-delay", "600s"]);
-    let _burst = burst(&mut lab, "app", "198.18.0.1:3306", 200);
-    let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
+    let (server, _incident) = seed_incident(&mut lab, listen, "app");
     let (truth, found) = agree(&lab, tag, "app", "db", server, TIMEOUT, || fleet.orphans(&lab).unwrap());
     // Every client-only connection carries its witness, with the path.
     assert_witnesses(&found, syncookies == "1");
@@ -318,12 +337,9 @@ fn the_witness_names_exactly_the_dropped_connections_normal_path() {
 
 #[test]
 fn dropped_handshake_with_a_collector_on_the_server_host_only() {
-    let Some(mut lab) = lab("e2e-bpf-dh") else { return };
-    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
-    lab.add_host("ext", "198.18.0.5".parse().unwrap()).unwrap();
-    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
-    lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
-    lab.sysctl("db", "net.ipv4.tcp_synack_retries", "1").unwrap();
+    let Some(mut lab) = seed_lab("e2e-bpf-dh", "ext", "1") else {
+        return;
+    };
     let db_file = lab.log_dir().join("halfopen.db");
     let db_file = db_file.to_string_lossy().into_owned();
     let mut fleet = Fleet::start(
@@ -336,15 +352,7 @@ fn dropped_handshake_with_a_collector_on_the_server_host_only() {
     // Only the DB host runs a collector; ext is a client nobody watches.
     collector(&mut lab, &mut fleet, "db", "bpf", &[]);
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
-    slow_egress(&lab, "db");
-    let _server = greet_server(
-        &mut lab,
-        "db",
-        "0.0.0.0:3306",
-        &["--backlog", "4", "--accept-delay", "600s"],
-    );
-    let _burst = burst(&mut lab, "ext", "198.18.0.1:3306", 200);
-    let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
+    let (server, _incident) = seed_incident(&mut lab, "0.0.0.0:3306", "ext");
     // Exactly the client-only connections that the server's kernel witnessed being dropped
     // (see UNWITNESSED_MAX_PERCENT for the others).
     let witnessed = || witnessed_in_log(&fleet.collector("db").unwrap().read_stderr().unwrap());
@@ -548,11 +556,9 @@ fn ring_buffer_loss_forces_a_dump() {
 /// kernel witnessed are on the findings.
 #[test]
 fn one_set_of_programs_follows_every_covered_namespace() {
-    let Some(mut lab) = lab("e2e-bpf-ns") else { return };
-    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
-    lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
-    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
-    lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
+    let Some(mut lab) = seed_lab("e2e-bpf-ns", "app", "1") else {
+        return;
+    };
     let mut fleet = Fleet::start(&mut lab, &exe(), "recon", &["--no-db"]).unwrap();
     let db_ns = lab.host("db").netns.clone();
     let db_host = format!("app/{db_ns}");
@@ -571,15 +577,7 @@ fn one_set_of_programs_follows_every_covered_namespace() {
         || (source_of(&lab, &fleet, &db_host) == "bpf").then_some(()),
     );
     assert_eq!(source_of(&lab, &fleet, "app"), "bpf");
-    slow_egress(&lab, "db");
-    let _server = greet_server(
-        &mut lab,
-        "db",
-        "0.0.0.0:3306",
-        &["--backlog", "4", "--accept-delay", "600s"],
-    );
-    let _burst = burst(&mut lab, "app", "198.18.0.1:3306", 200);
-    let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
+    let (server, _incident) = seed_incident(&mut lab, "0.0.0.0:3306", "app");
     let (truth, found) = agree(&lab, "every namespace", "app", "db", server, TIMEOUT, || {
         fleet.orphans(&lab).unwrap()
     });
@@ -613,38 +611,20 @@ fn one_set_of_programs_follows_every_covered_namespace() {
 /// witnesses again, although the kernel witnessed each drop only once.
 #[test]
 fn witnesses_are_sent_again_to_a_restarted_reconciler() {
-    let Some(mut lab) = lab("e2e-bpf-rs") else { return };
-    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
-    lab.add_host("app", "198.18.0.2".parse().unwrap()).unwrap();
-    lab.add_host("recon", "198.18.0.3".parse().unwrap()).unwrap();
-    lab.sysctl("db", "net.ipv4.tcp_syncookies", "1").unwrap();
+    let Some(mut lab) = seed_lab("e2e-bpf-rs", "app", "1") else {
+        return;
+    };
     let mut fleet = Fleet::start(&mut lab, &exe(), "recon", &["--no-db"]).unwrap();
     collector(&mut lab, &mut fleet, "db", "bpf", &[]);
     collector(&mut lab, &mut fleet, "app", "netlink", &[]);
     fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
-    slow_egress(&lab, "db");
-    let _server = greet_server(
-        &mut lab,
-        "db",
-        "0.0.0.0:3306",
-        &["--backlog", "4", "--accept-delay", "600s"],
-    );
-    let _burst = burst(&mut lab, "app", "198.18.0.1:3306", 200);
-    let server: SocketAddr = "198.18.0.1:3306".parse().unwrap();
+    let (server, _incident) = seed_incident(&mut lab, "0.0.0.0:3306", "app");
     let (_, before) = agree(&lab, "before the restart", "app", "db", server, TIMEOUT, || {
         fleet.orphans(&lab).unwrap()
     });
     assert_witnesses(&before, true);
 
-    fleet.reconciler.kill().unwrap();
-    let listen = format!("{}:{}", lab.host("recon").ip, halfopen_lab::fleet::RECONCILER_PORT);
-    let tls = fleet.reconciler_tls_args();
-    let mut restart = vec!["reconciler", "--listen", &listen, "--no-db"];
-    restart.extend(tls.iter().map(String::as_str));
-    fleet.reconciler = lab.spawn("recon", &exe(), &restart).unwrap();
-    wait_for("the reconciler to answer again", Duration::from_secs(20), || {
-        fleet.hosts(&lab).ok()
-    });
+    fleet.restart_reconciler(&mut lab, &["--no-db"]).unwrap();
     let (truth, after) = agree(&lab, "after the restart", "app", "db", server, TIMEOUT, || {
         fleet.orphans(&lab).unwrap()
     });

@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use halfopen_lab::fleet::{Fleet, RECONCILER_PORT};
+use halfopen_lab::fleet::Fleet;
 use halfopen_lab::Lab;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -105,16 +105,7 @@ fn incidents_survive_a_kill_9_and_are_told_apart() {
     assert!(!risk.iter().any(|r| r["listener"] == "0.0.0.0:8080"), "{risk:?}");
 
     // SIGKILL mid-incident; a new reconciler on the same database.
-    fleet.reconciler.kill().unwrap();
-    let listen = format!("{}:{RECONCILER_PORT}", lab.host("recon").ip);
-    let tls = fleet.reconciler_tls_args();
-    let mut restart = vec!["reconciler", "--listen", &listen];
-    restart.extend(tls.iter().map(String::as_str));
-    restart.extend_from_slice(&args);
-    fleet.reconciler = lab.spawn("recon", &exe(), &restart).unwrap();
-    wait_for("the reconciler to answer again", Duration::from_secs(20), || {
-        fleet.hosts(&lab).ok()
-    });
+    fleet.restart_reconciler(&mut lab, &args).unwrap();
     // While the tables rebuild (the collectors reconnect and resend full
     // tables, one after the other), poll every 200 ms: nothing about the
     // healthy listener, and no orphan that was not recorded before the kill.

@@ -392,11 +392,6 @@ impl BpfHub {
     pub fn unsubscribe(&self, netns: u64) {
         let _ = lock(&self.requests).send(HubRequest::Unsubscribe(netns));
     }
-
-    /// Namespaces whose events the hub routes now (for tests and logs).
-    pub fn subscribed(&self) -> usize {
-        lock(&self.feeds).len()
-    }
 }
 
 impl Drop for BpfHub {

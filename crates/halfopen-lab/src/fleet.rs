@@ -81,6 +81,24 @@ pub struct Fleet {
     pub server_name: String,
 }
 
+/// `halfopen reconciler` on `host`, listening on its lab address with the
+/// lab's certificates in `dir` (`server_name`'s), plus `extra`.
+fn spawn_reconciler(
+    lab: &mut Lab,
+    exe: &Path,
+    host: &str,
+    dir: &Path,
+    server_name: &str,
+    extra: &[&str],
+) -> Result<LabChild, LabError> {
+    let listen = format!("{}:{RECONCILER_PORT}", lab.host(host).ip);
+    let tls = tls_flags(dir, server_name);
+    let mut args = vec!["reconciler", "--listen", &listen];
+    args.extend(tls.iter().map(String::as_str));
+    args.extend_from_slice(extra);
+    lab.spawn(host, exe, &args)
+}
+
 impl Fleet {
     /// Starts a reconciler on `host` (listening on its lab address, mutual
     /// TLS with the lab's CA, made if needed) and waits until it answers.
@@ -93,11 +111,7 @@ impl Fleet {
         ensure_ca(exe, &dir)?;
         ensure_cert(exe, &dir, "--reconciler", &server_name)?;
         ensure_cert(exe, &dir, "--reader", READER)?;
-        let tls = tls_flags(&dir, &server_name);
-        let mut args = vec!["reconciler", "--listen", &listen];
-        args.extend(tls.iter().map(String::as_str));
-        args.extend_from_slice(extra);
-        let reconciler = lab.spawn(host, exe, &args)?;
+        let reconciler = spawn_reconciler(lab, exe, host, &dir, &server_name, extra)?;
         let fleet = Fleet {
             exe: exe.to_path_buf(),
             reconciler_host: host.to_string(),
@@ -107,15 +121,33 @@ impl Fleet {
             certs: dir,
             server_name,
         };
+        fleet.wait_for_reconciler(lab)?;
+        Ok(fleet)
+    }
+
+    /// Kills the reconciler (SIGKILL: nothing flushed, nothing said to the
+    /// collectors) and starts a new one on the same host, address and
+    /// certificates with `extra`; waits until it answers. The collectors
+    /// reconnect by themselves.
+    pub fn restart_reconciler(&mut self, lab: &mut Lab, extra: &[&str]) -> Result<(), LabError> {
+        self.reconciler.kill()?;
+        let host = self.reconciler_host.clone();
+        self.reconciler = spawn_reconciler(lab, &self.exe, &host, &self.certs, &self.server_name, extra)?;
+        self.wait_for_reconciler(lab)
+    }
+
+    /// Waits (20 s at most) until the reconciler answers a query; fails
+    /// early, with its stderr, when it exits.
+    fn wait_for_reconciler(&self, lab: &Lab) -> Result<(), LabError> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if fleet.hosts(lab).is_ok() {
-                return Ok(fleet);
+            if self.hosts(lab).is_ok() {
+                return Ok(());
             }
-            if let Some(status) = fleet.reconciler.try_wait()? {
+            if let Some(status) = self.reconciler.try_wait()? {
                 return Err(LabError::Other(format!(
                     "the reconciler exited ({status}) before answering: {}",
-                    fleet.reconciler.read_stderr().unwrap_or_default()
+                    self.reconciler.read_stderr().unwrap_or_default()
                 )));
             }
             if Instant::now() > deadline {
