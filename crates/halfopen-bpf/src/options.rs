@@ -39,8 +39,19 @@ pub struct LoadOptions {
     /// 256 KiB. Clamped, per ring, to half of that ring.
     pub wake_bytes: u32,
     /// Report only these network namespaces (netns cookies, as `SO_NETNS_COOKIE` gives them;
-    /// at most [`MAX_NETNS_FILTER`]). Empty: every namespace.
+    /// at most [`MAX_NETNS_FILTER`]). Empty: every namespace, unless `netns_filter` is set.
     pub only_netns: Vec<u64>,
+    /// Load with a namespace filter even when `only_netns` is empty: nothing is reported until
+    /// [`crate::Bpf::allow_netns`] adds a namespace (a collector that covers other namespaces
+    /// but not its own). Default false; a non-empty `only_netns` implies it.
+    pub netns_filter: bool,
+}
+
+impl LoadOptions {
+    /// Whether the programs report only the namespaces in their filter.
+    pub fn filtered(&self) -> bool {
+        self.netns_filter || !self.only_netns.is_empty()
+    }
 }
 
 impl Default for LoadOptions {
@@ -52,6 +63,7 @@ impl Default for LoadOptions {
             drops_ring_bytes: 256 << 10,
             wake_bytes: 256 << 10,
             only_netns: Vec::new(),
+            netns_filter: false,
         }
     }
 }
@@ -142,6 +154,18 @@ mod tests {
             ..Default::default()
         };
         assert!(o.validate().is_err());
+        // Filtered: when asked, or when namespaces are named; not by default.
+        assert!(!LoadOptions::default().filtered());
+        let named = LoadOptions {
+            only_netns: vec![7],
+            ..Default::default()
+        };
+        assert!(named.filtered());
+        let asked = LoadOptions {
+            netns_filter: true,
+            ..Default::default()
+        };
+        assert!(asked.filtered() && asked.validate().is_ok());
         let o = LoadOptions {
             transitions: false,
             witness: WitnessMode::Off,

@@ -526,3 +526,48 @@ fn namespaces_join_and_leave_the_filter_at_run_time() {
         .expect("removing a namespace not in the filter is not an error");
     lab.teardown().unwrap();
 }
+
+/// `netns_filter` with no namespace named at load (a collector that covers other namespaces
+/// but not its own): nothing is reported, not even the loader's own namespace, until
+/// `allow_netns` adds one.
+#[test]
+fn an_empty_namespace_filter_reports_nothing_until_a_namespace_joins() {
+    if !require_root_or_skip("an_empty_namespace_filter_reports_nothing_until_a_namespace_joins") {
+        return;
+    }
+    let _serial = serial();
+    let mut lab = Lab::new("bpfemp").unwrap();
+    let a = lab.add_host("a", Ipv4Addr::new(198, 18, 35, 1)).unwrap();
+    let mut bpf = Bpf::load(&LoadOptions {
+        witness: WitnessMode::Off,
+        netns_filter: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let listener = || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        socket_cookie(&l)
+    };
+    let reported = |bpf: &mut Bpf, cookies: &[u64]| -> Vec<bool> {
+        let (mut socks, mut drops) = (Vec::new(), Vec::new());
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(500) {
+            bpf.poll(Duration::from_millis(20), &mut socks, &mut drops).unwrap();
+        }
+        cookies.iter().map(|c| socks.iter().any(|e| e.cookie == *c)).collect()
+    };
+    let pair = [listener(), in_netns(&a.netns, listener)];
+    assert_eq!(
+        reported(&mut bpf, &pair),
+        [false, false],
+        "nothing before a namespace joins"
+    );
+    bpf.allow_netns(netns_cookie(&a.netns)).unwrap();
+    let pair = [listener(), in_netns(&a.netns, listener)];
+    assert_eq!(
+        reported(&mut bpf, &pair),
+        [false, true],
+        "a's namespace added, not the loader's"
+    );
+    lab.teardown().unwrap();
+}

@@ -206,12 +206,14 @@ fn the_bpf_source_finds_the_seed_incident_exactly_as_the_netlink_source() {
 }
 
 /// Client-only connections that the server's kernel is allowed not to have
-/// witnessed, in percent. Measured: 0 to 3 of ~195 per run have no witnessed
-/// drop while everything witnessed is client-only; no `kfree_skb` of their
-/// final ACK fires (traced from the client's device to the server's drop:
-/// halfopen-bpf's README, open issue 1). Everything witnessed must be
-/// client-only, exactly.
-const UNWITNESSED_MAX_PERCENT: usize = 2;
+/// witnessed, in percent. Everything witnessed must be client-only,
+/// exactly. Measured on this project's VM (Linux 6.18): 0 to 4 of ~195 per
+/// run have no witness, and ftrace's own `sock:inet_sock_set_state` shows
+/// why: each was handled by a softirq that ran on top of one thread of the
+/// VM's init agent, where no tp_btf program of ours ran (the client's
+/// SYN_SENT->ESTABLISHED was missed by the same programs, 10 of 10 in 8
+/// runs) and no loss counter rose (halfopen-bpf's README, open issue 1).
+const UNWITNESSED_MAX_PERCENT: usize = 5;
 
 /// The `witness` object of every finding (the JSON contract: exactly `at`,
 /// `path`, `queue`, `backlog`): the queue over the backlog of 4 (the kernel's
@@ -556,49 +558,92 @@ fn ring_buffer_loss_forces_a_dump() {
 /// kernel witnessed are on the findings.
 #[test]
 fn one_set_of_programs_follows_every_covered_namespace() {
-    let Some(mut lab) = seed_lab("e2e-bpf-ns", "app", "1") else {
+    programs_for_namespaces_case("e2e-bpf-ns", true);
+}
+
+/// The same without the collector's own namespace (`--netns DBNS,APPNS`,
+/// the collector in `recon`'s namespace): the programs start following no
+/// namespace and both covered ones join them; nothing is polled.
+#[test]
+fn one_set_of_programs_follows_the_covered_namespaces_without_its_own() {
+    programs_for_namespaces_case("e2e-bpf-nso", false);
+}
+
+fn programs_for_namespaces_case(tag: &str, with_own: bool) {
+    let Some(mut lab) = seed_lab(tag, "app", "1") else {
         return;
     };
     let mut fleet = Fleet::start(&mut lab, &exe(), "recon", &["--no-db"]).unwrap();
     let db_ns = lab.host("db").netns.clone();
-    let db_host = format!("app/{db_ns}");
-    let list = format!("self,{db_ns}");
+    let app_ns = lab.host("app").netns.clone();
+    // Where the collector runs, the covered namespaces, and the host ids the
+    // client and the server ends get.
+    let (runs_in, list, client_host, server_host) = if with_own {
+        (
+            "app",
+            format!("self,{db_ns}"),
+            "app".to_string(),
+            format!("app/{db_ns}"),
+        )
+    } else {
+        (
+            "recon",
+            format!("{db_ns},{app_ns}"),
+            format!("recon/{app_ns}"),
+            format!("recon/{db_ns}"),
+        )
+    };
     collector(
         &mut lab,
         &mut fleet,
-        "app",
+        runs_in,
         "bpf",
         &["--netns", &list, "--netns-rescan", "1s"],
     );
-    fleet.wait_for_collectors(&lab, Duration::from_secs(30)).unwrap();
-    wait_for(
-        "db's namespace covered by the eBPF source",
-        Duration::from_secs(30),
-        || (source_of(&lab, &fleet, &db_host) == "bpf").then_some(()),
-    );
-    assert_eq!(source_of(&lab, &fleet, "app"), "bpf");
+    for host in [&client_host, &server_host] {
+        wait_for(
+            &format!("{host} covered by the eBPF source"),
+            Duration::from_secs(30),
+            || (source_of(&lab, &fleet, host) == "bpf").then_some(()),
+        );
+    }
     let (server, _incident) = seed_incident(&mut lab, "0.0.0.0:3306", "app");
     let (truth, found) = agree(&lab, "every namespace", "app", "db", server, TIMEOUT, || {
         fleet.orphans(&lab).unwrap()
     });
     for f in &found {
-        assert_eq!(f["client_host"], "app", "{f}");
-        assert_eq!(f["server_host"], db_host.as_str(), "{f}");
+        assert_eq!(f["client_host"], client_host.as_str(), "{f}");
+        assert_eq!(f["server_host"], server_host.as_str(), "{f}");
     }
     assert_witnesses(&found, true);
-    let log = fleet.collector("app").unwrap().read_stderr().unwrap();
+    let hosts: BTreeSet<String> = fleet
+        .hosts(&lab)
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["host_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        hosts.contains(runs_in),
+        with_own,
+        "the collector's own namespace is a host only when covered: {hosts:?}"
+    );
+    let log = fleet.collector(runs_in).unwrap().read_stderr().unwrap();
     assert_eq!(
         log.matches("source bpf: TCP transitions").count(),
         1,
-        "the programs are loaded once, for both namespaces:\n{log}"
+        "the programs are loaded once, for every namespace:\n{log}"
     );
-    assert!(
-        log.lines()
-            .any(|l| l.contains("covering network namespace") && l.contains("source=Bpf") && l.contains(&db_host)),
-        "db's namespace is followed by the eBPF source:\n{log}"
-    );
+    for host in [&client_host, &server_host].into_iter().filter(|h| h.contains('/')) {
+        assert!(
+            log.lines().any(|l| l.contains("covering network namespace")
+                && l.contains("source=Bpf")
+                && l.contains(host.as_str())),
+            "{host} is followed by the eBPF source:\n{log}"
+        );
+    }
+    assert!(!log.contains("polling"), "no namespace is polled:\n{log}");
     println!(
-        "{} client-only connections in {db_host}, found through the one set of programs",
+        "{} client-only connections, {client_host} -> {server_host}, found through the one set of programs",
         truth.len()
     );
     lab.teardown().unwrap();

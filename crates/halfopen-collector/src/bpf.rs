@@ -35,6 +35,7 @@
 //! One program for every namespace: the hub routes events by their netns
 //! cookie, so one collector can serve a source per namespace
 //! ([`BpfHub::subscribe`] adds one to the programs' filter at run time).
+use crate::estab::{CurrEstabCheck, Reading, Verdict};
 use crate::source::{Changes, TableSource};
 use halfopen_bpf::{
     Applied, Bpf, BpfError, ConnectOwner, DropPath as BpfPath, LoadOptions, LossStats, SockEvent, SocketTable,
@@ -90,6 +91,13 @@ pub fn followed(r: &SocketRecord) -> bool {
         && r.cookie != 0
 }
 
+/// The calling thread's namespace's `Tcp: CurrEstab` (/proc/thread-self/net/snmp).
+fn read_curr_estab() -> Option<i64> {
+    std::fs::read_to_string("/proc/thread-self/net/snmp")
+        .ok()
+        .and_then(|t| crate::estab::curr_estab(&t))
+}
+
 fn complete(t: &Tuple) -> bool {
     t.local_port() != 0 && t.remote_port() != 0 && !t.local_ip().is_unspecified() && !t.remote_ip().is_unspecified()
 }
@@ -124,6 +132,16 @@ pub struct FeedStats {
     pub dumps: u64,
     /// Dumps forced by a loss or a mismatch.
     pub forced_dumps: u64,
+    /// Losses found by the kernel's CurrEstab count disagreeing with the
+    /// table, twice in a row, with no loss counter raised (each forced a
+    /// dump); and readings of the count that could not be judged (a
+    /// transition within 2 ms of them).
+    pub unseen_losses: u64,
+    pub estab_unsure: u64,
+    /// Readings that agreed with the table, and the offset (kernel - table)
+    /// they are held to (0 unless the kernel miscounts).
+    pub estab_agreed: u64,
+    pub estab_offset: i64,
     /// Drops witnessed; and those not kept because too many waited.
     pub witnessed: u64,
     pub witnessed_overflow: u64,
@@ -151,6 +169,8 @@ struct FeedState {
     /// The hub stopped (why): every report takes a dump.
     hub_error: Option<String>,
     stats: FeedStats,
+    /// The table's ESTABLISHED + CLOSE_WAIT count against the kernel's.
+    estab: CurrEstabCheck,
 }
 
 impl FeedState {
@@ -159,8 +179,16 @@ impl FeedState {
             r.push(e.clone());
         }
         self.stats.transitions += 1;
-        let before = self.table.get(netns, e.cookie).map(|x| x.tuple);
+        let (before, was) = match self.table.get(netns, e.cookie) {
+            Some(x) => (Some(x.tuple), CurrEstabCheck::counts(x.state)),
+            None => (None, false),
+        };
         let applied = self.table.apply(e);
+        let now = self
+            .table
+            .get(netns, e.cookie)
+            .is_some_and(|x| CurrEstabCheck::counts(x.state));
+        self.estab.changed(e.boot_ns, i64::from(now) - i64::from(was));
         match applied {
             Applied::Removed | Applied::UnknownClosed => self.closed(e, before),
             Applied::Mismatched { .. } if e.new == TcpState::Close => self.closed(e, before),
@@ -311,12 +339,15 @@ impl std::fmt::Debug for BpfHub {
 impl BpfHub {
     /// Loads the programs (transitions, and the drop witness when the
     /// kernel allows one: without it the source still works) for the
-    /// namespace `netns` (its cookie), and starts the thread that drains
-    /// them. Errors: what [`Bpf::load`] says (not compiled in, no BTF, no
-    /// privilege, refused by the kernel).
-    pub fn start(netns: u64, ring_bytes: Option<u32>) -> Result<Arc<BpfHub>, BpfError> {
+    /// namespace `netns` (its cookie; None: no namespace until one
+    /// [`subscribe`](Self::subscribe)s, for a collector that does not
+    /// cover its own), and starts the thread that drains them. Errors:
+    /// what [`Bpf::load`] says (not compiled in, no BTF, no privilege,
+    /// refused by the kernel).
+    pub fn start(netns: Option<u64>, ring_bytes: Option<u32>) -> Result<Arc<BpfHub>, BpfError> {
         let mut opts = LoadOptions {
-            only_netns: vec![netns],
+            only_netns: netns.into_iter().collect(),
+            netns_filter: true,
             ..Default::default()
         };
         if let Some(b) = ring_bytes {
@@ -336,10 +367,9 @@ impl BpfHub {
         };
         let witness = bpf.witness_hook();
         let feeds: Arc<Mutex<HashMap<u64, Arc<Feed>>>> = Arc::default();
-        feeds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(netns, Arc::new(Feed::new(netns)));
+        if let Some(netns) = netns {
+            lock(&feeds).insert(netns, Arc::new(Feed::new(netns)));
+        }
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -570,6 +600,9 @@ pub struct BpfSource {
     last_dump: Option<Instant>,
     owners_by_pid: bool,
     buf: Vec<SocketRecord>,
+    /// /proc/thread-self/net/snmp gives CurrEstab (cleared on the first
+    /// failure, said once).
+    estab_readable: bool,
 }
 
 impl BpfSource {
@@ -595,6 +628,7 @@ impl BpfSource {
             last_dump: None,
             owners_by_pid,
             buf: Vec::new(),
+            estab_readable: true,
         })
     }
 
@@ -607,6 +641,62 @@ impl BpfSource {
     pub fn table(&self, out: &mut Vec<SocketRecord>) {
         let s = lock(&self.feed.state);
         out.extend(s.table.iter().filter_map(|e| s.record(self.netns, e.cookie)));
+    }
+
+    /// Judges the last reading of the kernel's CurrEstab against the table
+    /// ([`crate::estab`]) and takes the next one; Some(why) when the table
+    /// lost a transition no counter saw (the report takes a dump).
+    fn check_curr_estab(readable: &mut bool, s: &mut FeedState, read: impl FnOnce() -> Option<i64>) -> Option<String> {
+        let now = halfopen_bpf::ClockAnchor::now().boot_ns;
+        let lost = match s.estab.judge(now) {
+            Verdict::Lost { kernel, table, offset } => {
+                s.stats.unseen_losses += 1;
+                warn!(
+                    kernel,
+                    table,
+                    offset,
+                    "the kernel's count of ESTABLISHED and CLOSE_WAIT sockets (Tcp CurrEstab) disagrees with the \
+                     eBPF table twice in a row: a transition was lost without a loss counter rising; taking a dump"
+                );
+                Some(format!(
+                    "the kernel counts {kernel} ESTABLISHED/CLOSE_WAIT sockets, the events {table} (offset \
+                     {offset}): a transition was lost unseen"
+                ))
+            }
+            Verdict::Unsure => {
+                s.stats.estab_unsure += 1;
+                None
+            }
+            Verdict::Agrees => {
+                s.stats.estab_agreed += 1;
+                None
+            }
+            Verdict::Calibrated(offset) => {
+                warn!(
+                    offset,
+                    "the kernel's CurrEstab differs from a fresh dump by a constant (a kernel that miscounts): \
+                     the check holds the eBPF table to that offset from now on"
+                );
+                s.stats.estab_offset = offset;
+                None
+            }
+            Verdict::Suspect(_) | Verdict::NotYet => None,
+        };
+        if lost.is_none() && *readable {
+            let from_ns = halfopen_bpf::ClockAnchor::now().boot_ns;
+            match read() {
+                Some(kernel) => s.estab.read(Reading {
+                    kernel,
+                    from_ns,
+                    to_ns: halfopen_bpf::ClockAnchor::now().boot_ns,
+                }),
+                None => {
+                    *readable = false;
+                    warn!("/proc/net/snmp gives no Tcp CurrEstab here: the eBPF table is checked only by its dumps");
+                }
+            }
+        }
+        lost
     }
 
     /// Marks queued connections that left their accept queue (see the
@@ -733,6 +823,8 @@ impl TableSource for BpfSource {
             // A dumped socket whose connect() the events saw keeps its owner.
             s.table.set_owner(self.netns, cookie, o);
         }
+        let counting = s.table.iter().filter(|e| CurrEstabCheck::counts(e.state)).count();
+        s.estab.rebuilt(counting as i64, done_ns);
         s.dirty.clear();
         s.gone.clear();
         s.overflowed = false;
@@ -757,6 +849,10 @@ impl TableSource for BpfSource {
         }
         if due {
             return Changes::Whole(format!("the periodic dump (every {:?})", self.dump_every));
+        }
+        if let Some(why) = Self::check_curr_estab(&mut self.estab_readable, &mut s, read_curr_estab) {
+            s.stats.forced_dumps += 1;
+            return Changes::Whole(why);
         }
         self.accepted(&mut s, listeners);
         let dirty: Vec<u64> = s.dirty.drain().collect();
@@ -821,6 +917,58 @@ impl TableSource for BpfSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CurrEstab check as the source runs it: the table's count moves
+    /// with the applied transitions, a kernel reading one more than the
+    /// table twice in a row (a connection whose transitions never came)
+    /// makes the report take a dump, and the loss is counted.
+    #[test]
+    fn a_connection_the_events_never_carried_makes_the_report_take_a_dump() {
+        let ns = 7;
+        let ev = |cookie, old, new, boot_ns| SockEvent {
+            boot_ns,
+            at: UNIX_EPOCH,
+            netns_cookie: ns,
+            cookie,
+            family: halfopen_bpf::Family::V4,
+            old,
+            new,
+            tuple: Tuple::new("198.18.0.2:40000".parse().unwrap(), "198.18.0.1:3306".parse().unwrap()),
+            owner: None,
+            rescued: false,
+            port_only: false,
+            cpu: 0,
+        };
+        let mut s = FeedState::default();
+        s.estab.rebuilt(0, 1);
+        s.apply(ns, &ev(1, TcpState::Close, TcpState::SynSent, 10));
+        s.apply(ns, &ev(1, TcpState::SynSent, TcpState::Established, 20));
+        s.apply(ns, &ev(1, TcpState::Established, TcpState::CloseWait, 30));
+        assert_eq!(s.estab.count(), 1, "ESTABLISHED and CLOSE_WAIT count");
+        let mut readable = true;
+        let settle = Duration::from_nanos(crate::estab::SETTLE_NS + 10_000_000);
+        let mut step = |kernel: i64| {
+            let r = BpfSource::check_curr_estab(&mut readable, &mut s, || Some(kernel));
+            std::thread::sleep(settle);
+            r
+        };
+        assert_eq!(step(1), None, "the first reading");
+        assert_eq!(
+            step(2),
+            None,
+            "calibrated on the first (offset 0); now one the table lacks"
+        );
+        assert_eq!(step(2), None, "suspect once");
+        let why = step(2).expect("twice in a row: a loss");
+        assert_eq!(
+            why,
+            "the kernel counts 2 ESTABLISHED/CLOSE_WAIT sockets, the events 1 (offset 0): a transition was lost unseen"
+        );
+        assert_eq!((s.stats.unseen_losses, s.stats.estab_offset), (1, 0));
+        // Unreadable: said once, and the check stops reading.
+        assert_eq!(BpfSource::check_curr_estab(&mut readable, &mut s, || None), None);
+        assert!(!readable);
+    }
 
     #[test]
     fn start_time_is_field_22_after_the_command() {

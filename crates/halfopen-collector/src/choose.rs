@@ -128,6 +128,46 @@ fn start_bpf(
     host: String,
     metrics: CollectorMetrics,
 ) -> Result<Chosen, BpfUnavailable> {
+    check_bpf()?;
+    let netns = match halfopen_sockets::netns::current_cookie() {
+        Ok(Some(c)) => c.0,
+        Ok(None) => return Err(BpfUnavailable::NoNetnsCookie(String::new())),
+        Err(e) => return Err(BpfUnavailable::NoNetnsCookie(format!(": {e}"))),
+    };
+    let hub = load_hub(cfg, Some(netns))?;
+    let own = hub.clone();
+    let kernel = Kernel::start_shared(owners, host, metrics, move || {
+        BpfSource::open(own, netns, cfg.dump_every)
+    })?;
+    Ok(Chosen { kernel, hub: Some(hub) })
+}
+
+/// The eBPF programs for a collector that does not cover its own namespace
+/// (`--netns` without `self`): loaded with an empty namespace filter, which
+/// every covered namespace joins when its worker subscribes. `--source
+/// proc|netlink`: None. `auto`: None when eBPF cannot run here (logged with
+/// the reason, and the namespaces are polled). Errors: `--source bpf` that
+/// cannot run (why).
+pub fn start_hub(choice: SourceChoice, cfg: BpfConfig) -> Result<Option<Arc<BpfHub>>, StartError> {
+    let load = || -> Result<Arc<BpfHub>, BpfUnavailable> {
+        check_bpf()?;
+        load_hub(cfg, None)
+    };
+    match choice {
+        SourceChoice::Proc | SourceChoice::Netlink => Ok(None),
+        SourceChoice::Bpf => load().map(Some).map_err(StartError::Bpf),
+        SourceChoice::Auto => match load() {
+            Ok(hub) => Ok(Some(hub)),
+            Err(why) => {
+                info!("source netlink (--source auto): the eBPF source is not available: {why}");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// What can be told before loading: the build and the capabilities.
+fn check_bpf() -> Result<(), BpfUnavailable> {
     if !halfopen_bpf::COMPILED_IN {
         return Err(BpfUnavailable::NotCompiledIn);
     }
@@ -135,18 +175,14 @@ fn start_bpf(
     if let Some(missing) = halfopen_bpf::insufficient_capabilities() {
         return Err(BpfUnavailable::Capabilities(missing));
     }
-    let netns = match halfopen_sockets::netns::current_cookie() {
-        Ok(Some(c)) => c.0,
-        Ok(None) => return Err(BpfUnavailable::NoNetnsCookie(String::new())),
-        Err(e) => return Err(BpfUnavailable::NoNetnsCookie(format!(": {e}"))),
-    };
+    Ok(())
+}
+
+/// Loads the programs (filtered to `netns`, or to nothing yet) and logs
+/// what they follow and which hook witnesses drops.
+fn load_hub(cfg: BpfConfig, netns: Option<u64>) -> Result<Arc<BpfHub>, BpfUnavailable> {
     let hub = BpfHub::start(netns, cfg.ring_bytes)?;
-    let witness = hub.witness_hook();
-    let own = hub.clone();
-    let kernel = Kernel::start_shared(owners, host, metrics, move || {
-        BpfSource::open(own, netns, cfg.dump_every)
-    })?;
-    match witness {
+    match hub.witness_hook() {
         Some(h) => info!(
             "source bpf: TCP transitions from tracepoint sock:inet_sock_set_state, a sock_diag dump every {:?} and \
              whenever events are lost; dropped handshakes witnessed by {h:?}",
@@ -157,7 +193,7 @@ fn start_bpf(
              kfree_skb drop reasons all refused): dropped handshakes are not witnessed"
         ),
     }
-    Ok(Chosen { kernel, hub: Some(hub) })
+    Ok(hub)
 }
 
 #[cfg(test)]

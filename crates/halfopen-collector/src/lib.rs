@@ -3,7 +3,8 @@
 //! - [`source`]: [`source::TableSource`], where a socket table comes from
 //!   (the polling netlink or /proc/net source), and `--source`'s choice.
 //! - [`bpf`]: the eBPF source: transitions between dumps, owners at
-//!   connect(), witnessed drops; [`choose`]: `--source auto` and its fallback.
+//!   connect(), witnessed drops; [`choose`]: `--source auto` and its fallback;
+//!   [`estab`]: the eBPF table held to the kernel's CurrEstab count, pure.
 //! - [`differ`]: the delta between consecutive scans, pure.
 //! - [`worker`]: the thread that owns the source, the owner cache and the
 //!   differ, and turns scans into reports and lookup answers.
@@ -21,6 +22,7 @@
 pub mod bpf;
 pub mod choose;
 pub mod differ;
+pub mod estab;
 pub mod hostinfo;
 pub mod instance;
 pub mod metrics;

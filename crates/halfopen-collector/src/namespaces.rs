@@ -67,7 +67,9 @@ pub(crate) async fn run(
         )?;
         (Some(c.kernel), c.hub)
     } else {
-        (None, None)
+        // Not the own namespace: the programs (when `--source` takes eBPF)
+        // start following no namespace, and each covered one joins them.
+        (None, crate::choose::start_hub(cfg.source, cfg.bpf)?)
     };
     let own_host = HostSpec {
         host_id: cfg.host_id.clone(),

@@ -69,6 +69,8 @@ pub struct Lab {
     /// Per host: the address of its pod bridge (`cbr0`), once it has one.
     bridges: BTreeMap<String, Ipv4Addr>,
     log_dir: PathBuf,
+    /// Keep the processes' logs after a passing test too
+    /// (`HALFOPEN_LAB_KEEP_LOGS` set); a failing test always keeps them.
     keep_logs: bool,
     spawned: usize,
     torn_down: bool,
@@ -207,7 +209,7 @@ impl Lab {
             behind: BTreeMap::new(),
             bridges: BTreeMap::new(),
             log_dir,
-            keep_logs: false,
+            keep_logs: std::env::var_os("HALFOPEN_LAB_KEEP_LOGS").is_some(),
             spawned: 0,
             torn_down: false,
         };
