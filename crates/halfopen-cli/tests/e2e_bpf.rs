@@ -457,6 +457,77 @@ fn auto_falls_back_to_netlink_without_the_bpf_capabilities() {
     lab.teardown().unwrap();
 }
 
+/// The shipped systemd unit's capabilities (`AmbientCapabilities=` of
+/// deploy/halfopen-collector.service) are enough for the eBPF source: the
+/// collector run as an unprivileged uid (65534) with exactly that set, as
+/// the unit runs it, loads the programs and says so. (The unit's
+/// `SystemCallFilter=` allows `bpf` and `perf_event_open`; tests/deploy.rs
+/// checks the unit with systemd-analyze. This machine has no systemd as
+/// pid 1, so the unit's seccomp filter itself is not run here.)
+#[test]
+fn the_collector_units_capabilities_are_enough_for_the_ebpf_source() {
+    let Some(mut lab) = lab("e2e-bpf-unit") else { return };
+    lab.add_host("db", "198.18.0.1".parse().unwrap()).unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/halfopen-collector.service"
+    ))
+    .unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("AmbientCapabilities="))
+        .expect("the unit grants ambient capabilities")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    assert!(
+        caps.contains(&"+bpf".to_string()) && caps.contains(&"+perfmon".to_string()),
+        "{caps:?}"
+    );
+    let set = format!("-all,{}", caps.join(","));
+    // The binary where uid 65534 can run it.
+    let dir = std::env::temp_dir().join(format!("halfopen-unitcaps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("halfopen");
+    std::fs::copy(exe(), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin_s = bin.to_string_lossy().into_owned();
+    let args = [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        &format!("--inh-caps={set}"),
+        &format!("--ambient-caps={set}"),
+        &format!("--bounding-set={set}"),
+        "--",
+        &bin_s,
+        "collector",
+        "--reconciler",
+        "http://127.0.0.1:9",
+        "--host-id",
+        "db",
+        "--source",
+        "bpf",
+        "--netns",
+        "self",
+    ];
+    let child = lab.spawn("db", std::path::Path::new("setpriv"), &args).unwrap();
+    let log = wait_for(
+        "the collector to load its eBPF programs",
+        Duration::from_secs(30),
+        || {
+            let log = child.read_stderr().unwrap_or_default();
+            log.contains("source bpf: TCP transitions").then_some(log)
+        },
+    );
+    assert!(!log.contains("lacks"), "{log}");
+    drop(child);
+    std::fs::remove_dir_all(&dir).unwrap();
+    lab.teardown().unwrap();
+}
+
 /// Sockets the eBPF source's table follows on `host`, by `ss`: every state
 /// but LISTEN, TIME_WAIT and SYN_RECV.
 fn followed_by_ss(lab: &Lab, host: &str) -> usize {
