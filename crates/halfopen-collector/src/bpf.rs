@@ -180,14 +180,19 @@ impl FeedState {
         }
         self.stats.transitions += 1;
         let (before, was) = match self.table.get(netns, e.cookie) {
-            Some(x) => (Some(x.tuple), CurrEstabCheck::counts(x.state)),
-            None => (None, false),
+            Some(x) => (Some(x.tuple), Some(CurrEstabCheck::counts(x.state))),
+            None => (None, None),
         };
         let applied = self.table.apply(e);
-        let now = self
-            .table
-            .get(netns, e.cookie)
-            .is_some_and(|x| CurrEstabCheck::counts(x.state));
+        // The socket's state after `apply` (SocketTable::apply): a port
+        // record leaves a held socket as it was, CLOSE removes it, any other
+        // transition sets `new`. Derived, not looked up again: this runs for
+        // every transition.
+        let now = match was {
+            Some(w) if e.port_only => w,
+            _ => e.new != TcpState::Close && CurrEstabCheck::counts(e.new),
+        };
+        let was = was.unwrap_or(false);
         self.estab.changed(e.boot_ns, i64::from(now) - i64::from(was));
         match applied {
             Applied::Removed | Applied::UnknownClosed => self.closed(e, before),
