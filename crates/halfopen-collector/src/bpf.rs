@@ -35,7 +35,8 @@
 //! One program for every namespace: the hub routes events by their netns
 //! cookie, so one collector can serve a source per namespace
 //! ([`BpfHub::subscribe`] adds one to the programs' filter at run time).
-use crate::estab::{CurrEstabCheck, Reading, Verdict};
+use crate::estab::{Counting, Counts, CurrEstabCheck, Reading, Verdict};
+use crate::metrics::CollectorMetrics;
 use crate::source::{Changes, TableSource};
 use halfopen_bpf::{
     Applied, Bpf, BpfError, ConnectOwner, DropPath as BpfPath, LoadOptions, LossStats, SockEvent, SocketTable,
@@ -52,7 +53,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, UNIX_EPOCH};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// How long the hub waits on the rings between drains. The programs also
 /// wake it when 256 KiB are pending, so a burst never waits this long.
@@ -89,6 +90,14 @@ pub fn followed(r: &SocketRecord) -> bool {
         && r.state != TcpState::Listen
         && !(r.state == TcpState::FinWait2 && r.inode == 0)
         && r.cookie != 0
+}
+
+/// Which sockets this kernel's CurrEstab counts, guessed from its release
+/// (/proc/sys/kernel/osrelease; the check corrects a wrong guess).
+fn kernel_counting() -> Counting {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|r| Counting::for_release(r.trim()))
+        .unwrap_or(Counting::EstablishedAndCloseWait)
 }
 
 /// The calling thread's namespace's `Tcp: CurrEstab` (/proc/thread-self/net/snmp).
@@ -142,6 +151,8 @@ pub struct FeedStats {
     /// they are held to (0 unless the kernel miscounts).
     pub estab_agreed: u64,
     pub estab_offset: i64,
+    /// Which sockets the kernel's CurrEstab counts (as the check found).
+    pub estab_counting: Option<Counting>,
     /// Drops witnessed; and those not kept because too many waited.
     pub witnessed: u64,
     pub witnessed_overflow: u64,
@@ -171,6 +182,9 @@ struct FeedState {
     stats: FeedStats,
     /// The table's ESTABLISHED + CLOSE_WAIT count against the kernel's.
     estab: CurrEstabCheck,
+    /// The hub's last poll of the rings started then (CLOCK_BOOTTIME ns):
+    /// every event stamped before is in the table.
+    drained_ns: u64,
 }
 
 impl FeedState {
@@ -180,7 +194,7 @@ impl FeedState {
         }
         self.stats.transitions += 1;
         let (before, was) = match self.table.get(netns, e.cookie) {
-            Some(x) => (Some(x.tuple), Some(CurrEstabCheck::counts(x.state))),
+            Some(x) => (Some(x.tuple), Some(x.state)),
             None => (None, None),
         };
         let applied = self.table.apply(e);
@@ -189,11 +203,10 @@ impl FeedState {
         // transition sets `new`. Derived, not looked up again: this runs for
         // every transition.
         let now = match was {
-            Some(w) if e.port_only => w,
-            _ => e.new != TcpState::Close && CurrEstabCheck::counts(e.new),
+            Some(w) if e.port_only => Some(w),
+            _ => (e.new != TcpState::Close).then_some(e.new),
         };
-        let was = was.unwrap_or(false);
-        self.estab.changed(e.boot_ns, i64::from(now) - i64::from(was));
+        self.estab.changed(e.boot_ns, was, now);
         match applied {
             Applied::Removed | Applied::UnknownClosed => self.closed(e, before),
             Applied::Mismatched { .. } if e.new == TcpState::Close => self.closed(e, before),
@@ -470,6 +483,7 @@ fn drain(
                 }
             }
         }
+        let polled_from = halfopen_bpf::ClockAnchor::now().boot_ns;
         if let Err(e) = bpf.poll(POLL_PERIOD, &mut socks, &mut drops) {
             return fail(&feeds, &format!("reading the eBPF rings: {e}"));
         }
@@ -485,6 +499,10 @@ fn drain(
                     ),
                 }
             }
+        }
+        // Everything stamped before the poll started is in the tables now.
+        for f in lock(&feeds).values() {
+            lock(&f.state).drained_ns = polled_from;
         }
         if last_loss_read.elapsed() >= LOSS_EVERY {
             last_loss_read = Instant::now();
@@ -608,18 +626,26 @@ pub struct BpfSource {
     /// /proc/thread-self/net/snmp gives CurrEstab (cleared on the first
     /// failure, said once).
     estab_readable: bool,
+    metrics: CollectorMetrics,
 }
 
 impl BpfSource {
     /// The source of the calling thread's namespace, `netns` its cookie:
     /// sock_diag (netlink, required: the dumps and lookups) and the hub's
     /// feed for it.
-    pub fn open(hub: Arc<BpfHub>, netns: u64, dump_every: Duration) -> Result<BpfSource, ScanError> {
+    pub fn open(
+        hub: Arc<BpfHub>,
+        netns: u64,
+        dump_every: Duration,
+        metrics: CollectorMetrics,
+    ) -> Result<BpfSource, ScanError> {
         let scanner = Scanner::netlink()?;
         let feed = hub.subscribe(netns).map_err(|e| ScanError::Netlink {
             op: "subscribe (eBPF)",
             source: std::io::Error::other(e.to_string()),
         })?;
+        lock(&feed.state).estab = CurrEstabCheck::new(kernel_counting());
+        metrics.curr_estab_checks_shown();
         let owners_by_pid = in_initial_pid_ns();
         if !owners_by_pid {
             debug!("the collector is not in the initial pid namespace: client owners come from the /proc walk");
@@ -634,6 +660,7 @@ impl BpfSource {
             owners_by_pid,
             buf: Vec::new(),
             estab_readable: true,
+            metrics,
         })
     }
 
@@ -650,23 +677,32 @@ impl BpfSource {
 
     /// Judges the last reading of the kernel's CurrEstab against the table
     /// ([`crate::estab`]) and takes the next one; Some(why) when the table
-    /// lost a transition no counter saw (the report takes a dump).
-    fn check_curr_estab(readable: &mut bool, s: &mut FeedState, read: impl FnOnce() -> Option<i64>) -> Option<String> {
+    /// lost a transition no counter saw (the report takes a dump, and the
+    /// next one if this one does not).
+    fn check_curr_estab(
+        readable: &mut bool,
+        s: &mut FeedState,
+        metrics: &CollectorMetrics,
+        read: impl FnOnce() -> Option<i64>,
+    ) -> Option<String> {
         let now = halfopen_bpf::ClockAnchor::now().boot_ns;
-        let lost = match s.estab.judge(now) {
+        let verdict = s.estab.judge(now, s.drained_ns);
+        match verdict {
+            Verdict::Agrees | Verdict::Switched(_) | Verdict::Calibrated(_) => metrics.curr_estab_checked("agrees"),
+            Verdict::Unsure => metrics.curr_estab_checked("unsure"),
+            Verdict::Suspect(_) => metrics.curr_estab_checked("suspect"),
+            Verdict::Lost { .. } => metrics.curr_estab_checked("lost"),
+            Verdict::NotYet => {}
+        }
+        let lost = match verdict {
             Verdict::Lost { kernel, table, offset } => {
                 s.stats.unseen_losses += 1;
-                warn!(
-                    kernel,
-                    table,
-                    offset,
-                    "the kernel's count of ESTABLISHED and CLOSE_WAIT sockets (Tcp CurrEstab) disagrees with the \
-                     eBPF table twice in a row: a transition was lost without a loss counter rising; taking a dump"
+                let why = format!(
+                    "the kernel counts {kernel} connections in Tcp CurrEstab, the eBPF table {table} (offset \
+                     {offset}), twice in a row: a transition was lost without a loss counter rising"
                 );
-                Some(format!(
-                    "the kernel counts {kernel} ESTABLISHED/CLOSE_WAIT sockets, the events {table} (offset \
-                     {offset}): a transition was lost unseen"
-                ))
+                s.needs_dump.get_or_insert_with(|| why.clone());
+                Some(why)
             }
             Verdict::Unsure => {
                 s.stats.estab_unsure += 1;
@@ -676,18 +712,25 @@ impl BpfSource {
                 s.stats.estab_agreed += 1;
                 None
             }
+            Verdict::Switched(how) => {
+                s.stats.estab_agreed += 1;
+                info!("this kernel's Tcp CurrEstab counts {how:?}: the eBPF table is held to that");
+                None
+            }
             Verdict::Calibrated(offset) => {
                 warn!(
                     offset,
-                    "the kernel's CurrEstab differs from a fresh dump by a constant (a kernel that miscounts): \
-                     the check holds the eBPF table to that offset from now on"
+                    "the kernel's Tcp CurrEstab differs from a fresh dump by a constant (a kernel that miscounts): \
+                     the eBPF table is held to that offset from now on"
                 );
-                s.stats.estab_offset = offset;
                 None
             }
             Verdict::Suspect(_) | Verdict::NotYet => None,
         };
-        if lost.is_none() && *readable {
+        let (how, offset) = s.estab.rule();
+        s.stats.estab_offset = offset;
+        s.stats.estab_counting = Some(how);
+        if lost.is_none() && *readable && !s.estab.pending() {
             let from_ns = halfopen_bpf::ClockAnchor::now().boot_ns;
             match read() {
                 Some(kernel) => s.estab.read(Reading {
@@ -697,6 +740,7 @@ impl BpfSource {
                 }),
                 None => {
                     *readable = false;
+                    s.estab.disable();
                     warn!("/proc/net/snmp gives no Tcp CurrEstab here: the eBPF table is checked only by its dumps");
                 }
             }
@@ -828,8 +872,8 @@ impl TableSource for BpfSource {
             // A dumped socket whose connect() the events saw keeps its owner.
             s.table.set_owner(self.netns, cookie, o);
         }
-        let counting = s.table.iter().filter(|e| CurrEstabCheck::counts(e.state)).count();
-        s.estab.rebuilt(counting as i64, done_ns);
+        let counts = Counts::of(s.table.iter().map(|e| e.state));
+        s.estab.rebuilt(counts, done_ns);
         s.dirty.clear();
         s.gone.clear();
         s.overflowed = false;
@@ -855,8 +899,7 @@ impl TableSource for BpfSource {
         if due {
             return Changes::Whole(format!("the periodic dump (every {:?})", self.dump_every));
         }
-        if let Some(why) = Self::check_curr_estab(&mut self.estab_readable, &mut s, read_curr_estab) {
-            s.stats.forced_dumps += 1;
+        if let Some(why) = Self::check_curr_estab(&mut self.estab_readable, &mut s, &self.metrics, read_curr_estab) {
             return Changes::Whole(why);
         }
         self.accepted(&mut s, listeners);
@@ -923,10 +966,11 @@ impl TableSource for BpfSource {
 mod tests {
     use super::*;
 
-    /// The CurrEstab check as the source runs it: the table's count moves
+    /// The CurrEstab check as the source runs it: the table's counts move
     /// with the applied transitions, a kernel reading one more than the
     /// table twice in a row (a connection whose transitions never came)
-    /// makes the report take a dump, and the loss is counted.
+    /// makes the report take a dump (and the next, until one is taken),
+    /// and the loss is counted.
     #[test]
     fn a_connection_the_events_never_carried_makes_the_report_take_a_dump() {
         let ns = 7;
@@ -945,33 +989,52 @@ mod tests {
             cpu: 0,
         };
         let mut s = FeedState::default();
-        s.estab.rebuilt(0, 1);
+        s.estab.rebuilt(Counts::default(), 1);
         s.apply(ns, &ev(1, TcpState::Close, TcpState::SynSent, 10));
         s.apply(ns, &ev(1, TcpState::SynSent, TcpState::Established, 20));
         s.apply(ns, &ev(1, TcpState::Established, TcpState::CloseWait, 30));
-        assert_eq!(s.estab.count(), 1, "ESTABLISHED and CLOSE_WAIT count");
+        s.apply(ns, &ev(2, TcpState::Close, TcpState::SynSent, 40));
+        s.apply(ns, &ev(2, TcpState::SynSent, TcpState::Established, 50));
+        s.apply(ns, &ev(2, TcpState::Established, TcpState::Close, 60));
+        assert_eq!(
+            s.estab.counts(),
+            Counts {
+                established: 0,
+                close_wait: 1
+            },
+            "what the table holds"
+        );
         let mut readable = true;
+        let metrics = CollectorMetrics::default();
         let settle = Duration::from_nanos(crate::estab::SETTLE_NS + 10_000_000);
         let mut step = |kernel: i64| {
-            let r = BpfSource::check_curr_estab(&mut readable, &mut s, || Some(kernel));
             std::thread::sleep(settle);
-            r
+            s.drained_ns = halfopen_bpf::ClockAnchor::now().boot_ns; // the hub polled
+            BpfSource::check_curr_estab(&mut readable, &mut s, &metrics, || Some(kernel))
         };
         assert_eq!(step(1), None, "the first reading");
-        assert_eq!(
-            step(2),
-            None,
-            "calibrated on the first (offset 0); now one the table lacks"
-        );
+        assert_eq!(step(2), None, "it agreed; now one the table lacks");
         assert_eq!(step(2), None, "suspect once");
         let why = step(2).expect("twice in a row: a loss");
         assert_eq!(
             why,
-            "the kernel counts 2 ESTABLISHED/CLOSE_WAIT sockets, the events 1 (offset 0): a transition was lost unseen"
+            "the kernel counts 2 connections in Tcp CurrEstab, the eBPF table 1 (offset 0), twice in a row: a \
+             transition was lost without a loss counter rising"
         );
-        assert_eq!((s.stats.unseen_losses, s.stats.estab_offset), (1, 0));
+        assert_eq!(
+            s.needs_dump.as_deref(),
+            Some(why.as_str()),
+            "the next report dumps too, until one does"
+        );
+        assert_eq!(
+            (s.stats.unseen_losses, s.stats.estab_agreed, s.stats.estab_offset),
+            (1, 1, 0)
+        );
         // Unreadable: said once, and the check stops reading.
-        assert_eq!(BpfSource::check_curr_estab(&mut readable, &mut s, || None), None);
+        assert_eq!(
+            BpfSource::check_curr_estab(&mut readable, &mut s, &metrics, || None),
+            None
+        );
         assert!(!readable);
     }
 

@@ -97,10 +97,11 @@ pub fn open_in_namespace(
     hub: Option<(Arc<BpfHub>, Duration)>,
     force_proc: bool,
     host: &str,
+    metrics: CollectorMetrics,
 ) -> Result<Box<dyn TableSource>, ScanError> {
     if let Some((hub, dump_every)) = hub {
         match halfopen_sockets::netns::current_cookie() {
-            Ok(Some(c)) => match BpfSource::open(hub, c.0, dump_every) {
+            Ok(Some(c)) => match BpfSource::open(hub, c.0, dump_every, metrics) {
                 Ok(s) => return Ok(Box::new(s)),
                 Err(e) => warn!(host_id = %host, "the eBPF source cannot follow this namespace ({e}): polling it"),
             },
@@ -129,15 +130,12 @@ fn start_bpf(
     metrics: CollectorMetrics,
 ) -> Result<Chosen, BpfUnavailable> {
     check_bpf()?;
-    let netns = match halfopen_sockets::netns::current_cookie() {
-        Ok(Some(c)) => c.0,
-        Ok(None) => return Err(BpfUnavailable::NoNetnsCookie(String::new())),
-        Err(e) => return Err(BpfUnavailable::NoNetnsCookie(format!(": {e}"))),
-    };
+    let netns = own_cookie()?;
     let hub = load_hub(cfg, Some(netns))?;
     let own = hub.clone();
+    let m = metrics.clone();
     let kernel = Kernel::start_shared(owners, host, metrics, move || {
-        BpfSource::open(own, netns, cfg.dump_every)
+        BpfSource::open(own, netns, cfg.dump_every, m)
     })?;
     Ok(Chosen { kernel, hub: Some(hub) })
 }
@@ -151,6 +149,9 @@ fn start_bpf(
 pub fn start_hub(choice: SourceChoice, cfg: BpfConfig) -> Result<Option<Arc<BpfHub>>, StartError> {
     let load = || -> Result<Arc<BpfHub>, BpfUnavailable> {
         check_bpf()?;
+        // The events are routed by netns cookie: the own namespace's tells
+        // whether the kernel gives them (every namespace's or none's).
+        own_cookie()?;
         load_hub(cfg, None)
     };
     match choice {
@@ -163,6 +164,15 @@ pub fn start_hub(choice: SourceChoice, cfg: BpfConfig) -> Result<Option<Arc<BpfH
                 Ok(None)
             }
         },
+    }
+}
+
+/// The calling thread's network namespace cookie (SO_NETNS_COOKIE).
+fn own_cookie() -> Result<u64, BpfUnavailable> {
+    match halfopen_sockets::netns::current_cookie() {
+        Ok(Some(c)) => Ok(c.0),
+        Ok(None) => Err(BpfUnavailable::NoNetnsCookie(String::new())),
+        Err(e) => Err(BpfUnavailable::NoNetnsCookie(format!(": {e}"))),
     }
 }
 

@@ -42,6 +42,9 @@ const SIDES: [(Side, &str); 2] = [(Side::Client, "client"), (Side::Server, "serv
 /// `ResolveStats`).
 pub const OWNER_FAILURE_REASONS: [&str; 3] = ["vanished", "permission_denied", "other"];
 
+/// Verdicts of the eBPF source's CurrEstab check (`crate::estab`).
+pub const CURR_ESTAB_VERDICTS: [&str; 4] = ["agrees", "unsure", "suspect", "lost"];
+
 /// See the module documentation. Cheap to clone (every metric is shared).
 #[derive(Clone, Debug)]
 pub struct CollectorMetrics {
@@ -56,6 +59,7 @@ pub struct CollectorMetrics {
     last_report: Gauge<f64, AtomicU64>,
     lookups: Counter,
     lookup_tuples: Counter,
+    curr_estab_checks: Family<OneLabel, Counter>,
 }
 
 impl Default for CollectorMetrics {
@@ -81,6 +85,8 @@ impl Default for CollectorMetrics {
             last_report: Gauge::default(),
             lookups: Counter::default(),
             lookup_tuples: Counter::default(),
+            // Shown once an eBPF source runs (netlink collectors have none).
+            curr_estab_checks: Family::default(),
         }
     }
 }
@@ -163,6 +169,14 @@ impl CollectorMetrics {
             "Connections looked up for the reconciler",
             m.lookup_tuples.clone(),
         );
+        r.register(
+            "bpf_curr_estab_checks",
+            "eBPF source: readings of the kernel's Tcp CurrEstab judged against the table built from events, by \
+             verdict: agrees; unsure (a transition within 2 ms of the reading: no conclusion, most readings under \
+             heavy churn, where the periodic dump is the backstop); suspect (off once); lost (off twice in a row: \
+             a transition was lost without a loss counter rising, a dump followed)",
+            m.curr_estab_checks.clone(),
+        );
         m
     }
 
@@ -236,6 +250,19 @@ impl CollectorMetrics {
         self.last_report.set(now);
     }
 
+    /// An eBPF source started: its CurrEstab verdicts are shown, at 0.
+    pub(crate) fn curr_estab_checks_shown(&self) {
+        for v in CURR_ESTAB_VERDICTS {
+            drop(self.curr_estab_checks.get_or_create(&[("verdict", v)]));
+        }
+    }
+
+    /// One reading of CurrEstab judged (`verdict`: one of
+    /// [`CURR_ESTAB_VERDICTS`]).
+    pub(crate) fn curr_estab_checked(&self, verdict: &'static str) {
+        self.curr_estab_checks.get_or_create(&[("verdict", verdict)]).inc();
+    }
+
     pub(crate) fn lookup_answered(&self, tuples: usize) {
         self.lookups.inc();
         self.lookup_tuples.inc_by(tuples as u64);
@@ -293,6 +320,10 @@ mod tests {
         m.session_opened();
         m.lookup_answered(180);
         m.scan_failed();
+        m.curr_estab_checks_shown();
+        m.curr_estab_checked("agrees");
+        m.curr_estab_checked("agrees");
+        m.curr_estab_checked("lost");
         let text = encode(&r, Format::OpenMetrics).unwrap();
         let lines: Vec<&str> = text
             .lines()

@@ -377,13 +377,13 @@ fn plan(mut input: PlanInput) -> Result<Plan, CollectorError> {
         let label = unique_label(&input.host_id, &namespace_label(&name), ns.inode, &used);
         let host_id = host_id_of(&input.host_id, &label, ns.inode);
         let force_proc = input.force_proc;
-        let (bpf, host) = (input.bpf.clone(), host_id.clone());
+        let (bpf, host, m) = (input.bpf.clone(), host_id.clone(), input.metrics.clone());
         match Kernel::start_in(
             &handle,
             input.owners.clone(),
             host_id.clone(),
             input.metrics.clone(),
-            move || crate::choose::open_in_namespace(bpf, force_proc, &host),
+            move || crate::choose::open_in_namespace(bpf, force_proc, &host, m),
         ) {
             Ok((kernel, thread)) => {
                 let id = thread.id();

@@ -25,7 +25,7 @@ fn the_event_table_agrees_with_the_kernels_curr_estab_under_churn() {
             nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             let cookie = halfopen_sockets::netns::current_cookie().unwrap().unwrap().0;
             let hub = BpfHub::start(Some(cookie), None).unwrap();
-            let mut src = BpfSource::open(hub, cookie, Duration::from_secs(600)).unwrap();
+            let mut src = BpfSource::open(hub, cookie, Duration::from_secs(600), Default::default()).unwrap();
             let listener = TcpListener::bind("198.18.37.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let (mut out, mut removed, mut listeners) = (Vec::new(), Vec::new(), Vec::new());
