@@ -124,7 +124,8 @@ pub enum Cmd {
         /// same as --source proc.
         #[arg(long, conflicts_with = "source")]
         proc_net: bool,
-        /// eBPF source: take a sock_diag dump at least this often, besides whenever events were lost.
+        /// eBPF source: take a sock_diag dump at least this often, besides whenever events were lost (a
+        /// loss counter rose, or the kernel's Tcp CurrEstab was off the table twice in a row).
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         bpf_dump_every: Duration,
         /// eBPF source: size of the transitions ring buffer (a power of two, at least 4KiB).
