@@ -30,6 +30,7 @@ fn main() {
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--netns" => opts
                 .only_netns
+                .get_or_insert_with(Vec::new)
                 .push(args.next().and_then(|v| v.parse().ok()).expect("--netns COOKIE")),
             other => panic!("unknown argument {other}"),
         }

@@ -139,7 +139,7 @@ pub struct Bpf {
     witness: Option<WitnessHook>,
     transitions: bool,
     undecodable_total: u64,
-    /// Loaded with a namespace filter ([`LoadOptions::filtered`]).
+    /// Loaded with a namespace filter ([`LoadOptions::only_netns`] given).
     filtered: bool,
 }
 
@@ -241,7 +241,7 @@ impl Bpf {
             witness,
             transitions: opts.transitions,
             undecodable_total: 0,
-            filtered: opts.filtered(),
+            filtered: opts.only_netns.is_some(),
         };
         // SAFETY: the storage outlives the skeleton: Bpf's Drop drops the skeleton first.
         let storage_ref: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage };
@@ -254,7 +254,7 @@ impl Bpf {
             .map_err(|e| classify("loading the BPF programs".into(), &e))?;
         let skel = bpf.skel.insert(Box::new(skel));
 
-        for cookie in &opts.only_netns {
+        for cookie in opts.only_netns.iter().flatten() {
             skel.maps
                 .netns_allow
                 .update(&cookie.to_ne_bytes(), &[1u8], MapFlags::ANY)
@@ -354,7 +354,7 @@ impl Bpf {
     }
 
     /// Reports network namespace `cookie` too, from now on. Only for programs loaded with a
-    /// namespace filter ([`LoadOptions::filtered`]; without one every namespace is
+    /// namespace filter ([`LoadOptions::only_netns`] given; without one every namespace is
     /// reported already, and this does nothing).
     ///
     /// Errors: [`BpfError::InvalidOption`] for cookie 0; [`BpfError::Read`] when the filter
@@ -559,7 +559,7 @@ fn configure(
         log: String::new(),
     })?;
     (rodata.wake_events, rodata.wake_drops) = wake;
-    rodata.netns_filtered = u32::from(opts.filtered());
+    rodata.netns_filtered = u32::from(opts.only_netns.is_some());
 
     let p = &mut open.progs;
     p.on_state.set_autoload(opts.transitions);

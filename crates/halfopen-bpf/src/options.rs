@@ -39,19 +39,10 @@ pub struct LoadOptions {
     /// 256 KiB. Clamped, per ring, to half of that ring.
     pub wake_bytes: u32,
     /// Report only these network namespaces (netns cookies, as `SO_NETNS_COOKIE` gives them;
-    /// at most [`MAX_NETNS_FILTER`]). Empty: every namespace, unless `netns_filter` is set.
-    pub only_netns: Vec<u64>,
-    /// Load with a namespace filter even when `only_netns` is empty: nothing is reported until
-    /// [`crate::Bpf::allow_netns`] adds a namespace (a collector that covers other namespaces
-    /// but not its own). Default false; a non-empty `only_netns` implies it.
-    pub netns_filter: bool,
-}
-
-impl LoadOptions {
-    /// Whether the programs report only the namespaces in their filter.
-    pub fn filtered(&self) -> bool {
-        self.netns_filter || !self.only_netns.is_empty()
-    }
+    /// at most [`MAX_NETNS_FILTER`]), and those [`crate::Bpf::allow_netns`] adds later. An
+    /// empty list reports nothing until one is added (a collector that covers other
+    /// namespaces but not its own). None (the default): every namespace.
+    pub only_netns: Option<Vec<u64>>,
 }
 
 impl Default for LoadOptions {
@@ -62,8 +53,7 @@ impl Default for LoadOptions {
             events_ring_bytes: 16 << 20,
             drops_ring_bytes: 256 << 10,
             wake_bytes: 256 << 10,
-            only_netns: Vec::new(),
-            netns_filter: false,
+            only_netns: None,
         }
     }
 }
@@ -86,13 +76,14 @@ impl LoadOptions {
                 });
             }
         }
-        if self.only_netns.len() > MAX_NETNS_FILTER {
+        let only = self.only_netns.as_deref().unwrap_or_default();
+        if only.len() > MAX_NETNS_FILTER {
             return Err(BpfError::InvalidOption {
                 option: "only_netns",
-                reason: format!("{} namespaces, at most {MAX_NETNS_FILTER}", self.only_netns.len()),
+                reason: format!("{} namespaces, at most {MAX_NETNS_FILTER}", only.len()),
             });
         }
-        if self.only_netns.contains(&0) {
+        if only.contains(&0) {
             return Err(BpfError::InvalidOption {
                 option: "only_netns",
                 reason: "0 is not a namespace cookie".into(),
@@ -145,27 +136,21 @@ mod tests {
     #[test]
     fn filter_and_emptiness_checked() {
         let o = LoadOptions {
-            only_netns: vec![1; MAX_NETNS_FILTER + 1],
+            only_netns: Some(vec![1; MAX_NETNS_FILTER + 1]),
             ..Default::default()
         };
         assert!(o.validate().is_err());
         let o = LoadOptions {
-            only_netns: vec![0],
+            only_netns: Some(vec![0]),
             ..Default::default()
         };
         assert!(o.validate().is_err());
-        // Filtered: when asked, or when namespaces are named; not by default.
-        assert!(!LoadOptions::default().filtered());
-        let named = LoadOptions {
-            only_netns: vec![7],
+        // An empty filter (nothing yet) is valid.
+        let empty = LoadOptions {
+            only_netns: Some(Vec::new()),
             ..Default::default()
         };
-        assert!(named.filtered());
-        let asked = LoadOptions {
-            netns_filter: true,
-            ..Default::default()
-        };
-        assert!(asked.filtered() && asked.validate().is_ok());
+        assert!(empty.validate().is_ok());
         let o = LoadOptions {
             transitions: false,
             witness: WitnessMode::Off,

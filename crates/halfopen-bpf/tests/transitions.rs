@@ -55,7 +55,7 @@ fn every_transition_of_real_connections_exactly_once() {
     assert_ne!(s_ns, c_ns);
     let mut bpf = Bpf::load(&LoadOptions {
         witness: WitnessMode::Off,
-        only_netns: vec![s_ns, c_ns],
+        only_netns: Some(vec![s_ns, c_ns]),
         ..Default::default()
     })
     .unwrap();
@@ -206,7 +206,7 @@ fn a_connect_whose_syn_is_dropped_learns_its_port_from_the_retransmission() {
     let c_ns = netns_cookie(&client.netns);
     let mut bpf = Bpf::load(&LoadOptions {
         witness: WitnessMode::Off,
-        only_netns: vec![c_ns],
+        only_netns: Some(vec![c_ns]),
         ..Default::default()
     })
     .unwrap();
@@ -324,7 +324,7 @@ fn table_from_events_equals_the_kernel_under_churn() {
     let (s_ns, c_ns) = (netns_cookie(&server.netns), netns_cookie(&client.netns));
     let mut bpf = Bpf::load(&LoadOptions {
         witness: WitnessMode::Off,
-        only_netns: vec![s_ns, c_ns],
+        only_netns: Some(vec![s_ns, c_ns]),
         ..Default::default()
     })
     .unwrap();
@@ -477,6 +477,24 @@ fn table_from_events_equals_the_kernel_under_churn() {
     lab.teardown().unwrap();
 }
 
+/// A listener opened and closed in the calling thread's namespace (CLOSE->LISTEN,
+/// LISTEN->CLOSE): its socket cookie.
+fn listener_cookie() -> u64 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    socket_cookie(&l)
+}
+
+/// Which of `cookies` the programs reported (polled for 500 ms: events arrive within one
+/// poll; a filtered one never does).
+fn reported(bpf: &mut Bpf, cookies: &[u64]) -> Vec<bool> {
+    let (mut socks, mut drops) = (Vec::new(), Vec::new());
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(500) {
+        bpf.poll(Duration::from_millis(20), &mut socks, &mut drops).unwrap();
+    }
+    cookies.iter().map(|c| socks.iter().any(|e| e.cookie == *c)).collect()
+}
+
 /// The namespace filter follows `allow_netns` / `disallow_netns` at run time (the collector
 /// subscribes a namespace when it starts covering it and unsubscribes it when it stops): a
 /// namespace added after load is reported, and once removed it is not, while the one named at
@@ -493,27 +511,11 @@ fn namespaces_join_and_leave_the_filter_at_run_time() {
     let b_cookie = netns_cookie(&b.netns);
     let mut bpf = Bpf::load(&LoadOptions {
         witness: WitnessMode::Off,
-        only_netns: vec![netns_cookie(&a.netns)],
+        only_netns: Some(vec![netns_cookie(&a.netns)]),
         ..Default::default()
     })
     .unwrap();
-    // A listener opened and closed in `ns` (CLOSE->LISTEN, LISTEN->CLOSE): its socket cookie.
-    let listener_in = |ns: &str| -> u64 {
-        in_netns(ns, || {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            socket_cookie(&l)
-        })
-    };
-    // Which of `cookies` the programs reported (polled for 500 ms: events arrive within one
-    // poll; a filtered one never does).
-    let reported = |bpf: &mut Bpf, cookies: &[u64]| -> Vec<bool> {
-        let (mut socks, mut drops) = (Vec::new(), Vec::new());
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_millis(500) {
-            bpf.poll(Duration::from_millis(20), &mut socks, &mut drops).unwrap();
-        }
-        cookies.iter().map(|c| socks.iter().any(|e| e.cookie == *c)).collect()
-    };
+    let listener_in = |ns: &str| in_netns(ns, listener_cookie);
     let both = [listener_in(&a.netns), listener_in(&b.netns)];
     assert_eq!(reported(&mut bpf, &both), [true, false], "only a's namespace at load");
     bpf.allow_netns(b_cookie).unwrap();
@@ -527,9 +529,9 @@ fn namespaces_join_and_leave_the_filter_at_run_time() {
     lab.teardown().unwrap();
 }
 
-/// `netns_filter` with no namespace named at load (a collector that covers other namespaces
-/// but not its own): nothing is reported, not even the loader's own namespace, until
-/// `allow_netns` adds one.
+/// An empty namespace filter (`only_netns: Some(vec![])`: a collector that covers other
+/// namespaces but not its own): nothing is reported, not even the loader's own namespace,
+/// until `allow_netns` adds one.
 #[test]
 fn an_empty_namespace_filter_reports_nothing_until_a_namespace_joins() {
     if !require_root_or_skip("an_empty_namespace_filter_reports_nothing_until_a_namespace_joins") {
@@ -540,30 +542,18 @@ fn an_empty_namespace_filter_reports_nothing_until_a_namespace_joins() {
     let a = lab.add_host("a", Ipv4Addr::new(198, 18, 35, 1)).unwrap();
     let mut bpf = Bpf::load(&LoadOptions {
         witness: WitnessMode::Off,
-        netns_filter: true,
+        only_netns: Some(Vec::new()),
         ..Default::default()
     })
     .unwrap();
-    let listener = || {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        socket_cookie(&l)
-    };
-    let reported = |bpf: &mut Bpf, cookies: &[u64]| -> Vec<bool> {
-        let (mut socks, mut drops) = (Vec::new(), Vec::new());
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_millis(500) {
-            bpf.poll(Duration::from_millis(20), &mut socks, &mut drops).unwrap();
-        }
-        cookies.iter().map(|c| socks.iter().any(|e| e.cookie == *c)).collect()
-    };
-    let pair = [listener(), in_netns(&a.netns, listener)];
+    let pair = [listener_cookie(), in_netns(&a.netns, listener_cookie)];
     assert_eq!(
         reported(&mut bpf, &pair),
         [false, false],
         "nothing before a namespace joins"
     );
     bpf.allow_netns(netns_cookie(&a.netns)).unwrap();
-    let pair = [listener(), in_netns(&a.netns, listener)];
+    let pair = [listener_cookie(), in_netns(&a.netns, listener_cookie)];
     assert_eq!(
         reported(&mut bpf, &pair),
         [false, true],

@@ -217,7 +217,7 @@ fn witnessed_drops_are_exactly_the_client_only_connections() {
     let mut bpf = Bpf::load(&LoadOptions {
         transitions: false,
         witness: WitnessMode::Auto,
-        only_netns: vec![netns_cookie(&server.netns)],
+        only_netns: Some(vec![netns_cookie(&server.netns)]),
         ..Default::default()
     })
     .unwrap();
@@ -276,7 +276,7 @@ fn a_tiny_ring_reports_what_it_lost() {
     let mut bpf = Bpf::load(&LoadOptions {
         events_ring_bytes: 4096,
         drops_ring_bytes: 4096,
-        only_netns: vec![netns_cookie(&server.netns), netns_cookie(&client.netns)],
+        only_netns: Some(vec![netns_cookie(&server.netns), netns_cookie(&client.netns)]),
         ..Default::default()
     })
     .unwrap();

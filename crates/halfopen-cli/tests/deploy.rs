@@ -187,6 +187,14 @@ impl TempDir {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         TempDir(p)
     }
+
+    /// A copy of the halfopen binary in it that every uid can run.
+    fn binary(&self) -> PathBuf {
+        let bin = self.0.join("halfopen");
+        std::fs::copy(env!("CARGO_BIN_EXE_halfopen"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
 }
 
 impl Drop for TempDir {
@@ -761,9 +769,7 @@ fn the_collector_units_capabilities_name_other_users_sockets_and_no_fewer_do() {
 
     // The binary where every uid can run it.
     let dir = TempDir::new("caps");
-    let bin = dir.0.join("halfopen");
-    std::fs::copy(env!("CARGO_BIN_EXE_halfopen"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.binary();
 
     let owner = snapshot_owner(&bin, &dir.0, &caps, server_local, client_local);
     assert_eq!(owner, Some(Some(holder_pid)), "with {caps:?} the owner is named");
@@ -783,6 +789,69 @@ fn the_collector_units_capabilities_name_other_users_sockets_and_no_fewer_do() {
     }
     drop(client);
     drop(holder);
+}
+
+/// The collector unit's capabilities (exactly its `AmbientCapabilities=`,
+/// as an unprivileged uid) are enough for the eBPF source: the collector
+/// asked for it (`--source bpf`) loads the programs and says so. The
+/// unit's `SystemCallFilter=` (bpf, perf_event_open) is checked by
+/// `systemd-analyze` above; without systemd as pid 1 here, the filter
+/// itself is not run.
+#[test]
+fn the_collector_units_capabilities_load_the_ebpf_source() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return missing("not root: setpriv cannot switch to other uids");
+    }
+    if !works("setpriv", &["--version"]) {
+        return missing("setpriv (util-linux) is not installed");
+    }
+    let caps = unit_values(&read_unit("halfopen-collector.service"), "AmbientCapabilities");
+    for c in ["CAP_BPF", "CAP_PERFMON"] {
+        assert!(caps.iter().any(|x| x == c), "the unit grants {c}: {caps:?}");
+    }
+    let dir = TempDir::new("bpfcaps");
+    let bin = dir.binary();
+    let log_path = dir.0.join("collector.log");
+    let spec = setpriv_caps(&caps);
+    let mut collector = Holder(
+        Command::new("setpriv")
+            .arg(format!("--reuid={COLLECTOR_UID}"))
+            .arg(format!("--regid={COLLECTOR_UID}"))
+            .arg("--clear-groups")
+            .arg(format!("--inh-caps={spec}"))
+            .arg(format!("--ambient-caps={spec}"))
+            .arg(format!("--bounding-set={spec}"))
+            .arg("--")
+            .arg(&bin)
+            .args([
+                "collector",
+                "--reconciler",
+                "http://127.0.0.1:9",
+                "--host-id",
+                "bpfcaps",
+            ])
+            .args(["--source", "bpf", "--netns", "self"])
+            .current_dir(&dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("setpriv runs"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("source bpf: TCP transitions") {
+            break log;
+        }
+        if let Some(status) = collector.0.try_wait().unwrap() {
+            panic!("the collector exited ({status}) without loading its eBPF programs:\n{log}");
+        }
+        assert!(Instant::now() < deadline, "no eBPF source within 30 s:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!log.contains("lacks"), "{log}");
 }
 
 /// Stopping and file limits: both units give the graceful shutdown (at most

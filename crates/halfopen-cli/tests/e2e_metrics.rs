@@ -391,6 +391,14 @@ fn a_real_prometheus_sees_the_incident_and_fires_the_alerts() {
     );
     assert!(scalar(&lab, r#"halfopen_collector_reports_total{host="db",kind="full"}"#).unwrap() >= 1.0);
     assert!(scalar(&lab, "sum(halfopen_collector_scan_duration_seconds_count)").unwrap() > 0.0);
+    // Both collectors run the eBPF source (`auto`, as root): each report's
+    // counters hand it the kernel's CurrEstab, and readings are judged.
+    watch(
+        &lab,
+        "both collectors' CurrEstab checks to agree",
+        r#"halfopen_collector_bpf_curr_estab_checks_total{verdict="agrees"} > 0"#,
+        |r| r.len() == 2,
+    );
     watch(
         &lab,
         "the store's writes in Prometheus",

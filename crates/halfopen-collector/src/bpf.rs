@@ -100,13 +100,6 @@ fn kernel_counting() -> Counting {
         .unwrap_or(Counting::EstablishedAndCloseWait)
 }
 
-/// The calling thread's namespace's `Tcp: CurrEstab` (/proc/thread-self/net/snmp).
-fn read_curr_estab() -> Option<i64> {
-    std::fs::read_to_string("/proc/thread-self/net/snmp")
-        .ok()
-        .and_then(|t| crate::estab::curr_estab(&t))
-}
-
 fn complete(t: &Tuple) -> bool {
     t.local_port() != 0 && t.remote_port() != 0 && !t.local_ip().is_unspecified() && !t.remote_ip().is_unspecified()
 }
@@ -147,12 +140,12 @@ pub struct FeedStats {
     /// transition within 2 ms of them).
     pub unseen_losses: u64,
     pub estab_unsure: u64,
-    /// Readings that agreed with the table, and the offset (kernel - table)
-    /// they are held to (0 unless the kernel miscounts).
+    /// Readings that agreed with the table; which sockets the kernel's
+    /// CurrEstab counts (as the check found) and the offset (kernel -
+    /// table) readings are held to (0 unless the kernel miscounts).
     pub estab_agreed: u64,
-    pub estab_offset: i64,
-    /// Which sockets the kernel's CurrEstab counts (as the check found).
     pub estab_counting: Option<Counting>,
+    pub estab_offset: i64,
     /// Drops witnessed; and those not kept because too many waited.
     pub witnessed: u64,
     pub witnessed_overflow: u64,
@@ -303,18 +296,25 @@ pub struct Feed {
 }
 
 impl Feed {
-    fn new(netns: u64) -> Feed {
+    fn new(netns: u64, counting: Counting) -> Feed {
         Feed {
             netns,
             state: Mutex::new(FeedState {
                 needs_dump: Some("the first report".into()),
+                estab: CurrEstabCheck::new(counting),
                 ..Default::default()
             }),
         }
     }
 
     pub fn stats(&self) -> FeedStats {
-        lock(&self.state).stats
+        let s = lock(&self.state);
+        let (how, offset) = s.estab.rule();
+        FeedStats {
+            estab_counting: Some(how),
+            estab_offset: offset,
+            ..s.stats
+        }
     }
 
     fn apply(&self, events: &[SockEvent]) {
@@ -344,6 +344,8 @@ pub struct BpfHub {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     witness: Option<WitnessHook>,
+    /// Which sockets this kernel's CurrEstab counts (first guess, per feed).
+    counting: Counting,
 }
 
 impl std::fmt::Debug for BpfHub {
@@ -364,8 +366,7 @@ impl BpfHub {
     /// refused by the kernel).
     pub fn start(netns: Option<u64>, ring_bytes: Option<u32>) -> Result<Arc<BpfHub>, BpfError> {
         let mut opts = LoadOptions {
-            only_netns: netns.into_iter().collect(),
-            netns_filter: true,
+            only_netns: Some(netns.into_iter().collect()),
             ..Default::default()
         };
         if let Some(b) = ring_bytes {
@@ -384,9 +385,10 @@ impl BpfHub {
             }
         };
         let witness = bpf.witness_hook();
+        let counting = kernel_counting();
         let feeds: Arc<Mutex<HashMap<u64, Arc<Feed>>>> = Arc::default();
         if let Some(netns) = netns {
-            lock(&feeds).insert(netns, Arc::new(Feed::new(netns)));
+            lock(&feeds).insert(netns, Arc::new(Feed::new(netns, counting)));
         }
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -406,6 +408,7 @@ impl BpfHub {
             stop,
             thread: Some(thread),
             witness,
+            counting,
         }))
     }
 
@@ -420,7 +423,7 @@ impl BpfHub {
         if let Some(f) = lock(&self.feeds).get(&netns) {
             return Ok(f.clone());
         }
-        let feed = Arc::new(Feed::new(netns));
+        let feed = Arc::new(Feed::new(netns, self.counting));
         let (tx, rx) = mpsc::channel();
         let stopped = || BpfError::Read {
             what: "subscribing a namespace",
@@ -623,9 +626,6 @@ pub struct BpfSource {
     last_dump: Option<Instant>,
     owners_by_pid: bool,
     buf: Vec<SocketRecord>,
-    /// /proc/thread-self/net/snmp gives CurrEstab (cleared on the first
-    /// failure, said once).
-    estab_readable: bool,
     metrics: CollectorMetrics,
 }
 
@@ -644,7 +644,6 @@ impl BpfSource {
             op: "subscribe (eBPF)",
             source: std::io::Error::other(e.to_string()),
         })?;
-        lock(&feed.state).estab = CurrEstabCheck::new(kernel_counting());
         metrics.curr_estab_checks_shown();
         let owners_by_pid = in_initial_pid_ns();
         if !owners_by_pid {
@@ -659,7 +658,6 @@ impl BpfSource {
             last_dump: None,
             owners_by_pid,
             buf: Vec::new(),
-            estab_readable: true,
             metrics,
         })
     }
@@ -675,35 +673,17 @@ impl BpfSource {
         out.extend(s.table.iter().filter_map(|e| s.record(self.netns, e.cookie)));
     }
 
-    /// Judges the last reading of the kernel's CurrEstab against the table
-    /// ([`crate::estab`]) and takes the next one; Some(why) when the table
-    /// lost a transition no counter saw (the report takes a dump, and the
-    /// next one if this one does not).
-    fn check_curr_estab(
-        readable: &mut bool,
-        s: &mut FeedState,
-        metrics: &CollectorMetrics,
-        read: impl FnOnce() -> Option<i64>,
-    ) -> Option<String> {
-        let now = halfopen_bpf::ClockAnchor::now().boot_ns;
-        let verdict = s.estab.judge(now, s.drained_ns);
-        match verdict {
-            Verdict::Agrees | Verdict::Switched(_) | Verdict::Calibrated(_) => metrics.curr_estab_checked("agrees"),
-            Verdict::Unsure => metrics.curr_estab_checked("unsure"),
-            Verdict::Suspect(_) => metrics.curr_estab_checked("suspect"),
-            Verdict::Lost { .. } => metrics.curr_estab_checked("lost"),
-            Verdict::NotYet => {}
+    /// Judges the pending reading of the kernel's CurrEstab against the
+    /// table ([`crate::estab`]); Some(why) when the table lost a transition
+    /// no counter saw (the report takes a dump, and the next one if this one
+    /// does not).
+    fn check_curr_estab(s: &mut FeedState, metrics: &CollectorMetrics) -> Option<String> {
+        let verdict = s.estab.judge(halfopen_bpf::ClockAnchor::now().boot_ns, s.drained_ns);
+        if let Some(label) = verdict.label() {
+            metrics.curr_estab_checked(label);
         }
-        let lost = match verdict {
-            Verdict::Lost { kernel, table, offset } => {
-                s.stats.unseen_losses += 1;
-                let why = format!(
-                    "the kernel counts {kernel} connections in Tcp CurrEstab, the eBPF table {table} (offset \
-                     {offset}), twice in a row: a transition was lost without a loss counter rising"
-                );
-                s.needs_dump.get_or_insert_with(|| why.clone());
-                Some(why)
-            }
+        match verdict {
+            Verdict::NotYet | Verdict::Suspect(_) => None,
             Verdict::Unsure => {
                 s.stats.estab_unsure += 1;
                 None
@@ -713,8 +693,8 @@ impl BpfSource {
                 None
             }
             Verdict::Switched(how) => {
-                s.stats.estab_agreed += 1;
                 info!("this kernel's Tcp CurrEstab counts {how:?}: the eBPF table is held to that");
+                s.stats.estab_agreed += 1;
                 None
             }
             Verdict::Calibrated(offset) => {
@@ -723,29 +703,19 @@ impl BpfSource {
                     "the kernel's Tcp CurrEstab differs from a fresh dump by a constant (a kernel that miscounts): \
                      the eBPF table is held to that offset from now on"
                 );
+                s.stats.estab_agreed += 1;
                 None
             }
-            Verdict::Suspect(_) | Verdict::NotYet => None,
-        };
-        let (how, offset) = s.estab.rule();
-        s.stats.estab_offset = offset;
-        s.stats.estab_counting = Some(how);
-        if lost.is_none() && *readable && !s.estab.pending() {
-            let from_ns = halfopen_bpf::ClockAnchor::now().boot_ns;
-            match read() {
-                Some(kernel) => s.estab.read(Reading {
-                    kernel,
-                    from_ns,
-                    to_ns: halfopen_bpf::ClockAnchor::now().boot_ns,
-                }),
-                None => {
-                    *readable = false;
-                    s.estab.disable();
-                    warn!("/proc/net/snmp gives no Tcp CurrEstab here: the eBPF table is checked only by its dumps");
-                }
+            Verdict::Lost { kernel, table, offset } => {
+                s.stats.unseen_losses += 1;
+                let why = format!(
+                    "the kernel counts {kernel} connections in Tcp CurrEstab, the eBPF table {table} (offset \
+                     {offset}), twice in a row: a transition was lost without a loss counter rising"
+                );
+                s.needs_dump.get_or_insert_with(|| why.clone());
+                Some(why)
             }
         }
-        lost
     }
 
     /// Marks queued connections that left their accept queue (see the
@@ -899,7 +869,7 @@ impl TableSource for BpfSource {
         if due {
             return Changes::Whole(format!("the periodic dump (every {:?})", self.dump_every));
         }
-        if let Some(why) = Self::check_curr_estab(&mut self.estab_readable, &mut s, &self.metrics, read_curr_estab) {
+        if let Some(why) = Self::check_curr_estab(&mut s, &self.metrics) {
             return Changes::Whole(why);
         }
         self.accepted(&mut s, listeners);
@@ -947,6 +917,10 @@ impl TableSource for BpfSource {
             return None;
         }
         halfopen_sockets::owners::process_of(pid).0
+    }
+
+    fn kernel_counted(&mut self, reading: Reading) {
+        lock(&self.feed.state).estab.read(reading);
     }
 
     fn greeting_clients(&mut self, ports: &[u16], out: &mut Vec<SocketRecord>) -> Option<Result<ScanStats, ScanError>> {
@@ -1004,18 +978,26 @@ mod tests {
             },
             "what the table holds"
         );
-        let mut readable = true;
         let metrics = CollectorMetrics::default();
         let settle = Duration::from_nanos(crate::estab::SETTLE_NS + 10_000_000);
-        let mut step = |kernel: i64| {
+        // One report: the reading the worker took with the last report's
+        // counters is judged, then this report's is handed over.
+        let mut report = |kernel: i64| {
             std::thread::sleep(settle);
             s.drained_ns = halfopen_bpf::ClockAnchor::now().boot_ns; // the hub polled
-            BpfSource::check_curr_estab(&mut readable, &mut s, &metrics, || Some(kernel))
+            let why = BpfSource::check_curr_estab(&mut s, &metrics);
+            let now = halfopen_bpf::ClockAnchor::now().boot_ns;
+            s.estab.read(Reading {
+                kernel,
+                from_ns: now,
+                to_ns: now,
+            });
+            why
         };
-        assert_eq!(step(1), None, "the first reading");
-        assert_eq!(step(2), None, "it agreed; now one the table lacks");
-        assert_eq!(step(2), None, "suspect once");
-        let why = step(2).expect("twice in a row: a loss");
+        assert_eq!(report(1), None, "nothing to judge yet");
+        assert_eq!(report(2), None, "1 agreed; now one the table lacks");
+        assert_eq!(report(2), None, "suspect once");
+        let why = report(2).expect("twice in a row: a loss");
         assert_eq!(
             why,
             "the kernel counts 2 connections in Tcp CurrEstab, the eBPF table 1 (offset 0), twice in a row: a \
@@ -1026,16 +1008,7 @@ mod tests {
             Some(why.as_str()),
             "the next report dumps too, until one does"
         );
-        assert_eq!(
-            (s.stats.unseen_losses, s.stats.estab_agreed, s.stats.estab_offset),
-            (1, 1, 0)
-        );
-        // Unreadable: said once, and the check stops reading.
-        assert_eq!(
-            BpfSource::check_curr_estab(&mut readable, &mut s, &metrics, || None),
-            None
-        );
-        assert!(!readable);
+        assert_eq!((s.stats.unseen_losses, s.stats.estab_agreed), (1, 1));
     }
 
     #[test]

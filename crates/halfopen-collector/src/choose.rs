@@ -70,21 +70,28 @@ pub fn start(
     host: String,
     metrics: CollectorMetrics,
 ) -> Result<Chosen, StartError> {
-    let polling = |force_proc: bool, owners, host, metrics| -> Result<Chosen, StartError> {
-        let kernel = Kernel::start_shared(owners, host, metrics, move || Polling::open(force_proc))?;
-        Ok(Chosen { kernel, hub: None })
-    };
+    let bpf_started = with_bpf(choice, || start_bpf(bpf, owners.clone(), host.clone(), metrics.clone()))?;
+    if let Some(chosen) = bpf_started {
+        return Ok(chosen);
+    }
+    let force_proc = matches!(choice, SourceChoice::Proc);
+    let kernel = Kernel::start_shared(owners, host, metrics, move || Polling::open(force_proc))?;
+    Ok(Chosen { kernel, hub: None })
+}
+
+/// What `--source` says about eBPF, given how to start it: `proc` and
+/// `netlink` never try (None), `bpf` must (its error is the collector's),
+/// `auto` tries and falls back (None), logging why.
+fn with_bpf<T>(
+    choice: SourceChoice,
+    try_bpf: impl FnOnce() -> Result<T, BpfUnavailable>,
+) -> Result<Option<T>, StartError> {
     match choice {
-        SourceChoice::Proc => polling(true, owners, host, metrics),
-        SourceChoice::Netlink => polling(false, owners, host, metrics),
-        SourceChoice::Bpf => start_bpf(bpf, owners, host, metrics).map_err(StartError::Bpf),
-        SourceChoice::Auto => match start_bpf(bpf, owners.clone(), host.clone(), metrics.clone()) {
-            Ok(c) => Ok(c),
-            Err(why) => {
-                info!("source netlink (--source auto): the eBPF source is not available: {why}");
-                polling(false, owners, host, metrics)
-            }
-        },
+        SourceChoice::Proc | SourceChoice::Netlink => Ok(None),
+        SourceChoice::Bpf => try_bpf().map(Some).map_err(StartError::Bpf),
+        SourceChoice::Auto => Ok(try_bpf()
+            .inspect_err(|why| info!("source netlink (--source auto): the eBPF source is not available: {why}"))
+            .ok()),
     }
 }
 
@@ -147,24 +154,13 @@ fn start_bpf(
 /// the reason, and the namespaces are polled). Errors: `--source bpf` that
 /// cannot run (why).
 pub fn start_hub(choice: SourceChoice, cfg: BpfConfig) -> Result<Option<Arc<BpfHub>>, StartError> {
-    let load = || -> Result<Arc<BpfHub>, BpfUnavailable> {
+    with_bpf(choice, || {
         check_bpf()?;
         // The events are routed by netns cookie: the own namespace's tells
         // whether the kernel gives them (every namespace's or none's).
         own_cookie()?;
         load_hub(cfg, None)
-    };
-    match choice {
-        SourceChoice::Proc | SourceChoice::Netlink => Ok(None),
-        SourceChoice::Bpf => load().map(Some).map_err(StartError::Bpf),
-        SourceChoice::Auto => match load() {
-            Ok(hub) => Ok(Some(hub)),
-            Err(why) => {
-                info!("source netlink (--source auto): the eBPF source is not available: {why}");
-                Ok(None)
-            }
-        },
-    }
+    })
 }
 
 /// The calling thread's network namespace cookie (SO_NETNS_COOKIE).

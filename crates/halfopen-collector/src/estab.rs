@@ -2,7 +2,8 @@
 //! of /proc/net/snmp (RFC 1213 `tcpCurrEstab`: the connections in
 //! ESTABLISHED or CLOSE_WAIT; net/ipv4/tcp.c `tcp_set_state` counts it in
 //! the socket's namespace just before the state changes and the tracepoint
-//! fires). A transition the programs never saw, with no loss counter
+//! fires; the worker reads it with every report's counters, parsed by
+//! halfopen-core's `counters`). A transition the programs never saw, with no loss counter
 //! raised, leaves the event-built table off by one from that count until
 //! the next dump; this check finds it within a few reports. Pure: the
 //! source feeds it the table's state changes (with the events'
@@ -33,7 +34,8 @@
 //!   offset starts at 0, not at the first reading: a loss between the first
 //!   dump and the first reading would otherwise be taken for one.
 //! - **Memory**: the changes kept reach back to the pending reading only
-//!   (or one second), at most [`MAX_CHANGES`].
+//!   (or one second when none is pending: no reading ever comes where
+//!   the kernel's counters cannot be read), at most [`MAX_CHANGES`].
 use halfopen_core::TcpState;
 use std::collections::VecDeque;
 
@@ -144,6 +146,22 @@ pub enum Verdict {
     Lost { kernel: i64, table: i64, offset: i64 },
 }
 
+impl Verdict {
+    /// Its value of the label `verdict` of
+    /// `halfopen_collector_bpf_curr_estab_checks_total` (None: nothing was
+    /// judged). A reading that agrees after a switch or a calibration
+    /// agrees.
+    pub fn label(&self) -> Option<&'static str> {
+        Some(match self {
+            Verdict::NotYet => return None,
+            Verdict::Agrees | Verdict::Switched(_) | Verdict::Calibrated(_) => "agrees",
+            Verdict::Unsure => "unsure",
+            Verdict::Suspect(_) => "suspect",
+            Verdict::Lost { .. } => "lost",
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Change {
     at_ns: u64,
@@ -170,8 +188,6 @@ pub struct CurrEstabCheck {
     fresh: bool,
     pending: Option<Reading>,
     suspect: bool,
-    /// The kernel's count cannot be read: nothing is kept.
-    disabled: bool,
 }
 
 impl Default for CurrEstabCheck {
@@ -192,7 +208,6 @@ impl CurrEstabCheck {
             fresh: true,
             pending: None,
             suspect: false,
-            disabled: false,
         }
     }
 
@@ -220,9 +235,6 @@ impl CurrEstabCheck {
         }
         self.counts.established += d.established;
         self.counts.close_wait += d.close_wait;
-        if self.disabled {
-            return;
-        }
         // What no later judgement needs: before the pending reading's
         // guard, or older than KEEP_NS when none is pending.
         let horizon = match self.pending {
@@ -244,13 +256,6 @@ impl CurrEstabCheck {
         });
     }
 
-    /// The kernel's count cannot be read: stop keeping changes.
-    pub fn disable(&mut self) {
-        self.disabled = true;
-        self.pending = None;
-        self.changes = VecDeque::new();
-    }
-
     /// The table's counts now.
     pub fn counts(&self) -> Counts {
         self.counts
@@ -270,13 +275,12 @@ impl CurrEstabCheck {
     /// one is pending a newer one is not taken (a report interval shorter
     /// than [`SETTLE_NS`] would otherwise never get one judged).
     pub fn read(&mut self, r: Reading) {
-        if !self.disabled && self.pending.is_none() {
+        if self.pending.is_none() {
             self.pending = Some(r);
         }
     }
 
-    /// Whether a reading waits to be judged (the caller reads the kernel
-    /// only when none does).
+    /// Whether a reading waits to be judged.
     pub fn pending(&self) -> bool {
         self.pending.is_some()
     }
@@ -351,20 +355,6 @@ impl CurrEstabCheck {
         self.suspect = true;
         Verdict::Suspect(diff - offset)
     }
-}
-
-/// `Tcp: CurrEstab` from the text of /proc/net/snmp. None when absent.
-pub fn curr_estab(snmp: &str) -> Option<i64> {
-    let mut lines = snmp.lines();
-    while let Some(header) = lines.next() {
-        let values = lines.next()?;
-        let (Some(h), Some(v)) = (header.strip_prefix("Tcp:"), values.strip_prefix("Tcp:")) else {
-            continue;
-        };
-        let i = h.split_whitespace().position(|n| n == "CurrEstab")?;
-        return v.split_whitespace().nth(i)?.parse().ok();
-    }
-    None
 }
 
 #[cfg(test)]
@@ -551,23 +541,26 @@ mod tests {
             c.changed(200 * S + i * 10_000_000, None, Some(Established));
         }
         assert!(c.kept() <= 101, "{}", c.kept());
-        // Unreadable: nothing is kept at all.
-        c.disable();
-        c.changed(300 * S, None, Some(Established));
-        c.read(reading(0, 300 * S));
-        assert_eq!((c.kept(), c.pending()), (0, false));
     }
 
     #[test]
-    fn curr_estab_is_read_from_the_tcp_lines() {
-        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
-                    Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs\n\
-                    Tcp: 1 200 120000 -1 10 5 0 0 7 300\n\
-                    Udp: InDatagrams\nUdp: 3\n";
-        assert_eq!(curr_estab(snmp), Some(7));
-        assert_eq!(curr_estab("Ip: A\nIp: 1\n"), None);
-        assert_eq!(curr_estab("Tcp: CurrEstab\nTcp: x\n"), None);
-        assert_eq!(curr_estab(""), None);
+    fn every_verdict_has_a_metric_label_but_not_yet() {
+        let judged = [
+            Verdict::Unsure,
+            Verdict::Agrees,
+            Verdict::Switched(Counting::EstablishedOnly),
+            Verdict::Calibrated(3),
+            Verdict::Suspect(1),
+            Verdict::Lost {
+                kernel: 2,
+                table: 1,
+                offset: 0,
+            },
+        ];
+        let labels: Vec<_> = judged.iter().map(|v| v.label().unwrap()).collect();
+        assert_eq!(labels, ["unsure", "agrees", "agrees", "agrees", "suspect", "lost"]);
+        assert!(labels.iter().all(|l| crate::metrics::CURR_ESTAB_VERDICTS.contains(l)));
+        assert_eq!(Verdict::NotYet.label(), None);
     }
 
     proptest! {

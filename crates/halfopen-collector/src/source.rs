@@ -60,6 +60,13 @@ pub trait TableSource: Send {
         let _ = cookie;
         None
     }
+
+    /// The kernel's `Tcp: CurrEstab` as the worker read it with this
+    /// report's counters (eBPF: held against the table built from events,
+    /// [`crate::estab`]; polling sources ignore it).
+    fn kernel_counted(&mut self, reading: crate::estab::Reading) {
+        let _ = reading;
+    }
 }
 
 /// A source chosen at run time (a namespace's worker takes the eBPF source
@@ -91,6 +98,9 @@ impl TableSource for Box<dyn TableSource> {
     }
     fn connect_owner(&mut self, cookie: u64) -> Option<Process> {
         (**self).connect_owner(cookie)
+    }
+    fn kernel_counted(&mut self, reading: crate::estab::Reading) {
+        (**self).kernel_counted(reading)
     }
 }
 

@@ -422,9 +422,17 @@ impl Worker {
             taken_at_ms,
             ..Default::default()
         };
+        let from_ns = halfopen_bpf::ClockAnchor::now().boot_ns;
         match crate::hostinfo::counters() {
             Ok(c) => r.counters = c,
             Err(e) => self.problem("TCP counters unavailable", e.to_string()),
+        }
+        if let Some(&kernel) = r.counters.get("Tcp.CurrEstab") {
+            self.source.kernel_counted(crate::estab::Reading {
+                kernel: kernel as i64,
+                from_ns,
+                to_ns: halfopen_bpf::ClockAnchor::now().boot_ns,
+            });
         }
         match crate::hostinfo::sysctls() {
             Ok(s) => r.sysctls = s,

@@ -1,12 +1,14 @@
 //! The eBPF source on the real kernel, in a lab namespace (root, and the
 //! cargo feature `bpf`): the table the transitions build is held to the
-//! kernel's own count of ESTABLISHED and CLOSE_WAIT sockets (Tcp CurrEstab)
-//! at every report, and under churn between reports they agree exactly
-//! (offset 0, never a loss).
+//! kernel's own count of ESTABLISHED and CLOSE_WAIT sockets (Tcp CurrEstab,
+//! handed over with each report's counters as the worker does), and under
+//! churn between reports they agree exactly (offset 0, never a loss).
 
 #![cfg(feature = "bpf")]
 
+use halfopen_bpf::ClockAnchor;
 use halfopen_collector::bpf::{BpfHub, BpfSource};
+use halfopen_collector::estab::Reading;
 use halfopen_collector::source::{Changes, TableSource};
 use halfopen_lab::{require_root_or_skip, Lab};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
@@ -57,6 +59,15 @@ fn the_event_table_agrees_with_the_kernels_curr_estab_under_churn() {
                     Changes::Delta => {}
                     other => panic!("round {round}: the report asked for {other:?}"),
                 }
+                // As the worker does: this report's counters, read in the
+                // namespace, hand the source the kernel's CurrEstab.
+                let from_ns = ClockAnchor::now().boot_ns;
+                let counters = halfopen_collector::hostinfo::counters().unwrap();
+                src.kernel_counted(Reading {
+                    kernel: counters["Tcp.CurrEstab"] as i64,
+                    from_ns,
+                    to_ns: ClockAnchor::now().boot_ns,
+                });
             }
             src.stats()
         })
